@@ -1,0 +1,278 @@
+"""Reliability tables and diagrams on grouped binomial counts.
+
+Binning the groups gives the same table as binning the expanded 0/1 rows, because a group's rows
+share one prediction. Grouped data also allows what raw rows cannot: one point per group
+(``strategy="groups"``), each with its own Wilson interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+from scipy.stats import norm
+
+from binomlab._proba import check_bins, counts, resolve_proba
+from binomlab.errors import BinomlabError, InvalidCountsError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from binomlab.grouped import Grouped
+
+__all__ = ["calibration", "plot_calibration", "wilson_interval"]
+
+STRATEGIES = ("quantile", "uniform", "groups")
+_STAT_COLUMNS = (
+    "p_min",
+    "p_max",
+    "mean_predicted",
+    "observed",
+    "trials",
+    "successes",
+    "lower",
+    "upper",
+)
+
+
+def wilson_interval(
+    successes: Any, trials: Any, *, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score confidence interval for a binomial proportion.
+
+    Parameters
+    ----------
+    successes, trials : array-like of int
+        Counts, broadcast against each other; ``trials > 0`` and ``0 <= successes <= trials``.
+    level : float, default 0.95
+        Two-sided confidence level, in (0, 1).
+
+    Returns
+    -------
+    lower, upper : numpy.ndarray
+        float64, of the broadcast shape of the inputs (0-d for scalars), within [0, 1];
+        ``lower`` is exactly 0 where ``successes == 0`` and ``upper`` exactly 1 where
+        ``successes == trials``.
+
+    Raises
+    ------
+    InvalidCountsError
+        If a trial count is not positive or a success count is outside [0, trials].
+    BinomlabError
+        If `level` is not in (0, 1).
+    """
+    if not 0.0 < level < 1.0:
+        msg = f"Expected level to be in (0, 1). Received: level={level!r}"
+        raise BinomlabError(msg)
+    k, n = np.broadcast_arrays(
+        np.asarray(successes, dtype=np.float64), np.asarray(trials, dtype=np.float64)
+    )
+    if np.any(~(n > 0)):
+        msg = f"Wilson intervals need trials > 0; found {int(np.sum(~(n > 0)))} that are not."
+        raise InvalidCountsError(msg)
+    if np.any(~((k >= 0) & (k <= n))):
+        msg = "Wilson intervals need 0 <= successes <= trials; some successes are outside."
+        raise InvalidCountsError(msg)
+    z = norm.ppf(0.5 + level / 2.0)
+    z2 = z * z
+    center = (k + z2 / 2.0) / (n + z2)
+    half = z / (n + z2) * np.sqrt(k * (n - k) / n + z2 / 4.0)
+    lower = np.where(k == 0, 0.0, np.clip(center - half, 0.0, 1.0))
+    upper = np.where(k == n, 1.0, np.clip(center + half, 0.0, 1.0))
+    return lower, upper
+
+
+def calibration(
+    data: Grouped,
+    proba_or_fitted: Any,
+    bins: int = 10,
+    *,
+    strategy: str = "quantile",
+    level: float = 0.95,
+) -> pl.DataFrame:
+    """Reliability table: predicted against observed success rate, per bin of predictions.
+
+    Parameters
+    ----------
+    data : Grouped
+        The grouped counts.
+    proba_or_fitted : array-like of shape [groups] or fitted model
+        Probabilities, or an object with ``predict_proba(data)``.
+    bins : int, default 10
+        Number of bins for the ``"quantile"`` and ``"uniform"`` strategies (ignored by
+        ``"groups"``).
+    strategy : {"quantile", "uniform", "groups"}, default "quantile"
+        ``"uniform"``: group ``i`` is in bin ``min(floor(bins · p_i), bins - 1)``; the bin
+        number is kept, so bin 7 of 10 is always [0.7, 0.8).
+        ``"quantile"``: the edges are the trial-weighted quantiles of ``p`` at ``j / bins``,
+        ``j = 1 .. bins-1`` (inverted-CDF definition, i.e. ``np.quantile(...,
+        method="inverted_cdf")`` on the expanded rows), and ``p`` goes to bin
+        ``searchsorted(edges, p, side="left")``, so equal predictions always share a bin;
+        bins are renumbered 0, 1, ... after empty ones are dropped.
+        ``"groups"``: one row per group (``bin`` is the group's index in ``data.frame``), with the
+        group's feature columns after ``bin``.
+    level : float, default 0.95
+        Confidence level of the Wilson interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per non-empty bin, sorted by ``bin``, with columns ``bin`` (Int64, 0-based),
+        [the feature columns, for ``"groups"`` only], ``p_min`` and ``p_max`` (range of the
+        predictions in the bin), ``mean_predicted`` (trial-weighted mean prediction),
+        ``observed`` (successes / trials), ``trials``, ``successes`` (Int64), ``lower`` and
+        ``upper`` (Wilson interval of ``observed``). ``trials`` sums to ``data.trials``.
+
+    Raises
+    ------
+    BinomlabError
+        If `strategy` is unknown, `bins` is not an integer >= 1, `level` is not in (0, 1), or
+        (``"groups"``) a feature column is named like an output column.
+    InvalidProbabilityError, EmptyDataError, TypeError
+        As :func:`binomlab.evaluate`.
+    """
+    if strategy not in STRATEGIES:
+        msg = f"Expected one of {STRATEGIES}. Received: strategy={strategy!r}"
+        raise BinomlabError(msg)
+    check_bins(bins)
+    trials, successes = counts(data)
+    proba = resolve_proba(data, proba_or_fitted)
+
+    if strategy == "uniform":
+        bin_of = np.minimum(np.floor(bins * proba), bins - 1).astype(np.int64)
+    elif strategy == "quantile":
+        edges = _weighted_quantile_edges(proba, trials, bins)
+        _, bin_of = np.unique(np.searchsorted(edges, proba, side="left"), return_inverse=True)
+    else:
+        bin_of = np.arange(len(proba), dtype=np.int64)
+    table = _table(bin_of.astype(np.int64), proba, trials, successes, level=level)
+    if strategy == "groups":
+        features = data.frame.drop("n", "k")
+        clash = [name for name in features.columns if name in ("bin", *_STAT_COLUMNS)]
+        if clash:
+            msg = (
+                f"Feature column(s) {clash} clash with the calibration columns; rename them "
+                "before using strategy='groups'."
+            )
+            raise BinomlabError(msg)
+        table = pl.concat([table.select("bin"), features, table.drop("bin")], how="horizontal")
+    return table
+
+
+def plot_calibration(
+    data: Grouped,
+    models: Any,
+    *,
+    bins: int = 10,
+    strategy: str = "quantile",
+    level: float = 0.95,
+    ax: Axes | None = None,
+) -> Axes:
+    """Draw a reliability diagram of one or more models.
+
+    Parameters
+    ----------
+    data : Grouped
+        The grouped counts.
+    models : array-like, fitted model, or dict of name -> array-like or fitted model
+        What to draw; a single model is labelled ``"model"``.
+    bins, strategy, level
+        As :func:`calibration`. With ``strategy="groups"`` each group is a point whose area is
+        proportional to its trials.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        With the diagonal (label ``"perfectly calibrated"``), one series per model (x: mean
+        prediction, y: observed rate, vertical error bars: Wilson interval) and a legend.
+
+    Raises
+    ------
+    BinomlabError
+        If `models` is an empty dict, and as :func:`calibration`.
+    """
+    import matplotlib.pyplot as plt
+
+    named = dict(models) if isinstance(models, Mapping) else {"model": models}
+    if not named:
+        msg = "Expected at least one model to plot. Received: models={}"
+        raise BinomlabError(msg)
+    tables = {
+        str(name): calibration(data, model, bins, strategy=strategy, level=level)
+        for name, model in named.items()
+    }
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="0.6", label="perfectly calibrated")
+    largest = max(int(table["trials"].max()) for table in tables.values())
+    for name, table in tables.items():
+        x = table["mean_predicted"].to_numpy()
+        y = table["observed"].to_numpy()
+        yerr = np.clip(
+            np.vstack([y - table["lower"].to_numpy(), table["upper"].to_numpy() - y]), 0.0, None
+        )
+        if strategy == "groups":
+            area = 200.0 * table["trials"].to_numpy() / largest
+            points = ax.scatter(x, y, s=np.maximum(area, 4.0), alpha=0.7, label=name)
+            color = points.get_facecolor()[0]
+            ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor=color, alpha=0.5)
+        else:
+            ax.errorbar(x, y, yerr=yerr, fmt="o-", capsize=3, markersize=4, label=name)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed rate")
+    ax.legend(loc="upper left")
+    return ax
+
+
+def _weighted_quantile_edges(proba: np.ndarray, trials: np.ndarray, bins: int) -> np.ndarray:
+    """Inverted-CDF quantiles of `proba` with each group repeated `trials` times, at j / bins."""
+    order = np.argsort(proba, kind="stable")
+    sorted_p = proba[order]
+    cumulative = np.cumsum(trials[order])
+    # numpy's "inverted_cdf": 0-based row ceil(N q - 1), at least 0, of the sorted expanded rows.
+    q = np.arange(1, bins) / bins
+    row = np.maximum(np.ceil(cumulative[-1] * q - 1.0), 0.0)
+    # Row r of the expansion belongs to the first group whose cumulative count exceeds r.
+    return sorted_p[np.searchsorted(cumulative, row, side="right")]
+
+
+def _table(
+    bin_of: np.ndarray,
+    proba: np.ndarray,
+    trials: np.ndarray,
+    successes: np.ndarray,
+    *,
+    level: float,
+) -> pl.DataFrame:
+    order = np.argsort(bin_of, kind="stable")
+    bin_sorted = bin_of[order]
+    starts = np.flatnonzero(np.r_[True, bin_sorted[1:] != bin_sorted[:-1]])
+    p = proba[order]
+    n = trials[order]
+    k = successes[order]
+    n_bin = np.add.reduceat(n, starts)
+    k_bin = np.add.reduceat(k, starts)
+    p_min = np.minimum.reduceat(p, starts)
+    p_max = np.maximum.reduceat(p, starts)
+    # Clipped so rounding never puts the mean outside the range (and a single p stays exact).
+    mean = np.clip(np.add.reduceat(n * p, starts) / n_bin, p_min, p_max)
+    lower, upper = wilson_interval(k_bin, n_bin, level=level)
+    return pl.DataFrame(
+        {
+            "bin": pl.Series(bin_sorted[starts], dtype=pl.Int64),
+            "p_min": p_min,
+            "p_max": p_max,
+            "mean_predicted": mean,
+            "observed": k_bin / n_bin,
+            "trials": pl.Series(n_bin, dtype=pl.Int64),
+            "successes": pl.Series(k_bin, dtype=pl.Int64),
+            "lower": lower,
+            "upper": upper,
+        }
+    )

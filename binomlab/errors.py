@@ -1,0 +1,66 @@
+"""The exceptions binomlab raises.
+
+Every error is a :class:`BinomlabError`, itself a :class:`ValueError`, so ``except ValueError``
+keeps working. Each message names the offending column or value and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "BinomlabError",
+    "ColumnNotFoundError",
+    "EmptyDataError",
+    "InvalidCountsError",
+    "InvalidLabelError",
+    "InvalidProbabilityError",
+]
+
+
+class BinomlabError(ValueError):
+    """Base class of every error binomlab raises on bad input."""
+
+
+class ColumnNotFoundError(BinomlabError):
+    """A column that was asked for is not in the data."""
+
+    @classmethod
+    def from_missing_and_available(
+        cls, missing: Iterable[str], available: Iterable[str], *, role: str = "column"
+    ) -> ColumnNotFoundError:
+        missing = list(missing)
+        available = list(available)
+        msg = (
+            f"{role.capitalize()} {_quoted(missing)} not found in the data. "
+            f"Available columns: {available}."
+        )
+        hints = [
+            f"{name!r} -> {close[0]!r}"
+            for name in missing
+            if (close := difflib.get_close_matches(name, available, n=1))
+        ]
+        if hints:
+            msg += f" Hint: did you mean {', '.join(hints)}?"
+        return cls(msg)
+
+
+class InvalidCountsError(BinomlabError):
+    """Counts that cannot be binomial counts (k > n, negative, fractional, null)."""
+
+
+class InvalidLabelError(BinomlabError):
+    """A label column that is not a binary outcome."""
+
+
+class InvalidProbabilityError(BinomlabError):
+    """Predicted probabilities of the wrong shape, non-finite or outside [0, 1]."""
+
+
+class EmptyDataError(BinomlabError):
+    """The input holds no rows (or no trials) to work on."""
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names)

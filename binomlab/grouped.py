@@ -1,0 +1,336 @@
+"""`Grouped`: raw Bernoulli rows collapsed to one row of counts per feature combination."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from binomlab import binning, splitting
+from binomlab.errors import (
+    BinomlabError,
+    ColumnNotFoundError,
+    EmptyDataError,
+    InvalidCountsError,
+)
+
+__all__ = ["COUNT_COLUMNS", "Grouped", "read_grouped"]
+
+COUNT_COLUMNS = ("n", "k")
+_PARQUET_KEY = "binomlab.grouped"
+_FORMAT_VERSION = 1
+SeedLike = int | np.random.Generator | None
+
+
+def check_feature_names(features: str | Sequence[str]) -> tuple[str, ...]:
+    """Normalise ``features`` to a tuple of names and reject empty, duplicate or reserved ones.
+
+    Raises
+    ------
+    BinomlabError
+        No features, a duplicate, a non-string, or a feature named ``n`` or ``k``.
+    """
+    names = (features,) if isinstance(features, str) else tuple(features)
+    if not names:
+        msg = "features must name at least one column. Received: features=[]"
+        raise BinomlabError(msg)
+    bad = [f for f in names if not isinstance(f, str)]
+    if bad:
+        msg = f"Feature names must be strings. Received: {bad!r}"
+        raise BinomlabError(msg)
+    dupes = sorted({f for f in names if names.count(f) > 1})
+    if dupes:
+        msg = f"Duplicate features {dupes}: name each column once."
+        raise BinomlabError(msg)
+    reserved = [f for f in names if f in COUNT_COLUMNS]
+    if reserved:
+        msg = (
+            f"A feature cannot be named {reserved[0]!r}: 'n' and 'k' are the trial and success "
+            f"counts of every Grouped. Rename it first, e.g. df.rename({{{reserved[0]!r}: "
+            f"'{reserved[0]}_feature'}})."
+        )
+        raise BinomlabError(msg)
+    return names
+
+
+def _as_generator(seed: SeedLike) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+class Grouped:
+    """Grouped binomial data: the feature columns, then ``n`` trials and ``k`` successes.
+
+    Build one with :func:`binomlab.group` (from raw rows) or :func:`binomlab.from_counts`
+    (from counts). Every group has ``n >= 1`` and ``0 <= k <= n``; ``n`` and ``k`` are Int64.
+
+    Parameters
+    ----------
+    frame
+        The counts table. It is validated, not copied (Polars frames are immutable).
+    features
+        Names of the feature columns, in order.
+    bins
+        Bin edges of the features that were discretised, reapplied to new data at predict time.
+
+    Raises
+    ------
+    ColumnNotFoundError, InvalidCountsError, BinomlabError
+        Missing columns, counts that are not valid binomial counts, or bad feature names.
+    """
+
+    __slots__ = ("_bins", "_features", "_frame")
+
+    def __init__(
+        self,
+        frame: pl.DataFrame,
+        features: Sequence[str],
+        *,
+        bins: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        features = check_feature_names(features)
+        missing = [c for c in (*features, *COUNT_COLUMNS) if c not in frame.columns]
+        if missing:
+            raise ColumnNotFoundError.from_missing_and_available(missing, frame.columns)
+        if frame.height == 0:
+            msg = "A Grouped needs at least one group; the data holds none."
+            raise EmptyDataError(msg)
+        for c in COUNT_COLUMNS:
+            if frame.schema[c] != pl.Int64:
+                msg = f"Column {c!r} must be Int64. Received: {frame.schema[c]}."
+                raise InvalidCountsError(msg)
+        bad = frame.select(
+            (pl.col("n").is_null().any() | pl.col("k").is_null().any()).alias("null"),
+            (pl.col("n") < 1).any().alias("empty"),
+            ((pl.col("k") < 0) | (pl.col("k") > pl.col("n"))).any().alias("range"),
+        ).row(0)
+        if any(bad):
+            msg = "Grouped counts need 1 <= n and 0 <= k <= n with no nulls in every group."
+            raise InvalidCountsError(msg)
+        self._frame = frame.select(*features, *COUNT_COLUMNS)
+        self._features = features
+        self._bins = {c: tuple(float(e) for e in edges) for c, edges in (bins or {}).items()}
+
+    # -- what it holds ----------------------------------------------------------------------
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The counts table: feature columns, then ``n`` and ``k`` (Int64)."""
+        return self._frame
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The feature column names."""
+        return self._features
+
+    @property
+    def bins(self) -> dict[str, binning.BinEdges]:
+        """Bin edges per discretised feature (empty when nothing was binned)."""
+        return dict(self._bins)
+
+    def __len__(self) -> int:
+        return self._frame.height
+
+    @property
+    def trials(self) -> int:
+        """Σn, the number of raw rows the groups stand for."""
+        return int(self._frame["n"].sum())
+
+    @property
+    def successes(self) -> int:
+        """Σk, the number of raw rows with outcome 1."""
+        return int(self._frame["k"].sum())
+
+    @property
+    def rate(self) -> float:
+        """Overall success rate Σk / Σn."""
+        return self.successes / self.trials
+
+    @property
+    def compression(self) -> float:
+        """Raw rows per group, Σn / groups: how much smaller the grouped table is."""
+        return self.trials / len(self)
+
+    def cardinalities(self) -> dict[str, int]:
+        """Number of distinct values (null counted) of each feature among the groups."""
+        return {f: self._frame[f].n_unique() for f in self._features}
+
+    def summary(self) -> str:
+        """One line: groups, trials, success rate and compression."""
+        return (
+            f"{len(self):,} groups · {self.trials:,} trials · {self.successes:,} successes "
+            f"({self.rate:.2%}) · {self.compression:,.1f}× compression"
+        )
+
+    def __repr__(self) -> str:
+        feats = ", ".join(f"{f} ({self._frame.schema[f]})" for f in self._features)
+        return f"Grouped: {self.summary()}\nfeatures: {feats}\n{self._frame}"
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>Grouped</b>: {self.summary()}</p>{self._frame._repr_html_()}"
+
+    def equals(self, other: Grouped) -> bool:
+        """True when both hold the same features, bins and counts, row for row."""
+        return (
+            isinstance(other, Grouped)
+            and self._features == other._features
+            and self._bins == other._bins
+            and self._frame.equals(other._frame)
+        )
+
+    # -- new data through the same binning ----------------------------------------------------
+
+    def apply_bins(self, data: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+        """Bin a frame of raw feature values with this Grouped's edges (for prediction).
+
+        Raises
+        ------
+        BinomlabError
+            NaN or a value outside explicit edges in a binned column.
+        """
+        if not self._bins:
+            return data.lazy().collect()
+        binned = binning.apply_bins(data, self._bins).collect()
+        return binning.check_binned(binned, self._bins, source=data.lazy())
+
+    # -- splitting ------------------------------------------------------------------------------
+
+    def _with_counts(self, n: np.ndarray, k: np.ndarray) -> Grouped:
+        """A Grouped with the same groups and new counts; groups left with n = 0 are dropped."""
+        frame = self._frame.with_columns(
+            n=pl.Series(n, dtype=pl.Int64), k=pl.Series(k, dtype=pl.Int64)
+        ).filter(pl.col("n") > 0)
+        return Grouped(frame, self._features, bins=self._bins)
+
+    def _counts(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._frame["n"].to_numpy(), self._frame["k"].to_numpy()
+
+    def split(self, test: float = 0.2, *, seed: SeedLike = 0) -> tuple[Grouped, Grouped]:
+        """Split the *trials* into train and test, exactly as shuffling the raw rows would.
+
+        ``round(test · Σn)`` trials (halves up) go to the test part, drawn without replacement
+        (multivariate hypergeometric over the groups' successes and failures); the rest stay
+        in train. Groups with no trials left on a side are dropped from that side.
+
+        Parameters
+        ----------
+        test
+            Fraction of trials for the test part, strictly between 0 and 1.
+        seed
+            An int, None (fresh entropy) or a :class:`numpy.random.Generator`.
+
+        Returns
+        -------
+        (train, test)
+
+        Raises
+        ------
+        BinomlabError
+            ``test`` outside (0, 1), a side left empty, or more than ~1e9 trials.
+        """
+        n, k = self._counts()
+        size = splitting.test_size(test, int(n.sum()))
+        n_test, k_test = splitting.draw_rows(n, k, size, _as_generator(seed))
+        return self._with_counts(n - n_test, k - k_test), self._with_counts(n_test, k_test)
+
+    def kfold(self, k: int = 5, *, seed: SeedLike = 0) -> list[tuple[Grouped, Grouped]]:
+        """Partition the trials into ``k`` folds; return ``(train, test)`` for each fold.
+
+        As if the raw rows were shuffled and cut into ``k`` consecutive parts of sizes as
+        equal as possible (the first ``Σn % k`` one trial larger): every trial is in exactly
+        one test fold.
+
+        Raises
+        ------
+        BinomlabError
+            ``k`` is not an int >= 2, or exceeds Σn.
+        """
+        n, succ = self._counts()
+        rng = _as_generator(seed)
+        left_n, left_k = n.copy(), succ.copy()
+        folds = []
+        for size in splitting.fold_sizes(k, int(n.sum())):
+            fold_n, fold_k = splitting.draw_rows(left_n, left_k, size, rng)
+            left_n -= fold_n
+            left_k -= fold_k
+            folds.append((fold_n, fold_k))
+        return [
+            (self._with_counts(n - fn, succ - fk), self._with_counts(fn, fk)) for fn, fk in folds
+        ]
+
+    # -- back to rows, and to disk -----------------------------------------------------------
+
+    def expand(self, *, label: str = "y", max_rows: int | None = 50_000_000) -> pl.DataFrame:
+        """The raw rows the groups stand for: the features and a 0/1 ``label`` column (Int64).
+
+        Each group gives ``k`` rows with 1, then ``n − k`` rows with 0, in group order.
+
+        Raises
+        ------
+        BinomlabError
+            More than ``max_rows`` rows would be made (pass ``max_rows=None`` to allow it), or
+            ``label`` clashes with a feature name.
+        """
+        if label in self._features:
+            msg = f"label={label!r} is also a feature name; pick another label name."
+            raise BinomlabError(msg)
+        if max_rows is not None and self.trials > max_rows:
+            msg = (
+                f"expand() would make {self.trials:,} rows, more than max_rows={max_rows:,}. "
+                "Pass max_rows=None if you really want them all."
+            )
+            raise BinomlabError(msg)
+        return (
+            self._frame.with_columns(pl.int_ranges(0, pl.col("n"), dtype=pl.Int64).alias("_i"))
+            .explode("_i")
+            .select(*self._features, (pl.col("_i") < pl.col("k")).cast(pl.Int64).alias(label))
+        )
+
+    def write_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write the counts to parquet, with features and bin edges in the file's metadata.
+
+        Read it back with :func:`binomlab.read_grouped`.
+        """
+        meta = {
+            "format_version": _FORMAT_VERSION,
+            "features": list(self._features),
+            "bins": {c: [_json_float(e) for e in edges] for c, edges in self._bins.items()},
+        }
+        self._frame.write_parquet(path, metadata={_PARQUET_KEY: json.dumps(meta)})
+
+
+def _json_float(x: float) -> float | str:
+    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def read_grouped(path: str | os.PathLike[str]) -> Grouped:
+    """Read a :class:`Grouped` written by :meth:`Grouped.write_parquet`.
+
+    Raises
+    ------
+    BinomlabError
+        The file was not written by binomlab, or by a newer format version.
+    """
+    meta_raw: Any = pl.read_parquet_metadata(path).get(_PARQUET_KEY)
+    if meta_raw is None:
+        msg = (
+            f"{os.fspath(path)!r} is not a binomlab Grouped parquet file (no {_PARQUET_KEY!r} "
+            "metadata). For a plain counts table use binomlab.from_counts(path, features)."
+        )
+        raise BinomlabError(msg)
+    meta = json.loads(meta_raw)
+    if meta.get("format_version") != _FORMAT_VERSION:
+        msg = (
+            f"{os.fspath(path)!r} has Grouped format version {meta.get('format_version')!r}; "
+            f"this binomlab reads version {_FORMAT_VERSION}. Upgrade binomlab."
+        )
+        raise BinomlabError(msg)
+    frame = pl.read_parquet(path)
+    bins = {c: [float(e) for e in edges] for c, edges in meta["bins"].items()}
+    return Grouped(frame, meta["features"], bins=bins)

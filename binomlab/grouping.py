@@ -1,0 +1,313 @@
+"""From raw rows (or existing counts) to a :class:`~binomlab.Grouped`, with Polars.
+
+:func:`group` is the SQL ``select features, count(*) n, sum(label) k from t group by
+features`` as one lazy Polars query on the streaming engine. It groups by the features *and*
+the label and counts rows; that intermediate result has at most two rows per group (three
+with null labels), so checking the label's values costs nothing extra and the error can quote
+them. The final ``n``/``k`` aggregation then runs on that small table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from binomlab import binning
+from binomlab.errors import (
+    BinomlabError,
+    ColumnNotFoundError,
+    EmptyDataError,
+    InvalidCountsError,
+    InvalidLabelError,
+)
+from binomlab.grouped import Grouped, check_feature_names
+from binomlab.sources import to_lazy
+
+__all__ = ["from_counts", "group"]
+
+_ROWS = "__binomlab_rows"
+BinsArg = Mapping[str, int | Sequence[float]] | None
+
+
+def _check_columns(schema: pl.Schema, wanted: Sequence[str], role: str) -> None:
+    missing = [c for c in wanted if c not in schema]
+    if missing:
+        raise ColumnNotFoundError.from_missing_and_available(missing, list(schema), role=role)
+
+
+def _check_feature_dtypes(schema: pl.Schema, features: Sequence[str]) -> None:
+    for f in features:
+        dtype = schema[f]
+        if dtype.is_nested() or dtype == pl.Object:
+            msg = (
+                f"Feature {f!r} has dtype {dtype}; features must be scalar values (strings, "
+                "categoricals, enums, integers, booleans, or numbers to bin)."
+            )
+            raise BinomlabError(msg)
+
+
+def _preview(values: list[Any], limit: int = 10) -> str:
+    shown = sorted(values, key=repr)[:limit]
+    more = f" and {len(values) - limit} more" if len(values) > limit else ""
+    return f"{shown!r}{more}"
+
+
+def _is_binary_number(v: Any) -> bool:
+    return isinstance(v, int | float) and v in (0, 1)
+
+
+def _resolve_positive(label: str, dtype: pl.DataType, values: list[Any], positive: Any) -> Any:
+    """The success value of the label, after checking the label is binary.
+
+    Raises
+    ------
+    InvalidLabelError
+        More than two values, values other than 0/1 (or bool) with no ``positive=``, or a
+        ``positive`` that is not among the values.
+    """
+    if positive is None:
+        if dtype == pl.Boolean:
+            return True
+        if dtype.is_numeric() and all(_is_binary_number(v) for v in values):
+            return 1
+        hint = ""
+        if len(values) == 2:
+            hint = f" Name the success value, e.g. positive={max(values, key=repr)!r}."
+        msg = (
+            f"Label {label!r} ({dtype}) has values {_preview(values)}; expected 0/1 or bool, or a "
+            f"two-valued column with positive= naming the success value.{hint}"
+        )
+        raise InvalidLabelError(msg)
+    if len(values) > 2:
+        msg = (
+            f"Label {label!r} has {len(values)} distinct values {_preview(values)}; a binary "
+            "label has at most two. Derive a 0/1 or bool column first, "
+            f"e.g. (pl.col({label!r}) > threshold)."
+        )
+        raise InvalidLabelError(msg)
+    if positive not in values:
+        msg = (
+            f"positive={positive!r} is not a value of label {label!r}; its values are "
+            f"{_preview(values)}."
+        )
+        raise InvalidLabelError(msg)
+    return positive
+
+
+def group(
+    data: Any,
+    features: str | Sequence[str],
+    label: str,
+    *,
+    positive: Any = None,
+    bins: BinsArg = None,
+    drop_null_labels: bool = False,
+) -> Grouped:
+    """Group raw 0/1 rows into binomial counts per feature combination.
+
+    Parameters
+    ----------
+    data
+        Raw rows: a Polars DataFrame/LazyFrame, pandas DataFrame, pyarrow Table, or a path,
+        glob or list of parquet/CSV/NDJSON files (scanned lazily, in streaming batches).
+    features
+        Column name(s) to group by. Strings, categoricals, enums, integers and booleans; a
+        numeric column can be discretised with ``bins``. A null feature value is a group of
+        its own.
+    label
+        The outcome column: bool, integer or float 0/1, or any two-valued column together
+        with ``positive=``.
+    positive
+        The label value that counts as a success. Needed unless the label is bool or 0/1.
+    bins
+        ``{"col": 10}`` for 10 quantile bins, or ``{"col": [0, 500, 1000, 5000]}`` for
+        explicit edges (see :mod:`binomlab.binning`). The edges are kept on the result.
+    drop_null_labels
+        Leave out rows whose label is null instead of raising.
+
+    Returns
+    -------
+    Grouped
+        One row per feature combination, sorted by the features (nulls first): the features,
+        then ``n`` (rows) and ``k`` (successes), both Int64.
+
+    Raises
+    ------
+    ColumnNotFoundError
+        A feature or the label is not in the data.
+    InvalidLabelError
+        The label is not binary, is null somewhere (unless ``drop_null_labels``), or
+        ``positive`` is not one of its values.
+    EmptyDataError
+        No rows.
+    BinomlabError
+        Bad feature names (none, duplicates, ``n`` or ``k``), the label also listed as a
+        feature, or bad ``bins``.
+    """
+    features = check_feature_names(features)
+    if not isinstance(label, str):
+        msg = f"label must be a column name. Received: label={label!r}"
+        raise BinomlabError(msg)
+    if label in features:
+        msg = f"Column {label!r} is both the label and a feature; a model cannot see its outcome."
+        raise BinomlabError(msg)
+    lf = to_lazy(data)
+    schema = lf.collect_schema()
+    _check_columns(schema, features, "feature")
+    _check_columns(schema, [label], "label")
+    _check_feature_dtypes(schema, features)
+    if schema[label].is_nested():
+        msg = f"Label {label!r} has dtype {schema[label]}; expected bool or 0/1."
+        raise InvalidLabelError(msg)
+
+    edges = binning.resolve_bins(lf, bins, features=features, schema=schema)
+    keys = [*features, label]
+    partial = (
+        binning.apply_bins(lf.select(keys), edges)
+        .group_by(keys)
+        .agg(pl.len().cast(pl.Int64).alias(_ROWS))
+        .collect(engine="streaming")
+    )
+    if partial.height == 0:
+        msg = "The data holds no rows to group."
+        raise EmptyDataError(msg)
+
+    is_null = pl.col(label).is_null()
+    null_rows = int(partial.filter(is_null)[_ROWS].sum())
+    if null_rows and not drop_null_labels:
+        msg = (
+            f"Label {label!r} is null in {null_rows:,} rows. Fill them, filter them, or pass "
+            "drop_null_labels=True to leave them out."
+        )
+        raise InvalidLabelError(msg)
+    partial = partial.filter(~is_null)
+    values = partial[label].unique().to_list()
+    success = _resolve_positive(label, schema[label], values, positive)
+
+    counts = (
+        partial.group_by(features)
+        .agg(
+            pl.col(_ROWS).sum().alias("n"),
+            pl.col(_ROWS).filter(pl.col(label) == success).sum().alias("k"),
+        )
+        .sort(features, nulls_last=False)
+    )
+    if counts.height == 0:
+        msg = f"Every row has a null label {label!r}; nothing is left to group."
+        raise EmptyDataError(msg)
+    counts = binning.check_binned(counts, edges, source=lf)
+    return Grouped(counts, features, bins=edges)
+
+
+def _first_bad(frame: pl.DataFrame, condition: pl.Expr, column: str) -> tuple[int, Any, int]:
+    """Row index and value of the first row meeting ``condition``, and how many rows do."""
+    bad = frame.with_row_index("_row").filter(condition)
+    return int(bad["_row"][0]), bad[column][0], bad.height
+
+
+def _check_counts(frame: pl.DataFrame, trials: str, successes: str) -> None:
+    for column in (trials, successes):
+        dtype = frame.schema[column]
+        if not dtype.is_numeric():
+            msg = f"Count column {column!r} has dtype {dtype}; expected integer counts."
+            raise InvalidCountsError(msg)
+        col = pl.col(column)
+        checks: list[tuple[pl.Expr, str]] = [(col.is_null(), "null")]
+        if dtype.is_float():
+            checks.append((~col.is_finite() | (col != col.floor()), "not a whole number"))
+        checks.append((col < 0, "negative"))
+        for condition, what in checks:
+            if frame.select(condition.any()).item():
+                row, value, count = _first_bad(frame, condition, column)
+                msg = (
+                    f"Count column {column!r} is {what} in {count:,} rows "
+                    f"(first at row {row}: {value!r}); counts must be whole numbers >= 0."
+                )
+                raise InvalidCountsError(msg)
+    over = pl.col(successes) > pl.col(trials)
+    if frame.select(over.any()).item():
+        row, value, count = _first_bad(frame, over, successes)
+        msg = (
+            f"Successes {successes!r} exceed trials {trials!r} in {count:,} rows (first at row "
+            f"{row}: {successes}={value!r} > {trials}={frame[trials][row]!r})."
+        )
+        raise InvalidCountsError(msg)
+    empty = pl.col(trials) == 0
+    if frame.select(empty.any()).item():
+        row, _, count = _first_bad(frame, empty, trials)
+        msg = (
+            f"Trials {trials!r} is 0 in {count:,} rows (first at row {row}); every group needs "
+            f"at least one trial. Filter them out first, e.g. .filter(pl.col({trials!r}) > 0)."
+        )
+        raise InvalidCountsError(msg)
+
+
+def from_counts(
+    data: Any,
+    features: str | Sequence[str],
+    *,
+    trials: str = "n",
+    successes: str = "k",
+    bins: BinsArg = None,
+) -> Grouped:
+    """Build a :class:`Grouped` from data that is already aggregated into counts.
+
+    Rows with the same feature values (after binning, if ``bins`` is given) are merged by
+    summing their counts.
+
+    Parameters
+    ----------
+    data
+        Any source :func:`group` accepts, holding the features and the two count columns.
+    features
+        The feature column name(s).
+    trials, successes
+        Names of the trial count and success count columns (whole numbers, 0 <= k <= n,
+        n >= 1); float columns are accepted when every value is a whole number.
+    bins
+        As in :func:`group`.
+
+    Raises
+    ------
+    ColumnNotFoundError
+        A feature or count column is missing.
+    InvalidCountsError
+        A count that is null, negative, not a whole number, successes above trials, or zero
+        trials.
+    EmptyDataError
+        No rows.
+    """
+    features = check_feature_names(features)
+    if trials == successes:
+        msg = f"trials and successes must be different columns. Received: {trials!r} for both."
+        raise BinomlabError(msg)
+    clash = [c for c in (trials, successes) if c in features]
+    if clash:
+        msg = f"Column {clash[0]!r} is both a feature and a count column."
+        raise BinomlabError(msg)
+    lf = to_lazy(data)
+    schema = lf.collect_schema()
+    _check_columns(schema, features, "feature")
+    _check_columns(schema, [trials, successes], "count")
+    _check_feature_dtypes(schema, features)
+
+    frame = lf.select(*features, trials, successes).collect(engine="streaming")
+    if frame.height == 0:
+        msg = "The data holds no rows of counts."
+        raise EmptyDataError(msg)
+    _check_counts(frame, trials, successes)
+    edges = binning.resolve_bins(frame.lazy(), bins, features=features, schema=schema)
+    counts = (
+        binning.apply_bins(frame, edges)
+        .group_by(features)
+        .agg(
+            pl.col(trials).cast(pl.Int64).sum().alias("n"),
+            pl.col(successes).cast(pl.Int64).sum().alias("k"),
+        )
+        .sort(features, nulls_last=False)
+        .collect()
+    )
+    counts = binning.check_binned(counts, edges, source=frame.lazy())
+    return Grouped(counts, features, bins=edges)

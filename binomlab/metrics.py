@@ -1,0 +1,201 @@
+"""Metrics of predicted probabilities on grouped binomial counts.
+
+Every metric here is computed from the groups (``n`` trials and ``k`` successes per row) and
+equals, to rounding, the same metric computed on the expanded 0/1 rows, at the cost of one pass
+over the groups: per-trial log-loss, Brier score, ROC AUC (ties counted as 1/2) and expected
+calibration error. The grouping also gives the GLM goodness-of-fit numbers raw rows cannot:
+the binomial deviance, Pearson's chi-squared and the dispersion.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy.special import xlogy
+
+from binomlab._proba import check_bins, counts, resolve_proba
+from binomlab.errors import BinomlabError
+
+if TYPE_CHECKING:
+    from binomlab.grouped import Grouped
+
+__all__ = ["evaluate", "expected_calibration_error"]
+
+
+def evaluate(
+    data: Grouped, proba_or_fitted: Any, *, params: int | None = None
+) -> dict[str, float | int]:
+    """Score predicted probabilities on grouped data.
+
+    Parameters
+    ----------
+    data : Grouped
+        ``len(data)`` groups with ``n`` trials and ``k`` successes each.
+    proba_or_fitted : array-like of shape [groups] or fitted model
+        The probability of success of each group, or an object whose ``predict_proba(data)``
+        returns it.
+    params : int, optional
+        Number of fitted parameters, used only for ``dispersion``. Defaults to the model's
+        ``n_params_`` attribute when a fitted model that has one is passed, else 0.
+
+    Returns
+    -------
+    dict
+        Python floats unless stated:
+
+        ``nll``
+            Per-trial negative log-likelihood (nats per trial),
+            ``Σ[-k log p - (n-k) log(1-p)] / Σn``; equal to ``sklearn.metrics.log_loss`` on the
+            expanded rows. Nothing is clipped: a probability of exactly 0 (1) in a group with a
+            success (failure) gives ``inf``, while ``0 · log 0`` counts as 0.
+        ``log_likelihood``
+            ``-nll · Σn``, the binomial log-likelihood without the binomial coefficients.
+        ``deviance``
+            Binomial GLM deviance ``2 Σ[k log(k / (n p)) + (n-k) log((n-k) / (n (1-p)))]``, as
+            statsmodels' ``GLM(..., family=Binomial())`` reports for counts. It is
+            ``2 Σn · nll`` minus twice the log-likelihood of the saturated model of this
+            grouping, so it depends on how the rows were grouped, unlike ``nll``; ``inf`` in
+            the same cases as ``nll``.
+        ``brier``
+            ``Σ[k (1-p)² + (n-k) p²] / Σn``, the Brier score of the expanded rows.
+        ``auc``
+            ROC AUC of the expanded rows, ties counted as 1/2; ``nan`` when the data holds no
+            successes or no failures.
+        ``ece``
+            Expected calibration error on 10 uniform bins, weighted by trials; see
+            :func:`expected_calibration_error`.
+        ``pearson_chi2``
+            ``Σ (k - n p)² / (n p (1-p))``. A group with ``p`` in {0, 1} adds 0 when its
+            outcomes all agree with ``p`` and ``inf`` otherwise.
+        ``dispersion``
+            ``pearson_chi2 / (groups - params)``; ``nan`` when ``groups <= params``. Near 1 for
+            a well-specified binomial model, above 1 for overdispersion.
+        ``trials``, ``groups``, ``successes``
+            Python ints: ``Σn``, ``len(data)``, ``Σk``.
+
+    Raises
+    ------
+    EmptyDataError
+        If `data` has no groups.
+    InvalidProbabilityError
+        If the probabilities are not 1-D, of length ``len(data)``, finite and within [0, 1].
+    TypeError
+        If the probabilities are not numeric.
+    BinomlabError
+        If `params` is not a non-negative integer.
+    """
+    trials, successes = counts(data)
+    proba = resolve_proba(data, proba_or_fitted)
+    params = _resolve_params(params, proba_or_fitted)
+
+    n = trials.astype(np.float64)
+    k = successes.astype(np.float64)
+    total = float(n.sum())
+    groups = len(proba)
+
+    log_likelihood = float(np.sum(xlogy(k, proba) + xlogy(n - k, 1.0 - proba)))
+    chi2 = _pearson_chi2(n, k, proba)
+    dof = groups - params
+    return {
+        "nll": -log_likelihood / total,
+        "deviance": _deviance(n, k, proba),
+        "brier": float(np.sum(k * (1.0 - proba) ** 2 + (n - k) * proba**2)) / total,
+        "auc": _auc(n, k, proba),
+        "ece": _ece(n, k, proba, bins=10),
+        "pearson_chi2": chi2,
+        "dispersion": chi2 / dof if dof > 0 else float("nan"),
+        "trials": int(trials.sum()),
+        "groups": groups,
+        "successes": int(successes.sum()),
+        "log_likelihood": log_likelihood,
+    }
+
+
+def expected_calibration_error(data: Grouped, proba: Any, *, bins: int = 10) -> float:
+    """Expected calibration error on uniform bins of the predicted probability.
+
+    Group ``i`` falls in bin ``min(floor(bins · p_i), bins - 1)``; the error is
+    ``Σ_b (n_b / Σn) · |mean_p_b - rate_b|`` with ``n_b`` the trials of bin ``b``,
+    ``mean_p_b`` their trial-weighted mean prediction and ``rate_b`` their success rate, which
+    is the usual ECE of the expanded rows.
+
+    Parameters
+    ----------
+    data : Grouped
+        The grouped counts.
+    proba : array-like of shape [groups] or fitted model
+        Probabilities, or an object with ``predict_proba(data)``.
+    bins : int, default 10
+        Number of equal-width bins on [0, 1].
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Raises
+    ------
+    BinomlabError
+        If `bins` is not an integer >= 1.
+    InvalidProbabilityError, EmptyDataError, TypeError
+        As :func:`evaluate`.
+    """
+    check_bins(bins)
+    trials, successes = counts(data)
+    p = resolve_proba(data, proba)
+    return _ece(trials.astype(np.float64), successes.astype(np.float64), p, bins=bins)
+
+
+def _deviance(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:
+    # The ratios are computed only where the count is positive, so 0 · log(anything) = 0 and a
+    # positive count against p = 0 (or 1 - p = 0) gives log(inf) = inf.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_k = np.where(k > 0, (k / n) / p, 1.0)
+        ratio_rest = np.where(n - k > 0, ((n - k) / n) / (1.0 - p), 1.0)
+    return float(2.0 * np.sum(xlogy(k, ratio_k) + xlogy(n - k, ratio_rest)))
+
+
+def _pearson_chi2(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:
+    numerator = (k - n * p) ** 2
+    variance = n * p * (1.0 - p)
+    degenerate = np.where(numerator == 0.0, 0.0, np.inf)
+    terms = np.divide(numerator, variance, out=degenerate, where=variance > 0.0)
+    return float(np.sum(terms))
+
+
+def _auc(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:
+    positives = k
+    negatives = n - k
+    total_pos = float(positives.sum())
+    total_neg = float(negatives.sum())
+    if total_pos == 0.0 or total_neg == 0.0:
+        return float("nan")
+    # Merge groups with exactly equal predictions, in increasing order of p: their rows are tied.
+    levels, level_of = np.unique(p, return_inverse=True)
+    pos = np.bincount(level_of, weights=positives, minlength=len(levels))
+    neg = np.bincount(level_of, weights=negatives, minlength=len(levels))
+    neg_below = np.cumsum(neg) - neg
+    return float(np.sum(pos * (neg_below + 0.5 * neg)) / (total_pos * total_neg))
+
+
+def _ece(n: np.ndarray, k: np.ndarray, p: np.ndarray, *, bins: int) -> float:
+    # Σ_b (n_b/N)|Σ_b n p / n_b - Σ_b k / n_b| simplifies to Σ_b |Σ_b n p - Σ_b k| / N.
+    bin_of = np.minimum(np.floor(bins * p), bins - 1).astype(np.intp)
+    gap = np.bincount(bin_of, weights=n * p - k, minlength=bins)
+    return float(np.sum(np.abs(gap)) / n.sum())
+
+
+def _resolve_params(params: int | None, proba_or_fitted: Any) -> int:
+    if params is None:
+        fitted = getattr(proba_or_fitted, "n_params_", None)
+        has_predict = callable(getattr(proba_or_fitted, "predict_proba", None))
+        if has_predict and isinstance(fitted, numbers.Integral) and not isinstance(fitted, bool):
+            params = int(fitted)
+        else:
+            return 0
+    if isinstance(params, bool) or not isinstance(params, numbers.Integral) or params < 0:
+        msg = f"Expected params to be a non-negative integer. Received: params={params!r}"
+        raise BinomlabError(msg)
+    return int(params)

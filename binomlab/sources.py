@@ -1,0 +1,127 @@
+"""Turning any raw-row source into one lazy Polars query.
+
+Accepted: a Polars DataFrame or LazyFrame, a pandas DataFrame, a pyarrow Table or RecordBatch,
+any object exposing the Arrow C stream interface (``__arrow_c_stream__``), and a path, glob or
+list of paths of parquet / CSV / NDJSON files. Files are scanned lazily: only the columns a
+query needs are read, in streaming batches, never the whole file into memory.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from binomlab.errors import BinomlabError
+
+__all__ = ["SUPPORTED_FILE_TYPES", "to_lazy"]
+
+_SCANNERS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+SUPPORTED_FILE_TYPES = tuple(_SCANNERS)
+
+_ACCEPTED = (
+    "a polars DataFrame or LazyFrame, a pandas DataFrame, a pyarrow Table, an object with "
+    "__arrow_c_stream__, or a path/glob/list of paths to .parquet, .csv, .tsv, .ndjson or "
+    ".jsonl files"
+)
+
+
+def _is_instance_of(data: Any, module: str, names: tuple[str, ...]) -> bool:
+    """isinstance check against a library that is only looked up if already imported."""
+    mod = sys.modules.get(module)
+    return mod is not None and isinstance(data, tuple(getattr(mod, n) for n in names))
+
+
+def _file_kind(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SCANNERS:
+        msg = (
+            f"Cannot read {path!r}: unknown file type {suffix or '(none)'!r}. "
+            f"Expected one of {SUPPORTED_FILE_TYPES}."
+        )
+        raise BinomlabError(msg)
+    return _SCANNERS[suffix]
+
+
+def _expand_path(path: str) -> list[str]:
+    if os.path.isdir(path):
+        found = sorted(_glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
+        if not found:
+            msg = f"Directory {path!r} holds no .parquet files."
+            raise FileNotFoundError(msg)
+        return found
+    if _glob.has_magic(path):
+        found = sorted(_glob.glob(path, recursive=True))
+        if not found:
+            msg = f"No files match the pattern {path!r}."
+            raise FileNotFoundError(msg)
+        return found
+    if not os.path.exists(path):
+        msg = f"File not found: {path!r}."
+        raise FileNotFoundError(msg)
+    return [path]
+
+
+def _scan_files(paths: Sequence[str | os.PathLike[str]]) -> pl.LazyFrame:
+    files = [f for p in paths for f in _expand_path(os.fspath(p))]
+    kinds = {_file_kind(f) for f in files}
+    if len(kinds) > 1:
+        msg = f"Cannot mix file types in one source: got {sorted(kinds)} from {list(paths)!r}."
+        raise BinomlabError(msg)
+    kind = kinds.pop()
+    if kind == "parquet":
+        return pl.scan_parquet(files)
+    if kind == "csv":
+        return pl.scan_csv(files)
+    if kind == "tsv":
+        return pl.scan_csv(files, separator="\t")
+    return pl.scan_ndjson(files)
+
+
+def to_lazy(data: Any) -> pl.LazyFrame:
+    """Return ``data`` as a :class:`polars.LazyFrame` without copying where Polars can avoid it.
+
+    The caller's object is never modified.
+
+    Raises
+    ------
+    TypeError
+        ``data`` is none of the accepted kinds.
+    FileNotFoundError
+        A path, directory or glob that matches no file.
+    BinomlabError
+        A file type binomlab cannot scan, or several file types mixed.
+    """
+    if isinstance(data, pl.LazyFrame):
+        return data
+    if isinstance(data, pl.DataFrame):
+        return data.lazy()
+    if isinstance(data, str | os.PathLike):
+        return _scan_files([data])
+    if (
+        isinstance(data, list | tuple)
+        and data
+        and all(isinstance(p, str | os.PathLike) for p in data)
+    ):
+        return _scan_files(data)
+    if _is_instance_of(data, "pandas", ("DataFrame",)):
+        return pl.from_pandas(data).lazy()
+    if _is_instance_of(data, "pyarrow", ("Table", "RecordBatch")):
+        return pl.from_arrow(data).lazy()  # type: ignore[union-attr]
+    if hasattr(data, "__arrow_c_stream__"):
+        return pl.DataFrame(data).lazy()
+    kind = f"{type(data).__module__}.{type(data).__qualname__}"
+    msg = f"Cannot read data of type {kind}. Expected {_ACCEPTED}."
+    raise TypeError(msg)

@@ -1,0 +1,66 @@
+"""Package-level promises: no framework import, the README runs, the demo runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import binomlab as bl
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAMEWORKS = ("torch", "lightning", "pytorch_lightning", "tensorflow", "keras", "jax")
+
+
+def test_import_binomlab_imports_no_framework() -> None:
+    code = (
+        "import sys, binomlab, binomlab.grouping, binomlab.metrics, binomlab.calibration;"
+        f"print([m for m in {FRAMEWORKS!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_public_names() -> None:
+    for name in bl.__all__:
+        assert hasattr(bl, name), name
+    assert issubclass(bl.ColumnNotFoundError, bl.BinomlabError)
+    assert issubclass(bl.BinomlabError, ValueError)
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", bl.__version__)
+
+
+def test_readme_quick_start_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start\n\n```python\n(.*?)```", readme, re.S)
+    assert block is not None
+    code = "import matplotlib\nmatplotlib.use('Agg')\n" + block.group(1)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "Grouped:" in out.stdout
+    assert "'nll':" in out.stdout
+
+
+@pytest.mark.slow
+def test_demo_command(tmp_path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "binomlab.cli", "demo", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "336,776 rows" in out.stdout
+    assert "327,346 trials" in out.stdout  # 9,430 flights without an arrival delay left out
+    assert re.search(r"train .* 261,877 trials", out.stdout)
+    assert (tmp_path / "calibration.png").stat().st_size > 10_000
+
+
+def test_cli_reports_bad_arguments_in_one_line() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "binomlab.cli", "nonsense"], capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert "invalid choice: 'nonsense'" in out.stderr
