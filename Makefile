@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench]"
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench,sql,spark]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,6 +32,7 @@ test: lint
 
 bench: install
 	$(PY) benchmarks/bench_grouping.py
+	$(PY) benchmarks/bench_sql.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .hypothesis

@@ -9,18 +9,28 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from binomlab import backends
 from binomlab.calibration import calibration, plot_calibration, wilson_interval
+from binomlab.encoding import Encoder
 from binomlab.errors import (
+    BackendNotFoundError,
     BinomlabError,
     ColumnNotFoundError,
     EmptyDataError,
     InvalidCountsError,
     InvalidLabelError,
     InvalidProbabilityError,
+    ModelFileError,
+    NotFittedError,
+    TrainingDivergedError,
 )
+from binomlab.export import Predictor, load
 from binomlab.grouped import Grouped, read_grouped
 from binomlab.grouping import from_counts, group
 from binomlab.metrics import evaluate
+from binomlab.specs import MLP, Logistic
+from binomlab.sql import group_sql
+from binomlab.training import Fitted, fit
 
 try:
     __version__ = version("binomlab")
@@ -28,18 +38,31 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "MLP",
+    "BackendNotFoundError",
     "BinomlabError",
     "ColumnNotFoundError",
     "EmptyDataError",
+    "Encoder",
+    "Fitted",
     "Grouped",
     "InvalidCountsError",
     "InvalidLabelError",
     "InvalidProbabilityError",
+    "Logistic",
+    "ModelFileError",
+    "NotFittedError",
+    "Predictor",
+    "TrainingDivergedError",
     "__version__",
+    "backends",
     "calibration",
     "evaluate",
+    "fit",
     "from_counts",
     "group",
+    "group_sql",
+    "load",
     "plot_calibration",
     "read_grouped",
     "wilson_interval",

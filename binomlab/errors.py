@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "BackendNotFoundError",
     "BinomlabError",
     "ColumnNotFoundError",
     "EmptyDataError",
@@ -32,6 +33,7 @@ class ColumnNotFoundError(BinomlabError):
     ) -> ColumnNotFoundError:
         missing = list(missing)
         available = list(available)
+        role = role if len(missing) == 1 else f"{role}s"
         msg = (
             f"{role.capitalize()} {_quoted(missing)} not found in the data. "
             f"Available columns: {available}."
@@ -64,3 +66,19 @@ class EmptyDataError(BinomlabError):
 
 def _quoted(names: list[str]) -> str:
     return ", ".join(repr(n) for n in names)
+
+
+class BackendNotFoundError(BinomlabError):
+    """The training backend asked for is not installed (or failed to load)."""
+
+
+class NotFittedError(BinomlabError):
+    """A model was used for prediction or export before it was trained."""
+
+
+class TrainingDivergedError(BinomlabError):
+    """The training loss became NaN or infinite."""
+
+
+class ModelFileError(BinomlabError):
+    """An exported model directory that is missing files, corrupted or of an unknown format."""

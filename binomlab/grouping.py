@@ -23,11 +23,18 @@ from binomlab.errors import (
     InvalidLabelError,
 )
 from binomlab.grouped import Grouped, check_feature_names
-from binomlab.sources import to_lazy
+from binomlab.sources import is_spark_dataframe, to_lazy
 
-__all__ = ["from_counts", "group"]
+__all__ = [
+    "check_group_arguments",
+    "check_group_schema",
+    "fold_label_counts",
+    "from_counts",
+    "group",
+]
 
-_ROWS = "__binomlab_rows"
+ROWS = "__binomlab_rows"
+"""Name of the row count column in the (features, label) table :func:`fold_label_counts` takes."""
 BinsArg = Mapping[str, int | Sequence[float]] | None
 
 
@@ -111,7 +118,10 @@ def group(
     ----------
     data
         Raw rows: a Polars DataFrame/LazyFrame, pandas DataFrame, pyarrow Table, or a path,
-        glob or list of parquet/CSV/NDJSON files (scanned lazily, in streaming batches).
+        glob or list of parquet/CSV/NDJSON files (scanned lazily, in streaming batches). A
+        Spark DataFrame is grouped by Spark and only the groups are collected (see
+        :func:`binomlab.spark.group_spark`); for a table in a SQL database use
+        :func:`binomlab.group_sql`.
     features
         Column name(s) to group by. Strings, categoricals, enums, integers and booleans; a
         numeric column can be discretised with ``bins``. A null feature value is a group of
@@ -145,6 +155,48 @@ def group(
     BinomlabError
         Bad feature names (none, duplicates, ``n`` or ``k``), the label also listed as a
         feature, or bad ``bins``.
+    TypeError
+        ``data`` is not a kind of source binomlab reads.
+    """
+    if is_spark_dataframe(data):
+        from binomlab.spark import group_spark
+
+        return group_spark(
+            data,
+            features,
+            label,
+            positive=positive,
+            bins=bins,
+            drop_null_labels=drop_null_labels,
+        )
+    features = check_group_arguments(features, label)
+    lf = to_lazy(data)
+    schema = lf.collect_schema()
+    check_group_schema(schema, features, label)
+
+    edges = binning.resolve_bins(lf, bins, features=features, schema=schema)
+    keys = [*features, label]
+    partial = (
+        binning.apply_bins(lf.select(keys), edges)
+        .group_by(keys)
+        .agg(pl.len().cast(pl.Int64).alias(ROWS))
+        .collect(engine="streaming")
+    )
+    counts = fold_label_counts(
+        partial, features, label, positive=positive, drop_null_labels=drop_null_labels
+    )
+    counts = binning.check_binned(counts, edges, source=lf)
+    return Grouped(counts, features, bins=edges)
+
+
+def check_group_arguments(features: str | Sequence[str], label: Any) -> tuple[str, ...]:
+    """Normalise ``features`` and check ``label`` is a name that is not also a feature.
+
+    Raises
+    ------
+    BinomlabError
+        Bad feature names (see :func:`~binomlab.grouped.check_feature_names`), a label that
+        is not a string, or the label also listed as a feature.
     """
     features = check_feature_names(features)
     if not isinstance(label, str):
@@ -153,8 +205,21 @@ def group(
     if label in features:
         msg = f"Column {label!r} is both the label and a feature; a model cannot see its outcome."
         raise BinomlabError(msg)
-    lf = to_lazy(data)
-    schema = lf.collect_schema()
+    return features
+
+
+def check_group_schema(schema: pl.Schema, features: Sequence[str], label: str) -> None:
+    """Check that the features and the label are columns of ``schema`` with usable dtypes.
+
+    Raises
+    ------
+    ColumnNotFoundError
+        A feature or the label is not in ``schema``; the message lists the available columns.
+    BinomlabError
+        A nested or object feature.
+    InvalidLabelError
+        A nested label.
+    """
     _check_columns(schema, features, "feature")
     _check_columns(schema, [label], "label")
     _check_feature_dtypes(schema, features)
@@ -162,20 +227,52 @@ def group(
         msg = f"Label {label!r} has dtype {schema[label]}; expected bool or 0/1."
         raise InvalidLabelError(msg)
 
-    edges = binning.resolve_bins(lf, bins, features=features, schema=schema)
-    keys = [*features, label]
-    partial = (
-        binning.apply_bins(lf.select(keys), edges)
-        .group_by(keys)
-        .agg(pl.len().cast(pl.Int64).alias(_ROWS))
-        .collect(engine="streaming")
-    )
+
+def fold_label_counts(
+    partial: pl.DataFrame,
+    features: Sequence[str],
+    label: str,
+    *,
+    positive: Any = None,
+    drop_null_labels: bool = False,
+) -> pl.DataFrame:
+    """Fold rows counted per (features, label) into ``n`` and ``k`` per feature combination.
+
+    This is the last, small step of every grouping path: Polars, a database
+    (:func:`binomlab.group_sql`) and Spark all count rows by the features *and* the label,
+    and hand that table here, so the label is checked the same way and the errors read the
+    same whichever engine did the counting.
+
+    Parameters
+    ----------
+    partial
+        The feature columns, the label and an integer row count named :data:`ROWS`; at most
+        one row per (features, label) combination.
+    features, label
+        Column names, as checked by :func:`check_group_arguments`.
+    positive, drop_null_labels
+        As in :func:`group`.
+
+    Returns
+    -------
+    pl.DataFrame
+        The features, then ``n`` and ``k`` (Int64), sorted by the features (nulls first).
+
+    Raises
+    ------
+    EmptyDataError
+        ``partial`` is empty, or every label is null and ``drop_null_labels`` is set.
+    InvalidLabelError
+        The label is not binary, is null somewhere (unless ``drop_null_labels``), or
+        ``positive`` is not one of its values.
+    """
     if partial.height == 0:
         msg = "The data holds no rows to group."
         raise EmptyDataError(msg)
-
+    partial = partial.with_columns(pl.col(ROWS).cast(pl.Int64))
+    dtype = partial.schema[label]
     is_null = pl.col(label).is_null()
-    null_rows = int(partial.filter(is_null)[_ROWS].sum())
+    null_rows = int(partial.filter(is_null)[ROWS].sum())
     if null_rows and not drop_null_labels:
         msg = (
             f"Label {label!r} is null in {null_rows:,} rows. Fill them, filter them, or pass "
@@ -184,21 +281,20 @@ def group(
         raise InvalidLabelError(msg)
     partial = partial.filter(~is_null)
     values = partial[label].unique().to_list()
-    success = _resolve_positive(label, schema[label], values, positive)
+    success = _resolve_positive(label, dtype, values, positive)
 
     counts = (
         partial.group_by(features)
         .agg(
-            pl.col(_ROWS).sum().alias("n"),
-            pl.col(_ROWS).filter(pl.col(label) == success).sum().alias("k"),
+            pl.col(ROWS).sum().alias("n"),
+            pl.col(ROWS).filter(pl.col(label) == success).sum().alias("k"),
         )
         .sort(features, nulls_last=False)
     )
     if counts.height == 0:
         msg = f"Every row has a null label {label!r}; nothing is left to group."
         raise EmptyDataError(msg)
-    counts = binning.check_binned(counts, edges, source=lf)
-    return Grouped(counts, features, bins=edges)
+    return counts
 
 
 def _first_bad(frame: pl.DataFrame, condition: pl.Expr, column: str) -> tuple[int, Any, int]:

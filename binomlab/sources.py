@@ -19,7 +19,7 @@ import polars as pl
 
 from binomlab.errors import BinomlabError
 
-__all__ = ["SUPPORTED_FILE_TYPES", "to_lazy"]
+__all__ = ["SUPPORTED_FILE_TYPES", "is_spark_dataframe", "to_lazy"]
 
 _SCANNERS = {
     ".parquet": "parquet",
@@ -42,6 +42,13 @@ def _is_instance_of(data: Any, module: str, names: tuple[str, ...]) -> bool:
     """isinstance check against a library that is only looked up if already imported."""
     mod = sys.modules.get(module)
     return mod is not None and isinstance(data, tuple(getattr(mod, n) for n in names))
+
+
+def is_spark_dataframe(data: Any) -> bool:
+    """True for a PySpark DataFrame (classic or Spark Connect), without importing pyspark."""
+    return _is_instance_of(data, "pyspark.sql.dataframe", ("DataFrame",)) or _is_instance_of(
+        data, "pyspark.sql.connect.dataframe", ("DataFrame",)
+    )
 
 
 def _file_kind(path: str) -> str:

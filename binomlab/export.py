@@ -1,0 +1,204 @@
+"""Exporting fitted models and serving them with onnxruntime, whatever trained them.
+
+A model directory holds
+
+* ``model.onnx`` — the network: one input, float32 ``[batch, d]`` (the encoded features),
+  whose first output holds the logits (``[batch]`` or ``[batch, 1]``);
+* ``manifest.json`` — format version, binomlab and framework versions, backend, model spec,
+  encoder, feature names and dtypes, bin edges, training summary and the files present;
+* the backend's native artefact(s) (``.keras``, safetensors, JSON weights, ...).
+
+:func:`load` reads the manifest and the ONNX file only; it never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from binomlab.encoding import Encoder
+from binomlab.errors import BinomlabError, ModelFileError
+from binomlab.grouped import Grouped
+from binomlab.specs import spec_from_dict
+
+if TYPE_CHECKING:
+    from binomlab.training import Fitted
+
+__all__ = ["FORMAT_VERSION", "Predictor", "export_model", "load"]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ONNX_FILE = "model.onnx"
+FORMATS = ("onnx", "native")
+
+
+def _version() -> str:
+    from binomlab import __version__
+
+    return __version__
+
+
+def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = FORMATS) -> Path:
+    """Write ``fitted`` into the directory ``path`` (created if needed) and return it.
+
+    Parameters
+    ----------
+    formats
+        Any of ``"onnx"`` (``model.onnx``, what :func:`load` serves) and ``"native"`` (the
+        backend's own format).
+
+    Raises
+    ------
+    BinomlabError
+        An unknown format, or an empty selection.
+    """
+    formats = tuple(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        msg = f"Expected formats to be a non-empty selection of {FORMATS}. Received: {formats!r}"
+        raise BinomlabError(msg)
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Any] = {}
+    if "onnx" in formats:
+        fitted.network.export_onnx(directory / ONNX_FILE)
+        files["onnx"] = ONNX_FILE
+    if "native" in formats:
+        files["native"] = fitted.network.save_native(directory)
+    last = fitted.history.tail(1).to_dicts()
+    manifest = {
+        "format": "binomlab-model",
+        "format_version": FORMAT_VERSION,
+        "binomlab_version": _version(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "backend": fitted.backend,
+        "framework_versions": fitted.backend_versions,
+        "spec": fitted.spec.to_dict(),
+        "n_params": fitted.n_params_,
+        "encoder": fitted.encoder.to_dict(),
+        "features": [{"name": f, "dtype": str(fitted.feature_dtypes[f])} for f in fitted.features],
+        "bins": {c: [e if np.isfinite(e) else str(e) for e in v] for c, v in fitted.bins.items()},
+        "training": {
+            "epochs": fitted.epochs_,
+            "stop_reason": fitted.stop_reason,
+            "seconds": fitted.seconds_,
+            "optimizer": fitted.config.optimizer,
+            "seed": fitted.config.seed,
+            "train_nll": last[0]["train_nll"] if last else None,
+            "val_nll": last[0]["val_nll"] if last else None,
+        },
+        "files": files,
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return directory
+
+
+class Predictor:
+    """An exported model served by onnxruntime: raw feature columns in, probabilities out.
+
+    Attributes
+    ----------
+    manifest
+        The parsed ``manifest.json``.
+    encoder
+        The encoder that turns feature columns into the network's input.
+    """
+
+    def __init__(self, directory: Path, manifest: dict[str, Any], session: Any) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self.encoder = Encoder.from_dict(manifest["encoder"])
+        self.spec = spec_from_dict(manifest["spec"])
+        self._session = session
+        self._input = session.get_inputs()[0].name
+
+    @property
+    def backend(self) -> str:
+        """The backend that trained the model."""
+        return self.manifest["backend"]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The feature columns :meth:`predict_proba` needs."""
+        return self.encoder.features
+
+    def predict_logits(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
+        """Logits, float64 ``[rows]``."""
+        X = self.encoder.transform(data)
+        out = self._session.run(None, {self._input: X})[0]
+        return np.asarray(out, dtype=np.float64).reshape(len(X))
+
+    def predict_proba(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
+        """Success probabilities, float64 ``[rows]``, from raw feature columns (or a Grouped).
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A feature column is missing.
+        """
+        from binomlab.training import _sigmoid
+
+        return _sigmoid(self.predict_logits(data))
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.spec}, backend={self.backend!r}, features={list(self.features)})"
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not path.is_file():
+        msg = f"{str(directory)!r} is not a binomlab model directory: {MANIFEST} is missing."
+        raise ModelFileError(msg)
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        msg = f"{str(path)!r} is corrupted (not valid JSON: {err})."
+        raise ModelFileError(msg) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "binomlab-model":
+        msg = f"{str(path)!r} is not a binomlab manifest (no 'format': 'binomlab-model')."
+        raise ModelFileError(msg)
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        msg = (
+            f"{str(path)!r} has format version {version!r}, but this binomlab "
+            f"({_version()}) reads version {FORMAT_VERSION}. Upgrade binomlab to load it."
+        )
+        raise ModelFileError(msg)
+    return manifest
+
+
+def load(path: str | Path) -> Predictor:
+    """Load an exported model directory for prediction with onnxruntime.
+
+    Raises
+    ------
+    ModelFileError
+        A missing manifest or ONNX file, an unknown format version, or a corrupted file.
+    """
+    import onnxruntime as ort
+
+    directory = Path(path)
+    manifest = _read_manifest(directory)
+    onnx_name = manifest.get("files", {}).get("onnx")
+    if onnx_name is None or not (directory / onnx_name).is_file():
+        msg = (
+            f"{str(directory)!r} holds no ONNX model ({ONNX_FILE}); export it with "
+            "formats=('onnx', ...) to serve it with bl.load."
+        )
+        raise ModelFileError(msg)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(
+            str(directory / onnx_name), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as err:  # onnxruntime raises its own exception types
+        msg = f"{str(directory / onnx_name)!r} is corrupted or not an ONNX model: {err}"
+        raise ModelFileError(msg) from None
+    return Predictor(directory, manifest, session)

@@ -1,0 +1,179 @@
+"""The contract between binomlab's core and a training backend (a plugin).
+
+The core does everything that is the same whatever the framework — grouping, encoding features
+into a float32 matrix, validation of arguments, the history, metrics, export manifests and
+loading — and hands a backend plain arrays. A backend implements :class:`Backend` (train) and
+returns a :class:`Network` (predict logits, export itself). It is registered under the entry
+point group ``binomlab.backends`` and checked by :func:`binomlab.testing.check_backend`.
+
+Training rules every backend follows
+-------------------------------------
+* Loss: the grouped binomial NLL per trial, ``Σ[n·softplus(z) − k·z] / Σn`` over the data
+  (a mini-batch loss divides by the batch's trials).
+* After every epoch call ``callback(epoch, metrics)`` with the 1-based epoch and a dict holding
+  ``"train_nll"`` (the trial-weighted mean of the epoch's mini-batch losses, or the exact
+  full-data NLL for full-batch optimisers) and, when validation data is given, ``"val_nll"``
+  (exact, on all validation groups, in evaluation mode). A return value of ``False`` stops
+  training. Exceptions raised by the callback propagate to the caller unchanged.
+* Keep the weights of the best epoch by the monitored value (``val_nll`` if given, else
+  ``train_nll``) and return them — after the last epoch, after an early stop, after the callback
+  stops training, and after a ``KeyboardInterrupt`` (caught, not re-raised); set
+  :attr:`Network.stop_reason` accordingly.
+* ``config.early_stopping = p`` stops after ``p`` epochs without improvement of the monitored
+  value. ``optimizer="lbfgs"`` trains full batch until ``config.tolerance`` is met on the
+  gradient's max-norm (or ``config.epochs`` iterations, default 500).
+* Same data, spec, config and seed give identical predictions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from binomlab.specs import ModelSpec
+
+__all__ = [
+    "OPTIMIZERS",
+    "STOP_REASONS",
+    "Backend",
+    "Network",
+    "ProgressCallback",
+    "TrainConfig",
+    "TrainData",
+]
+
+OPTIMIZERS = ("adam", "adamw", "lbfgs")
+STOP_REASONS = ("completed", "converged", "early_stopping", "callback", "interrupted")
+
+ProgressCallback = Callable[[int, Mapping[str, float]], bool | None]
+"""``callback(epoch, metrics) -> continue?``: epoch is 1-based; return False to stop."""
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Encoded grouped data.
+
+    Attributes
+    ----------
+    X
+        float32 ``[groups, d]`` encoded features.
+    k, n
+        float64 ``[groups]`` successes and trials (whole numbers, ``0 <= k <= n``, ``n >= 1``).
+    """
+
+    X: np.ndarray
+    k: np.ndarray
+    n: np.ndarray
+
+    @property
+    def trials(self) -> float:
+        return float(self.n.sum())
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; validated by the core before a backend sees it.
+
+    Attributes
+    ----------
+    epochs
+        Passes over the data (iterations for L-BFGS); None means the backend's default
+        (20 for adam/adamw, run-to-tolerance with at most 500 iterations for lbfgs).
+    batch_size
+        Groups per mini-batch; None means the backend's default (full batch for lbfgs).
+    lr
+        Learning rate; None means the optimiser's default (1e-2 for adam/adamw, 1.0 for lbfgs).
+    weight_decay
+        L2 penalty (decoupled for adamw); 0 leaves the maximum-likelihood fit.
+    optimizer
+        One of :data:`OPTIMIZERS`.
+    seed
+        Seeds weight initialisation, shuffling and dropout.
+    early_stopping
+        Patience in epochs, or None for no early stopping.
+    tolerance
+        L-BFGS stops when the max-norm of the gradient of the per-trial NLL falls below it.
+        The default, 1e-8, takes ill-conditioned GLMs (statsmodels' star98) to their
+        coefficients within 1e-4; it needs float64 arithmetic.
+    options
+        Backend-specific keyword options (e.g. ``strategy="ddp"``), passed through unchanged;
+        a backend raises on options it does not know.
+    """
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    seed: int = 0
+    early_stopping: int | None = None
+    tolerance: float = 1e-8
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Network(ABC):
+    """A trained network: predicts logits from encoded features and exports itself."""
+
+    stop_reason: str = "completed"
+    """One of :data:`STOP_REASONS`."""
+
+    @property
+    @abstractmethod
+    def n_params(self) -> int:
+        """Number of trainable parameters."""
+
+    @abstractmethod
+    def predict_logits(self, X: np.ndarray) -> np.ndarray:
+        """Logits ``z`` for float32 ``X [rows, d]``, as float64 ``[rows]`` (inference mode)."""
+
+    @abstractmethod
+    def export_onnx(self, path: Path) -> None:
+        """Write an ONNX model: one input float32 ``[batch, d]`` (dynamic batch), whose first
+        output holds the logits, shape ``[batch]`` or ``[batch, 1]``."""
+
+    @abstractmethod
+    def save_native(self, directory: Path) -> list[str]:
+        """Write the framework's own artefact(s) into ``directory``; return their file names.
+
+        The files must load without unpickling arbitrary objects (``weights_only=True``,
+        safetensors, ``.keras`` with ``safe_mode``)."""
+
+
+class Backend(ABC):
+    """A training backend. Subclasses import their framework in ``__init__``, never at the
+    top of the module, so listing backends stays cheap."""
+
+    name: ClassVar[str]
+    """The registry name, equal to the entry point name."""
+
+    specs: ClassVar[tuple[str, ...]] = ("logistic", "mlp")
+    """Spec kinds this backend can build."""
+
+    optimizers: ClassVar[tuple[str, ...]] = OPTIMIZERS
+    """Optimisers this backend supports."""
+
+    options: ClassVar[tuple[str, ...]] = ()
+    """Names of the backend-specific options it accepts in ``TrainConfig.options``."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of the framework packages, recorded in export manifests."""
+
+    @abstractmethod
+    def fit(
+        self,
+        train: TrainData,
+        val: TrainData | None,
+        spec: ModelSpec,
+        config: TrainConfig,
+        callback: ProgressCallback,
+    ) -> Network:
+        """Train a network on the grouped NLL following the rules in this module's docstring."""

@@ -1,0 +1,152 @@
+"""``check_backend``: the conformance suite every backend plugin runs in its tests.
+
+>>> from binomlab.testing import check_backend
+>>> check_backend("reference")
+
+It trains small models on synthetic grouped data and checks the promises of
+:mod:`binomlab.protocol`: the identity (grouped data and its raw rows train the same model),
+agreement with the reference GLM, determinism, stopping with the best weights kept (callback
+and Ctrl-C), exceptions passing through, export round trips and argument errors. A failed
+check raises ``AssertionError`` naming it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from binomlab import backends
+from binomlab.errors import BinomlabError
+from binomlab.export import load
+from binomlab.grouped import Grouped
+from binomlab.grouping import group
+from binomlab.metrics import evaluate
+from binomlab.protocol import Backend
+from binomlab.training import fit
+
+__all__ = ["check_backend", "synthetic_rows"]
+
+
+def synthetic_rows(rows: int = 4000, *, seed: int = 0) -> pl.DataFrame:
+    """Raw 0/1 rows from a known logistic model over a string, an integer and a bool feature."""
+    rng = np.random.default_rng(seed)
+    colour = rng.choice(["red", "green", "blue", "grey"], rows, p=[0.4, 0.3, 0.2, 0.1])
+    size = rng.integers(1, 6, rows)
+    flag = rng.random(rows) < 0.4
+    effect = {"red": 0.8, "green": 0.0, "blue": -0.5, "grey": 0.3}
+    z = -0.7 + np.vectorize(effect.get)(colour) + 0.25 * (size - 3) - 0.6 * flag
+    y = rng.random(rows) < 1 / (1 + np.exp(-z))
+    return pl.DataFrame({"colour": colour, "size": size, "flag": flag, "y": y})
+
+
+def _rows_as_groups(g: Grouped) -> Grouped:
+    """The same data with every raw row as its own group of one trial (duplicates kept)."""
+    rows = g.expand(label="k").with_columns(n=pl.lit(1, pl.Int64))
+    return Grouped(rows.select(*g.features, "n", "k"), g.features, bins=g.bins)
+
+
+def _check(condition: bool, name: str, detail: str) -> None:
+    if not condition:
+        msg = f"check_backend: {name} failed: {detail}"
+        raise AssertionError(msg)
+
+
+def check_backend(backend: str | Backend | type[Backend]) -> None:
+    """Run the conformance checks against ``backend``; raise AssertionError on the first failure.
+
+    Takes about a minute or less for a CPU backend.
+    """
+    engine = backends.get(backend)
+    g = group(synthetic_rows(), ["colour", "size", "flag"], "y")
+    train, val = g.split(0.25, seed=0)
+    optimizer = "lbfgs" if "lbfgs" in engine.optimizers else engine.optimizers[0]
+    spec = "mlp:8" if "mlp" in engine.specs else "logistic"
+
+    # The identity: full-batch training on the groups and on their raw rows is the same fit.
+    full = {"optimizer": optimizer, "batch_size": 10**9, "seed": 3}
+    if optimizer != "lbfgs":
+        full |= {"epochs": 30, "lr": 0.05}
+    grouped_fit = fit(train, model="logistic", backend=engine, **full)
+    rows_fit = fit(_rows_as_groups(train), model="logistic", backend=engine, **full)
+    gap = np.max(np.abs(grouped_fit.predict_proba(val) - rows_fit.predict_proba(val)))
+    _check(gap < 1e-4, "identity (groups vs raw rows)", f"max |Δp| = {gap:.2e}")
+
+    # Agreement with the reference GLM (maximum likelihood) when the backend has L-BFGS.
+    if optimizer == "lbfgs":
+        glm = fit(train, model="logistic", backend="reference")
+        ours, ref = evaluate(train, grouped_fit)["nll"], evaluate(train, glm)["nll"]
+        _check(abs(ours - ref) <= 1e-5 * ref, "MLE vs reference", f"nll {ours} vs {ref}")
+
+    # Determinism under the seed.
+    opts = {"model": spec, "val": val, "epochs": 3, "batch_size": 16, "seed": 1}
+    if optimizer != "lbfgs":
+        opts["optimizer"] = optimizer
+    a = fit(train, backend=engine, **opts).predict_proba(val)
+    b = fit(train, backend=engine, **opts).predict_proba(val)
+    _check(np.array_equal(a, b), "determinism", f"max |Δp| = {np.max(np.abs(a - b)):.2e}")
+
+    # Stopping from the callback keeps the best weights seen.
+    def stop_at_2(epoch: int, metrics: Mapping[str, float]) -> bool:
+        return epoch < 2
+
+    stopped = fit(train, backend=engine, callbacks=[stop_at_2], **opts)
+    _check(stopped.history.height == 2, "callback stop", f"{stopped.history.height} epochs run")
+    _check(stopped.stop_reason == "callback", "callback stop", f"reason {stopped.stop_reason!r}")
+    _best_weights(stopped, val, "callback stop")
+
+    # Ctrl-C during training returns the best weights instead of raising.
+    def interrupt_at_3(epoch: int, metrics: Mapping[str, float]) -> None:
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    interrupted = fit(train, backend=engine, callbacks=[interrupt_at_3], **opts)
+    reason = interrupted.stop_reason
+    _check(reason == "interrupted", "KeyboardInterrupt", f"stop_reason {reason!r}")
+    _best_weights(interrupted, val, "KeyboardInterrupt")
+
+    # Any other exception from a callback reaches the caller unchanged.
+    class Boom(RuntimeError):
+        pass
+
+    def explode(epoch: int, metrics: Mapping[str, float]) -> None:
+        raise Boom("from the callback")
+
+    try:
+        fit(train, backend=engine, callbacks=[explode], **opts)
+    except Boom:
+        pass
+    else:
+        _check(False, "callback exception", "the exception did not propagate")
+
+    # Export: ONNX served by onnxruntime equals the framework's own predictions.
+    rows = synthetic_rows(50, seed=9).drop("y")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = stopped.export(Path(tmp) / "model")
+        served = load(path)
+        diff = np.max(np.abs(served.predict_proba(rows) - stopped.predict_proba(rows)))
+        _check(diff < 1e-5, "ONNX export", f"max |Δp| = {diff:.2e}")
+        for name in served.manifest["files"].get("native", []):
+            _check((path / name).is_file(), "native export", f"{name} missing")
+
+    # Errors name the bad value.
+    for kwargs, fragment in (
+        ({"optimizer": "sgd-with-vibes"}, "optimizer='sgd-with-vibes'"),
+        ({"no_such_option": 1}, "no_such_option"),
+        ({"epochs": 0}, "epochs=0"),
+    ):
+        try:
+            fit(train, backend=engine, **kwargs)
+        except BinomlabError as err:
+            _check(fragment in str(err), "errors", f"{fragment!r} not in {str(err)!r}")
+        else:
+            _check(False, "errors", f"{kwargs} was accepted")
+
+
+def _best_weights(fitted, val: Grouped, name: str) -> None:
+    best = float(fitted.history["val_nll"].min())
+    now = evaluate(val, fitted)["nll"]
+    _check(abs(now - best) <= 1e-5 * best, name, f"val nll {now} but best epoch had {best}")

@@ -1,0 +1,401 @@
+"""``bl.fit``: train a model spec on grouped data through any backend, and ``Fitted``."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from binomlab import backends as _backends
+from binomlab.encoding import Encoder
+from binomlab.errors import BinomlabError, ColumnNotFoundError, TrainingDivergedError
+from binomlab.grouped import Grouped
+from binomlab.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
+from binomlab.specs import Logistic, ModelSpec, parse_spec
+
+__all__ = ["Fitted", "fit"]
+
+HISTORY_SCHEMA = {
+    "epoch": pl.Int64,
+    "train_nll": pl.Float64,
+    "val_nll": pl.Float64,
+    "seconds": pl.Float64,
+}
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out = np.empty_like(z, dtype=np.float64)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def train_data(encoder: Encoder, data: Grouped) -> TrainData:
+    """Encode a Grouped into the arrays a backend trains on."""
+    return TrainData(
+        X=encoder.transform(data),
+        k=data.frame["k"].to_numpy().astype(np.float64),
+        n=data.frame["n"].to_numpy().astype(np.float64),
+    )
+
+
+class Fitted:
+    """A trained model: the spec, the encoder, the backend's network and the history.
+
+    Attributes
+    ----------
+    spec
+        The model spec that was trained.
+    backend
+        Name of the backend that trained it.
+    encoder
+        The :class:`~binomlab.encoding.Encoder` fitted on the training groups.
+    network
+        The backend's :class:`~binomlab.protocol.Network`.
+    history
+        Polars frame, one row per epoch: ``epoch``, ``train_nll``, ``val_nll`` (null without
+        validation data), ``seconds`` (wall time of the epoch).
+    stop_reason
+        Why training ended: ``completed``, ``converged``, ``early_stopping``, ``callback`` or
+        ``interrupted`` (Ctrl-C); the weights are those of the best epoch in every case.
+    seconds_
+        Total wall time of the fit.
+    n_params_
+        Number of trainable parameters.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: ModelSpec,
+        backend: str,
+        encoder: Encoder,
+        network: Network,
+        history: pl.DataFrame,
+        config: TrainConfig,
+        bins: Mapping[str, tuple[float, ...]],
+        feature_dtypes: Mapping[str, pl.DataType],
+        seconds: float,
+        backend_versions: Mapping[str, str],
+    ) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.encoder = encoder
+        self.network = network
+        self.history = history
+        self.config = config
+        self.bins = dict(bins)
+        self.feature_dtypes = dict(feature_dtypes)
+        self.seconds_ = seconds
+        self.backend_versions = dict(backend_versions)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The feature columns the model reads."""
+        return self.encoder.features
+
+    @property
+    def n_params_(self) -> int:
+        return self.network.n_params
+
+    @property
+    def stop_reason(self) -> str:
+        return self.network.stop_reason
+
+    @property
+    def epochs_(self) -> int:
+        """Epochs (or L-BFGS iterations) run."""
+        return self.history.height
+
+    def predict_logits(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
+        """Logits, float64 ``[rows]``, for a Grouped or a frame of raw feature columns."""
+        return np.asarray(self.network.predict_logits(self.encoder.transform(data)), np.float64)
+
+    def predict_proba(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
+        """Success probabilities, float64 ``[rows]``, one per group or row of ``data``.
+
+        Raises
+        ------
+        ColumnNotFoundError
+            A feature column is missing from ``data``.
+        """
+        return _sigmoid(self.predict_logits(data))
+
+    def coefficients(self) -> pl.DataFrame:
+        """Intercept and coefficients of a logistic model, per encoded column.
+
+        ``coefficient`` applies to the encoded column; for standardised numeric features
+        ``raw_coefficient`` applies to the feature in its own units (the intercept adjusted to
+        match), as a GLM on the raw features would report them.
+
+        Raises
+        ------
+        BinomlabError
+            The spec is not logistic.
+        """
+        if not isinstance(self.spec, Logistic):
+            msg = f"coefficients() needs the logistic spec; this model is {self.spec}."
+            raise BinomlabError(msg)
+        d = self.encoder.n_outputs
+        basis = np.vstack([np.zeros((1, d), np.float32), np.eye(d, dtype=np.float32)])
+        z = np.asarray(self.network.predict_logits(basis), np.float64)
+        intercept, coef = z[0], z[1:] - z[0]
+        names = self.encoder.output_names
+        raw = coef.copy()
+        raw_intercept = intercept
+        for feature, (mean, scale) in self.encoder.standardisation().items():
+            j = names.index(feature)
+            raw[j] = coef[j] / scale
+            raw_intercept -= coef[j] * mean / scale
+        return pl.DataFrame(
+            {
+                "term": ["(intercept)", *names],
+                "coefficient": [intercept, *coef],
+                "raw_coefficient": [raw_intercept, *raw],
+            }
+        )
+
+    def export(self, path: str | Path, *, formats: Iterable[str] = ("onnx", "native")) -> Path:
+        """Write the model to the directory ``path``; see :func:`binomlab.export.export_model`."""
+        from binomlab.export import export_model
+
+        return export_model(self, path, formats=formats)
+
+    def __repr__(self) -> str:
+        last = self.history.tail(1).to_dicts()
+        nll = ""
+        if last:
+            row = last[0]
+            nll = f", train_nll={row['train_nll']:.5f}"
+            if row["val_nll"] is not None:
+                nll += f", val_nll={row['val_nll']:.5f}"
+        return (
+            f"Fitted({self.spec}, backend={self.backend!r}, epochs={self.epochs_}{nll}, "
+            f"stop_reason={self.stop_reason!r}, {self.seconds_:.2f}s)"
+        )
+
+
+class _Progress:
+    """The one callback a backend calls: records history, checks for divergence, fans out."""
+
+    def __init__(self, callbacks: Iterable[ProgressCallback]) -> None:
+        self.callbacks = list(callbacks)
+        self.rows: list[dict[str, Any]] = []
+        self.last = time.perf_counter()
+
+    def __call__(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                msg = (
+                    f"Training diverged at epoch {epoch}: {name}={value}. Lower the learning "
+                    "rate (lr=...), standardise the features, or use optimizer='lbfgs'."
+                )
+                raise TrainingDivergedError(msg)
+        row = {
+            "epoch": int(epoch),
+            "train_nll": float(metrics["train_nll"]),
+            "val_nll": float(metrics["val_nll"]) if "val_nll" in metrics else None,
+            "seconds": seconds,
+        }
+        self.rows.append(row)
+        keep_going = True
+        for callback in self.callbacks:
+            metrics_out = {k: v for k, v in row.items() if k != "epoch" and v is not None}
+            if callback(epoch, metrics_out) is False:
+                keep_going = False
+        return keep_going
+
+    def history(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, schema=HISTORY_SCHEMA)
+
+
+def _positive_int(name: str, value: Any, *, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        msg = f"Expected {name} to be a positive integer. Received: {name}={value!r}"
+        raise BinomlabError(msg)
+    return int(value)
+
+
+def _check_val(train: Grouped, val: Grouped | None) -> None:
+    if val is None:
+        return
+    if not isinstance(val, Grouped):
+        msg = f"val must be a Grouped (e.g. from g.split()). Received: {type(val).__name__}"
+        raise TypeError(msg)
+    missing = [f for f in train.features if f not in val.frame.columns]
+    if missing:
+        raise ColumnNotFoundError.from_missing_and_available(
+            missing, val.frame.columns, role="validation feature"
+        )
+
+
+def _make_config(backend: Backend, spec: ModelSpec, **kw: Any) -> TrainConfig:
+    optimizer = kw["optimizer"]
+    if optimizer is None:
+        optimizer = (
+            "lbfgs"
+            if isinstance(spec, Logistic) and "lbfgs" in backend.optimizers
+            else (backend.optimizers[0])
+        )
+    if optimizer not in backend.optimizers:
+        msg = (
+            f"Backend {backend.name!r} expects optimizer to be one of {backend.optimizers}. "
+            f"Received: optimizer={optimizer!r}"
+        )
+        raise BinomlabError(msg)
+    if spec.kind not in backend.specs:
+        msg = (
+            f"Backend {backend.name!r} cannot build the {spec.kind!r} spec; it builds "
+            f"{backend.specs}. Pick another backend, e.g. backend='lightning'."
+        )
+        raise BinomlabError(msg)
+    unknown = sorted(set(kw["options"]) - set(backend.options))
+    if unknown:
+        msg = (
+            f"Backend {backend.name!r} does not take the option(s) {unknown}; it accepts "
+            f"{sorted(backend.options)}."
+        )
+        raise BinomlabError(msg)
+    for name in ("lr", "weight_decay", "tolerance"):
+        value = kw[name]
+        if value is None and name == "lr":
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not (value > 0 or (name == "weight_decay" and value == 0))
+            or not math.isfinite(value)
+        ):
+            msg = f"Expected {name} to be a positive finite number. Received: {name}={value!r}"
+            raise BinomlabError(msg)
+    if isinstance(kw["seed"], bool) or not isinstance(kw["seed"], numbers.Integral):
+        msg = f"Expected seed to be an integer. Received: seed={kw['seed']!r}"
+        raise BinomlabError(msg)
+    return TrainConfig(
+        epochs=_positive_int("epochs", kw["epochs"]),
+        batch_size=_positive_int("batch_size", kw["batch_size"]),
+        lr=None if kw["lr"] is None else float(kw["lr"]),
+        weight_decay=float(kw["weight_decay"]),
+        optimizer=optimizer,
+        seed=int(kw["seed"]),
+        early_stopping=_positive_int("early_stopping", kw["early_stopping"]),
+        tolerance=float(kw["tolerance"]),
+        options=dict(kw["options"]),
+    )
+
+
+def fit(
+    train: Grouped,
+    *,
+    model: str | ModelSpec = "logistic",
+    backend: str | Backend | type[Backend] = "lightning",
+    val: Grouped | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    weight_decay: float = 0.0,
+    optimizer: str | None = None,
+    seed: int = 0,
+    early_stopping: int | None = None,
+    tolerance: float = 1e-8,
+    callbacks: Iterable[Callable[[int, Mapping[str, float]], bool | None]] = (),
+    **options: Any,
+) -> Fitted:
+    """Train ``model`` on the grouped binomial NLL of ``train``.
+
+    Parameters
+    ----------
+    train
+        The training groups.
+    model
+        ``"logistic"``, ``"mlp"``, ``"mlp:64,32"``, :class:`~binomlab.Logistic` or
+        :class:`~binomlab.MLP`.
+    backend
+        A registry name (see :func:`binomlab.backends.available`), a Backend class or instance.
+    val
+        Validation groups; their per-trial NLL is reported each epoch and picks the best epoch.
+    epochs, batch_size, lr
+        None means the backend's defaults (see :class:`~binomlab.protocol.TrainConfig`).
+    weight_decay
+        L2 penalty; 0 (default) gives the maximum-likelihood fit.
+    optimizer
+        ``"adam"``, ``"adamw"`` or ``"lbfgs"``; None picks ``"lbfgs"`` for the logistic spec
+        (full batch, to the maximum-likelihood estimate) and ``"adam"`` otherwise.
+    seed
+        Same data, spec, backend and seed give identical predictions.
+    early_stopping
+        Stop after this many epochs without improvement of the monitored NLL.
+    tolerance
+        L-BFGS gradient tolerance on the per-trial NLL.
+    callbacks
+        ``callback(epoch, metrics) -> continue?`` called after every epoch with ``train_nll``,
+        ``val_nll`` (if any) and ``seconds``; returning False stops training, keeping the best
+        weights so far.
+    **options
+        Backend-specific options (e.g. ``strategy="ddp"`` for Lightning).
+
+    Returns
+    -------
+    Fitted
+
+    Raises
+    ------
+    BackendNotFoundError
+        The backend is not installed.
+    TrainingDivergedError
+        The loss became NaN or infinite (the message names the epoch).
+    BinomlabError, TypeError
+        Invalid arguments, each named with the value received.
+    """
+    if not isinstance(train, Grouped):
+        kind = type(train).__name__
+        msg = f"train must be a Grouped (from bl.group or bl.from_counts). Received: {kind}"
+        raise TypeError(msg)
+    _check_val(train, val)
+    spec = parse_spec(model)
+    engine = _backends.get(backend)
+    config = _make_config(
+        engine,
+        spec,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        optimizer=optimizer,
+        seed=seed,
+        early_stopping=early_stopping,
+        tolerance=tolerance,
+        options=options,
+    )
+    encoder = Encoder.fit(train)
+    train_arrays = train_data(encoder, train)
+    val_arrays = None if val is None else train_data(encoder, val)
+    progress = _Progress(callbacks)
+    start = time.perf_counter()
+    progress.last = start
+    network = engine.fit(train_arrays, val_arrays, spec, config, progress)
+    seconds = time.perf_counter() - start
+    return Fitted(
+        spec=spec,
+        backend=engine.name,
+        encoder=encoder,
+        network=network,
+        history=progress.history(),
+        config=config,
+        bins=train.bins,
+        feature_dtypes={f: train.frame.schema[f] for f in train.features},
+        seconds=seconds,
+        backend_versions=engine.versions(),
+    )

@@ -1,0 +1,167 @@
+"""bl.fit through the built-in reference backend: the GLM, the callback protocol, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import statsmodels.api as sm
+
+import binomlab as bl
+from binomlab import datasets
+from binomlab.protocol import Backend, Network
+from binomlab.reference import LinearNetwork
+from binomlab.testing import check_backend, synthetic_rows
+
+
+@pytest.fixture(scope="module")
+def split() -> tuple[bl.Grouped, bl.Grouped]:
+    g = bl.group(synthetic_rows(), ["colour", "size", "flag"], "y")
+    return g.split(0.25, seed=0)
+
+
+def test_reference_backend_passes_the_conformance_suite() -> None:
+    check_backend("reference")
+
+
+def test_star98_matches_statsmodels_glm() -> None:
+    g = datasets.star98()
+    fitted = bl.fit(g, backend="reference")
+    raw = sm.datasets.star98.load_pandas()
+    glm = sm.GLM(raw.endog, sm.add_constant(raw.exog), family=sm.families.Binomial()).fit()
+    assert fitted.stop_reason == "converged"
+    assert bl.evaluate(g, fitted)["deviance"] == pytest.approx(glm.deviance, rel=1e-6)
+    coef = dict(fitted.coefficients().select("term", "raw_coefficient").iter_rows())
+    for name, value in glm.params.items():
+        ours = coef["(intercept)" if name == "const" else name]
+        assert ours == pytest.approx(value, rel=1e-3), name
+
+
+def test_grouped_and_raw_rows_give_the_same_glm(split) -> None:
+    train, _ = split
+    rows = train.expand()
+    statsmodels_fit = sm.GLM(
+        rows["y"].to_numpy(),
+        sm.add_constant(
+            np.column_stack(
+                [
+                    rows["size"].to_numpy(),
+                    rows["flag"].to_numpy(),
+                    *[(rows["colour"] == c).to_numpy() for c in ("green", "grey", "red")],
+                ]
+            ).astype(float)
+        ),
+        family=sm.families.Binomial(),
+    ).fit()
+    fitted = bl.fit(train, backend="reference")
+    # same model class (one-hot over colours) fitted on 3,000 raw rows by statsmodels
+    assert bl.evaluate(train, fitted)["nll"] == pytest.approx(
+        -statsmodels_fit.llf / train.trials, rel=1e-7
+    )
+
+
+def test_history_and_callbacks(split) -> None:
+    train, val = split
+    seen = []
+    fitted = bl.fit(
+        train, backend="reference", val=val, callbacks=[lambda e, m: seen.append((e, dict(m)))]
+    )
+    h = fitted.history
+    assert h.columns == ["epoch", "train_nll", "val_nll", "seconds"]
+    assert h["epoch"].to_list() == list(range(1, h.height + 1))
+    assert [e for e, _ in seen] == h["epoch"].to_list()
+    assert set(seen[0][1]) == {"train_nll", "val_nll", "seconds"}
+    assert (h["seconds"] >= 0).all()
+    assert h["val_nll"].min() == pytest.approx(bl.evaluate(val, fitted)["nll"], rel=1e-9)
+    assert h["train_nll"][-1] <= h["train_nll"][0]
+    assert fitted.n_params_ == fitted.encoder.n_outputs + 1
+    assert "Fitted(logistic, backend='reference'" in repr(fitted)
+
+
+def test_predict_from_raw_frame_equals_grouped(split) -> None:
+    train, _ = split
+    fitted = bl.fit(train, backend="reference")
+    raw = train.frame.select(train.features)
+    assert np.array_equal(fitted.predict_proba(raw), fitted.predict_proba(train))
+
+
+def test_same_seed_same_predictions(split) -> None:
+    train, val = split
+    a = bl.fit(train, backend="reference", seed=4).predict_proba(val)
+    b = bl.fit(train, backend="reference", seed=4).predict_proba(val)
+    assert np.array_equal(a, b)
+
+
+class _DivergingNetwork(LinearNetwork):
+    pass
+
+
+class DivergingBackend(Backend):
+    """A real (if useless) third-party backend whose loss blows up at epoch 3."""
+
+    name = "diverging"
+    specs = ("logistic",)
+    optimizers = ("adam",)
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def fit(self, train, val, spec, config, callback) -> Network:
+        for epoch, loss in enumerate([0.7, 0.6, float("nan")], start=1):
+            callback(epoch, {"train_nll": loss})
+        return _DivergingNetwork(np.zeros(train.X.shape[1]), 0.0)
+
+
+def test_nan_loss_stops_with_the_epoch_named(split) -> None:
+    with pytest.raises(bl.TrainingDivergedError, match=r"diverged at epoch 3: train_nll=nan"):
+        bl.fit(split[0], backend=DivergingBackend)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"model": "mlp:8"}, bl.BinomlabError, r"'reference' cannot build the 'mlp' spec"),
+        ({"model": "forest"}, bl.BinomlabError, r"Received: model='forest'"),
+        ({"model": "mlp:a,b"}, bl.BinomlabError, r"layer widths after 'mlp:'"),
+        ({"optimizer": "adam"}, bl.BinomlabError, r"optimizer to be one of \('lbfgs',\)"),
+        ({"epochs": 0}, bl.BinomlabError, r"epochs to be a positive integer. Received: epochs=0"),
+        ({"lr": -1.0}, bl.BinomlabError, r"Received: lr=-1.0"),
+        ({"weight_decay": -1}, bl.BinomlabError, r"Received: weight_decay=-1"),
+        ({"strategy": "ddp"}, bl.BinomlabError, r"does not take the option\(s\) \['strategy'\]"),
+        (
+            {"backend": "keras"},
+            bl.BackendNotFoundError,
+            r"No backend 'keras'\. Installed: \[.*'reference'.*\]\. "
+            r"Install it with: pip install binomlab-keras",
+        ),
+        ({"val": "nope"}, TypeError, r"val must be a Grouped"),
+    ],
+)
+def test_fit_argument_errors(split, kwargs, error, match) -> None:
+    kwargs = {"backend": "reference", **kwargs}
+    with pytest.raises(error, match=match):
+        bl.fit(split[0], **kwargs)
+
+
+def test_fit_needs_grouped() -> None:
+    with pytest.raises(TypeError, match=r"train must be a Grouped"):
+        bl.fit(pl.DataFrame({"a": [1]}), backend="reference")
+
+
+def test_validation_data_needs_the_features(split) -> None:
+    train, _ = split
+    other = bl.group(synthetic_rows(100), ["colour"], "y")
+    with pytest.raises(
+        bl.ColumnNotFoundError, match=r"Validation features 'size', 'flag' not found"
+    ):
+        bl.fit(train, backend="reference", val=other)
+
+
+def test_specs() -> None:
+    assert bl.MLP(hidden=[16]).hidden == (16,)
+    assert str(bl.MLP((64, 32))) == "mlp:64,32"
+    assert bl.fit.__defaults__ is None  # keyword-only API
+    with pytest.raises(bl.BinomlabError, match=r"activation to be one of"):
+        bl.MLP(activation="swishy")
+    with pytest.raises(bl.BinomlabError, match=r"dropout in \[0, 1\)"):
+        bl.MLP(dropout=1.0)
