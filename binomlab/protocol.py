@@ -15,10 +15,11 @@ Training rules every backend follows
   full-data NLL for full-batch optimisers) and, when validation data is given, ``"val_nll"``
   (exact, on all validation groups, in evaluation mode). A return value of ``False`` stops
   training. Exceptions raised by the callback propagate to the caller unchanged.
-* Keep the weights of the best epoch by the monitored value (``val_nll`` if given, else
-  ``train_nll``) and return them — after the last epoch, after an early stop, after the callback
-  stops training, and after a ``KeyboardInterrupt`` (caught, not re-raised); set
-  :attr:`Network.stop_reason` accordingly.
+* Keep the weights of the best epoch by the monitored value — ``val_nll`` if given, else the
+  training objective (``train_nll`` plus the weight-decay penalty, which is ``train_nll``
+  itself when ``weight_decay=0``) — and return them: after the last epoch, after an early
+  stop, after the callback stops training, and after a ``KeyboardInterrupt`` (caught, not
+  re-raised); set :attr:`Network.stop_reason` accordingly.
 * ``config.early_stopping = p`` stops after ``p`` epochs without improvement of the monitored
   value. ``optimizer="lbfgs"`` trains full batch until ``config.tolerance`` is met on the
   gradient's max-norm (or ``config.epochs`` iterations, default 500).

@@ -131,7 +131,8 @@ class ReferenceBackend(Backend):
             metrics = {"train_nll": grouped_nll(X @ theta[:d] + theta[d], k, n)}
             if Xv is not None:
                 metrics["val_nll"] = grouped_nll(Xv @ theta[:d] + theta[d], val.k, val.n)
-            monitored = metrics.get("val_nll", metrics["train_nll"])
+            penalty = 0.5 * decay * float(theta[:d] @ theta[:d])
+            monitored = metrics.get("val_nll", metrics["train_nll"] + penalty)
             if monitored < best["value"]:
                 best.update(theta=theta.copy(), value=monitored, since=0)
             else:

@@ -165,3 +165,25 @@ def test_specs() -> None:
         bl.MLP(activation="swishy")
     with pytest.raises(bl.BinomlabError, match=r"dropout in \[0, 1\)"):
         bl.MLP(dropout=1.0)
+
+
+def test_weight_decay_reaches_the_penalised_optimum(split) -> None:
+    """Without validation data the best epoch is the one with the lowest *objective*."""
+    from scipy.optimize import minimize
+
+    from binomlab.reference import grouped_nll
+
+    train, _ = split
+    fitted = bl.fit(train, backend="reference", weight_decay=0.05)
+    X = fitted.encoder.transform(train).astype(np.float64)
+    k = train.frame["k"].to_numpy().astype(float)
+    n = train.frame["n"].to_numpy().astype(float)
+    d = X.shape[1]
+
+    def objective(theta):
+        return grouped_nll(X @ theta[:d] + theta[d], k, n) + 0.025 * theta[:d] @ theta[:d]
+
+    best = minimize(objective, np.zeros(d + 1), method="BFGS", options={"gtol": 1e-12})
+    ours = np.append(fitted.coefficients()["coefficient"][1:].to_numpy(), 0.0)
+    ours[d] = fitted.coefficients()["coefficient"][0]
+    assert objective(ours) - best.fun < 1e-12

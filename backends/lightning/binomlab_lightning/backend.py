@@ -1,0 +1,383 @@
+"""``LightningBackend``: the ``lightning`` entry of the ``binomlab.backends`` registry.
+
+It follows the training rules of :mod:`binomlab.protocol`: a Lightning ``Trainer`` fits a
+:class:`~binomlab_lightning.module.BinomialModule`, and :class:`ProgressMonitor` (a Lightning
+callback) reports every epoch to binomlab's callback, keeps the best weights and stops
+training when asked to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from torch import nn
+
+from binomlab.errors import BinomlabError
+from binomlab.protocol import (
+    OPTIMIZERS,
+    Backend,
+    Network,
+    ProgressCallback,
+    TrainConfig,
+    TrainData,
+)
+from binomlab.specs import ModelSpec
+from binomlab_lightning.data import GroupTensors
+from binomlab_lightning.export import export_onnx, save_native
+from binomlab_lightning.module import (
+    CHUNK,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LR,
+    BinomialModule,
+    BinomialNet,
+    build_network,
+)
+
+__all__ = ["LightningBackend", "LightningNetwork", "ProgressMonitor"]
+
+OPTIONS = (
+    "accelerator",
+    "default_root_dir",
+    "devices",
+    "enable_checkpointing",
+    "logger",
+    "precision",
+    "strategy",
+)
+LBFGS_MAX_ITERATIONS = 500
+ADAM_EPOCHS = 20
+
+
+class LightningNetwork(Network):
+    """A trained :class:`~binomlab_lightning.module.BinomialNet` on the CPU.
+
+    Attributes
+    ----------
+    net
+        The ``torch.nn.Module``: ``X [batch, d] -> logits [batch]``.
+    spec, input_dim
+        What it was built from.
+    stop_reason
+        One of :data:`binomlab.protocol.STOP_REASONS`.
+    """
+
+    def __init__(
+        self, net: nn.Module, spec: ModelSpec, input_dim: int, *, stop_reason: str = "completed"
+    ) -> None:
+        self.net = net
+        self.spec = spec
+        self.input_dim = int(input_dim)
+        self.stop_reason = stop_reason
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+
+    def predict_logits(self, X: np.ndarray) -> np.ndarray:
+        """Logits, float64 ``[rows]``, for ``X [rows, d]`` (inference mode, on the CPU).
+
+        Raises
+        ------
+        BinomlabError
+            ``X`` is not 2-D with ``d`` columns.
+        """
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.input_dim:
+            msg = (
+                f"Expected X of shape [rows, {self.input_dim}] (the encoded features). "
+                f"Received: shape {X.shape}"
+            )
+            raise BinomlabError(msg)
+        dtype = next(self.net.parameters()).dtype
+        self.net.eval()
+        out = np.empty(X.shape[0], dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], CHUNK):
+                x = torch.from_numpy(np.require(X[start : start + CHUNK], None, ["C", "W"]))
+                out[start : start + CHUNK] = self.net(x.to(dtype)).double().numpy()
+        return out
+
+    def export_onnx(self, path: Path) -> None:
+        export_onnx(self.net, self.input_dim, path)
+
+    def save_native(self, directory: Path) -> list[str]:
+        return save_native(self.net, self.spec, self.input_dim, directory)
+
+    def __repr__(self) -> str:
+        return (
+            f"LightningNetwork({self.spec}, input_dim={self.input_dim}, "
+            f"stop_reason={self.stop_reason!r})"
+        )
+
+
+class LightningBackend(Backend):
+    """Trains binomlab specs with a Lightning ``Trainer`` (CPU or GPU, optionally DDP).
+
+    Options (``bl.fit(..., backend="lightning", **options)``), passed to the ``Trainer``:
+    ``accelerator`` (default ``"auto"``), ``devices`` (default 1), ``strategy`` (e.g.
+    ``"ddp"`` with ``devices=2``; default ``"auto"``), ``precision`` (default ``"32-true"``,
+    ``"64-true"`` for L-BFGS on the logistic spec), ``default_root_dir``,
+    ``enable_checkpointing`` and ``logger`` (both off by default, so nothing is written).
+    """
+
+    name: ClassVar[str] = "lightning"
+    specs: ClassVar[tuple[str, ...]] = ("logistic", "mlp")
+    optimizers: ClassVar[tuple[str, ...]] = OPTIMIZERS
+    options: ClassVar[tuple[str, ...]] = OPTIONS
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__, "lightning": L.__version__}
+
+    def fit(
+        self,
+        train: TrainData,
+        val: TrainData | None,
+        spec: ModelSpec,
+        config: TrainConfig,
+        callback: ProgressCallback,
+    ) -> LightningNetwork:
+        """Train ``spec`` on ``train`` following :mod:`binomlab.protocol`.
+
+        Raises
+        ------
+        BinomlabError
+            An unknown option, optimiser or spec, or a mini-batch size with ``"lbfgs"``.
+        """
+        options = _check(train, spec, config)
+        lbfgs = config.optimizer == "lbfgs"
+        epochs = config.epochs or (LBFGS_MAX_ITERATIONS if lbfgs else ADAM_EPOCHS)
+        lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
+        batch_size = len(train) if lbfgs else (config.batch_size or DEFAULT_BATCH_SIZE)
+        # float64 takes L-BFGS to the maximum-likelihood estimate's tolerance; Apple's MPS
+        # has no float64, so "auto" there stays in float32
+        accelerator = options.get("accelerator", "auto")
+        mps = accelerator == "mps" or (accelerator == "auto" and torch.backends.mps.is_available())
+        float64 = lbfgs and spec.kind == "logistic" and not mps
+        trainer_options = {
+            "accelerator": "auto",
+            "devices": 1,
+            "strategy": "auto",
+            "precision": "64-true" if float64 else "32-true",
+            "logger": False,
+            "enable_checkpointing": False,
+            **options,
+        }
+        input_dim = train.X.shape[1]
+
+        with _quiet_lightning(), _keep_torch_flags(), _keep_sigint():
+            L.seed_everything(config.seed, workers=True, verbose=False)
+            net = build_network(spec, input_dim)
+            _start_at_base_rate(net, train)
+            module = BinomialModule(
+                net,
+                spec=spec.to_dict(),
+                input_dim=input_dim,
+                optimizer=config.optimizer,
+                lr=lr,
+                weight_decay=config.weight_decay,
+                batch_size=batch_size,
+                seed=config.seed,
+                tolerance=config.tolerance,
+            )
+            # moved and cast once to the module's device and dtype when training starts
+            module.attach(GroupTensors.from_train_data(train))
+            monitor = ProgressMonitor(
+                callback,
+                None if val is None else GroupTensors.from_train_data(val),
+                patience=config.early_stopping,
+            )
+            trainer = L.Trainer(
+                max_epochs=epochs,
+                callbacks=[monitor],
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                deterministic=True,
+                num_sanity_val_steps=0,
+                limit_val_batches=0,
+                log_every_n_steps=max(1, min(50, -(-len(train) // batch_size))),
+                **trainer_options,
+            )
+            _check_launcher(trainer)
+            try:
+                trainer.fit(module)
+            except SystemExit:
+                # Lightning turns a KeyboardInterrupt into sys.exit(1) after its own clean-up
+                if not monitor.interrupted:
+                    raise
+        if monitor.best_state is not None:
+            module.load_state_dict(monitor.best_state)
+        stop_reason = "interrupted" if monitor.interrupted else monitor.stop_reason
+        network = module.net.cpu().eval()
+        return LightningNetwork(network, spec, input_dim, stop_reason=stop_reason)
+
+
+def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
+    unknown = sorted(set(config.options) - set(OPTIONS))
+    if unknown:
+        msg = (
+            f"The lightning backend does not take the option(s) {unknown}. "
+            f"Expected any of {list(OPTIONS)}."
+        )
+        raise BinomlabError(msg)
+    if config.optimizer not in OPTIMIZERS:
+        msg = f"Expected one of {OPTIMIZERS}. Received: optimizer={config.optimizer!r}"
+        raise BinomlabError(msg)
+    if spec.kind not in LightningBackend.specs:
+        msg = f"Expected a spec of kind {LightningBackend.specs}. Received: {spec!r}"
+        raise BinomlabError(msg)
+    if (
+        config.optimizer == "lbfgs"
+        and config.batch_size is not None
+        and (config.batch_size < len(train))
+    ):
+        msg = (
+            "optimizer='lbfgs' trains on the full batch of groups; leave batch_size=None or "
+            f"use optimizer='adam'. Received: batch_size={config.batch_size!r}"
+        )
+        raise BinomlabError(msg)
+    return dict(config.options)
+
+
+def _check_launcher(trainer: L.Trainer) -> None:
+    """Refuse strategies that train in spawned or forked processes (``ddp_spawn``,
+    ``ddp_notebook``, ...): the history, best weights and stop reason would stay in them."""
+    launcher = trainer.strategy.launcher
+    if launcher is not None and not isinstance(launcher, _SubprocessScriptLauncher):
+        strategy = type(trainer.strategy).__name__
+        msg = (
+            f"The lightning backend trains in the calling process, so it cannot use a "
+            f"{strategy} that launches with {type(launcher).__name__} (e.g. 'ddp_spawn', "
+            "'ddp_notebook'). Use strategy='ddp' with devices=N from a script instead."
+        )
+        raise BinomlabError(msg)
+
+
+def _start_at_base_rate(net: BinomialNet, train: TrainData) -> None:
+    """Set the output bias to the logit of the overall success rate, so training starts from
+    the intercept-only model rather than from p = 0.5."""
+    rate = float(np.clip(train.k.sum() / train.n.sum(), 1e-12, 1 - 1e-12))
+    with torch.no_grad():
+        net.output_layer.bias.fill_(math.log(rate) - math.log1p(-rate))
+
+
+class ProgressMonitor(Callback):
+    """Reports each epoch to binomlab's callback, keeps the best weights, stops training.
+
+    At every train-epoch end: compute ``train_nll`` (and ``val_nll`` on all validation groups
+    in evaluation mode), log them as ``train/nll`` and ``val/nll``, snapshot the weights when
+    the monitored value improves (``val_nll``; else ``train_nll`` plus the weight-decay
+    penalty ``weight_decay/2·Σ‖W‖²``, i.e. ``train_nll`` when there is no decay), call
+    ``callback(epoch, metrics)``, and set ``trainer.should_stop`` when it returns False, when
+    L-BFGS has converged or when the patience has run out. A KeyboardInterrupt is recorded so
+    that the caller keeps the best weights; every other exception goes through untouched.
+    """
+
+    def __init__(
+        self, callback: ProgressCallback, val: GroupTensors | None, *, patience: int | None
+    ) -> None:
+        self.callback = callback
+        self.val = val
+        self.patience = patience
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_value = math.inf
+        self.best_epoch = 0
+        self.stale = 0
+        self.stop_reason = "completed"
+        self.interrupted = False
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: BinomialModule) -> None:
+        if self.val is not None:
+            self.val = self.val.to(pl_module.device, pl_module.dtype)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: BinomialModule) -> None:
+        epoch = trainer.current_epoch + 1
+        metrics = {"train_nll": pl_module.epoch_train_nll()}
+        if self.val is not None:
+            metrics["val_nll"] = pl_module.nll(self.val)
+        pl_module.log_dict({name.replace("_", "/"): v for name, v in metrics.items()})
+        monitored = metrics.get("val_nll")
+        if monitored is None:
+            # the training objective: with weight decay, the NLL alone would prefer the
+            # least regularised epoch over the penalised fit that was asked for
+            monitored = metrics["train_nll"] + float(pl_module.penalty().detach())
+        if monitored < self.best_value:
+            self.best_value, self.best_epoch, self.stale = monitored, epoch, 0
+            self.best_state = {k: t.detach().clone() for k, t in pl_module.state_dict().items()}
+        else:
+            self.stale += 1
+        reason = None
+        if self.callback(epoch, metrics) is False:
+            reason = "callback"
+        elif pl_module.converged:
+            reason = "converged"
+        elif self.patience is not None and self.stale >= self.patience:
+            reason = "early_stopping"
+        # a process asking to stop stops them all: they must run the same epochs
+        if trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
+            trainer.should_stop = True
+            self.stop_reason = reason or "callback"
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: BinomialModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted = True
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's INFO messages (GPU available, seed set, ...) and the warnings about
+    its own defaults that do not apply to in-memory batches."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+            # the logged values are already reduced over processes
+            warnings.filterwarnings("ignore", message=".*when logging on epoch level in distrib.*")
+            # Lightning 2.6 on torch >= 2.10 builds pytree LeafSpec()s, which torch deprecates
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _keep_torch_flags() -> Iterator[None]:
+    """``Trainer(deterministic=True)`` switches torch's global deterministic mode on: restore
+    the caller's setting afterwards."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+@contextlib.contextmanager
+def _keep_sigint() -> Iterator[None]:
+    """Lightning ignores SIGINT after handling a KeyboardInterrupt: put the handler back."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    finally:
+        if main and handler is not None:
+            signal.signal(signal.SIGINT, handler)

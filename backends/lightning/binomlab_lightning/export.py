@@ -1,0 +1,147 @@
+"""Export a trained :class:`~binomlab_lightning.module.BinomialNet`: ONNX for serving, and
+safetensors weights plus a JSON description for :func:`load_native`.
+
+Nothing here unpickles: the native format is ``weights.safetensors`` (tensors only) and
+``network.json`` (the spec, the input width and the dtype).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from binomlab.errors import ModelFileError
+from binomlab.specs import ModelSpec, spec_from_dict
+from binomlab_lightning.module import BinomialNet, build_network
+
+__all__ = ["NATIVE_FILES", "export_onnx", "load_native", "save_native"]
+
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+DESCRIPTION = "network.json"
+NATIVE_FILES = (WEIGHTS, DESCRIPTION)
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class _Float32Logits(nn.Module):
+    """float32 ``x [batch, d]`` → float32 logits ``[batch]``, whatever the net's dtype."""
+
+    def __init__(self, net: BinomialNet, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net = net
+        self.dtype = dtype
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.to(self.dtype)).to(torch.float32)
+
+
+def export_onnx(net: BinomialNet, input_dim: int, path: str | Path) -> None:
+    """Write ``net`` as a single-file ONNX model with ``torch.onnx.export(dynamo=True)``.
+
+    The graph has one input ``x``: float32 ``[batch, input_dim]`` with a dynamic batch
+    dimension, and one output ``logit``: float32 ``[batch]``. A float64 net casts inside the
+    graph.
+    """
+    dtype = next(net.parameters()).dtype
+    wrapper = _Float32Logits(net, dtype).eval()
+    example = (torch.zeros(2, int(input_dim), dtype=torch.float32),)
+    was_training = net.training
+    net.eval()
+    try:
+        with _quiet_exporter():
+            torch.onnx.export(
+                wrapper,
+                example,
+                str(path),
+                dynamo=True,
+                input_names=["x"],
+                output_names=["logit"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                external_data=False,
+                verbose=False,
+            )
+    finally:
+        net.train(was_training)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter prints its progress, logs that torchvision is missing and trips torch's
+    own pytree deprecation warning: keep the caller's output clean."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def save_native(
+    net: BinomialNet, spec: ModelSpec, input_dim: int, directory: str | Path
+) -> list[str]:
+    """Write ``weights.safetensors`` and ``network.json`` into ``directory``; return their names."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: t.detach().cpu().contiguous() for name, t in net.state_dict().items()}
+    dtype = next(net.parameters()).dtype
+    save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
+    description = {
+        "format_version": FORMAT_VERSION,
+        "spec": spec.to_dict(),
+        "input_dim": int(input_dim),
+        "dtype": str(dtype).removeprefix("torch."),
+        "torch": torch.__version__,
+    }
+    (directory / DESCRIPTION).write_text(json.dumps(description, indent=2))
+    return list(NATIVE_FILES)
+
+
+def load_native(directory: str | Path):
+    """Rebuild the network written by :meth:`LightningNetwork.save_native`.
+
+    Returns
+    -------
+    binomlab_lightning.backend.LightningNetwork
+
+    Raises
+    ------
+    ModelFileError
+        A file is missing, or the description or weights do not match.
+    """
+    from safetensors.torch import load_file
+
+    from binomlab_lightning.backend import LightningNetwork
+
+    directory = Path(directory)
+    missing = [name for name in NATIVE_FILES if not (directory / name).is_file()]
+    if missing:
+        msg = f"{directory} is not a binomlab-lightning model: {missing} not found."
+        raise ModelFileError(msg)
+    try:
+        description = json.loads((directory / DESCRIPTION).read_text())
+        spec = spec_from_dict(description["spec"])
+        input_dim = int(description["input_dim"])
+        dtype = _DTYPES[description.get("dtype", "float32")]
+    except (KeyError, ValueError, TypeError) as err:
+        msg = f"Unreadable {directory / DESCRIPTION}: {type(err).__name__}: {err}"
+        raise ModelFileError(msg) from err
+    net = build_network(spec, input_dim).to(dtype)
+    try:
+        net.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
+    except RuntimeError as err:
+        msg = f"The weights in {directory / WEIGHTS} do not fit the {spec} spec: {err}"
+        raise ModelFileError(msg) from err
+    return LightningNetwork(net.eval(), spec, input_dim)

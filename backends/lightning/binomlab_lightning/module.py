@@ -1,0 +1,233 @@
+"""The network built from a binomlab spec, and the LightningModule that trains it.
+
+:class:`BinomialNet` maps float ``X [batch, d]`` to logits ``[batch]``: one ``Linear(d, 1)``
+for the logistic spec, a ``Linear``/activation/``Dropout`` stack ending in ``Linear(·, 1)`` for
+the MLP spec. :class:`BinomialModule` trains it on the grouped binomial NLL with Adam, AdamW
+(mini-batches of groups) or L-BFGS (full batch, one L-BFGS iteration per epoch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from binomlab.specs import ModelSpec, spec_from_dict
+from binomlab_lightning.data import Batch, GroupBatches, GroupTensors
+from binomlab_lightning.loss import binomial_nll_with_logits
+
+__all__ = ["ACTIVATIONS", "BinomialModule", "BinomialNet", "build_network"]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "sigmoid": nn.Sigmoid,
+}
+DEFAULT_LR = {"adam": 1e-2, "adamw": 1e-2, "lbfgs": 1.0}
+DEFAULT_BATCH_SIZE = 1024
+LINE_SEARCH_EVALUATIONS = 25
+CHUNK = 65_536
+"""Groups per forward pass when evaluating or predicting without gradients."""
+
+
+class BinomialNet(nn.Module):
+    """``X [batch, d] -> logits [batch]`` through ``self.layers`` (an ``nn.Sequential``)."""
+
+    def __init__(self, layers: nn.Sequential) -> None:
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x).squeeze(-1)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.layers[-1]
+
+
+def build_network(spec: ModelSpec, input_dim: int) -> BinomialNet:
+    """The untrained network of ``spec`` for ``input_dim`` encoded features (PyTorch's default
+    initialisation, drawn from the global torch generator)."""
+    layers: list[nn.Module] = []
+    width = int(input_dim)
+    if spec.kind == "mlp":
+        for hidden in spec.hidden:
+            layers += [nn.Linear(width, hidden), ACTIVATIONS[spec.activation]()]
+            if spec.dropout > 0:
+                layers.append(nn.Dropout(spec.dropout))
+            width = hidden
+    layers.append(nn.Linear(width, 1))
+    return BinomialNet(nn.Sequential(*layers))
+
+
+class BinomialModule(L.LightningModule):
+    """Trains a :class:`BinomialNet` on the grouped binomial NLL per trial.
+
+    Parameters
+    ----------
+    net
+        The network; None builds it from ``spec`` and ``input_dim`` (what
+        ``load_from_checkpoint`` does, since ``net`` is not a saved hyperparameter).
+    spec, input_dim
+        The spec as a dict (``spec.to_dict()``) and the number of encoded features.
+    optimizer
+        ``"adam"``, ``"adamw"`` or ``"lbfgs"``.
+    lr, weight_decay, batch_size, seed, tolerance
+        As in :class:`binomlab.protocol.TrainConfig`, defaults resolved.
+
+    Training data is attached with :meth:`attach` before ``Trainer.fit``; the batches are cut
+    from tensors moved once to the training device.
+    """
+
+    def __init__(
+        self,
+        net: BinomialNet | None = None,
+        *,
+        spec: dict[str, Any],
+        input_dim: int,
+        optimizer: str = "adam",
+        lr: float = 1e-2,
+        weight_decay: float = 0.0,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        seed: int = 0,
+        tolerance: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"], logger=False)
+        self.net = net if net is not None else build_network(spec_from_dict(spec), input_dim)
+        self.automatic_optimization = optimizer != "lbfgs"
+        self.converged = False
+        self._train: GroupTensors | None = None
+        self._nll_sum: Tensor | None = None
+        self._trials: Tensor | None = None
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def attach(self, train: GroupTensors) -> None:
+        """The training groups (any device, any float dtype)."""
+        self._train = train
+
+    def train_dataloader(self) -> GroupBatches:
+        if self._train is None:
+            msg = "No training data: call module.attach(GroupTensors) before Trainer.fit."
+            raise RuntimeError(msg)
+        full_batch = not self.automatic_optimization
+        return GroupBatches(
+            self._train.to(self.device, self.dtype),
+            batch_size=len(self._train) if full_batch else self.hparams.batch_size,
+            shuffle=not full_batch,
+            seed=self.hparams.seed,
+            rank=self.trainer.global_rank,
+            world_size=self.trainer.world_size,
+        )
+
+    # -- the model ---------------------------------------------------------------------------
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def model_step(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The NLL summed over this process's groups of ``batch``, and their trials."""
+        X, k, n, _ = batch
+        return binomial_nll_with_logits(self(X), k, n, reduction="sum"), n.sum()
+
+    def penalty(self) -> Tensor:
+        """``weight_decay/2 · Σ‖W‖²`` over the weight matrices (not the biases).
+
+        L-BFGS adds it to the loss (Adam and AdamW apply ``weight_decay`` in the optimiser);
+        without validation data, the best epoch is the one of least NLL plus penalty."""
+        decay = self.hparams.weight_decay
+        if not decay:
+            return torch.zeros((), dtype=self.dtype, device=self.device)
+        weights = [p for name, p in self.net.named_parameters() if name.endswith("weight")]
+        return 0.5 * decay * sum(w.square().sum() for w in weights)
+
+    def on_train_epoch_start(self) -> None:
+        self._nll_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._trials = torch.zeros((), dtype=torch.float64, device=self.device)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        if not self.automatic_optimization:
+            return self._lbfgs_step(batch)
+        nll_sum, trials = self.model_step(batch)
+        self._nll_sum += nll_sum.detach().double()
+        self._trials += trials.double()
+        # Each process holds a shard of the batch and DDP averages gradients over processes:
+        # scaling by world_size makes the update that of the whole batch's per-trial NLL.
+        return nll_sum * (self.trainer.world_size / batch[3])
+
+    def _lbfgs_step(self, batch: Batch) -> None:
+        optimizer = self.optimizers()
+        _, _, n, batch_trials = batch
+        scale = self.trainer.world_size
+
+        def objective() -> Tensor:
+            optimizer.zero_grad()
+            nll = self.model_step(batch)[0] / batch_trials
+            penalty = self.penalty()
+            self.manual_backward(nll * scale + penalty)
+            # the line search must see the same (global) value in every process
+            total = self.trainer.strategy.reduce(nll.detach().clone(), reduce_op="sum")
+            return total + penalty.detach()
+
+        optimizer.step(closure=objective)
+        # Where the step landed: the exact full-data NLL and its gradient's max-norm.
+        optimizer.zero_grad()
+        nll_sum = self.model_step(batch)[0]
+        self.manual_backward((nll_sum / batch_trials) * scale + self.penalty())
+        self._nll_sum = nll_sum.detach().double()
+        self._trials = n.sum().double()
+        grad_max = max(p.grad.abs().max() for p in self.net.parameters() if p.grad is not None)
+        self.converged = bool(grad_max <= self.hparams.tolerance)
+        optimizer.zero_grad()
+
+    def epoch_train_nll(self) -> float:
+        """The epoch's NLL per trial over all processes (the trial-weighted mean of its
+        mini-batch losses; exact at the new weights for L-BFGS)."""
+        both = torch.stack([self._nll_sum, self._trials])
+        both = self.trainer.strategy.reduce(both, reduce_op="sum")
+        return float(both[0] / both[1])
+
+    @torch.no_grad()
+    def nll(self, data: GroupTensors) -> float:
+        """Exact per-trial NLL of ``data`` in evaluation mode (``data`` on this device)."""
+        was_training = self.training
+        self.eval()
+        try:
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            for start in range(0, len(data), CHUNK):
+                part = slice(start, start + CHUNK)
+                z = self(data.X[part])
+                total += binomial_nll_with_logits(
+                    z, data.k[part], data.n[part], reduction="sum"
+                ).double()
+            return float(total / data.n.double().sum())
+        finally:
+            self.train(was_training)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        name, lr = self.hparams.optimizer, self.hparams.lr
+        if name == "lbfgs":
+            return torch.optim.LBFGS(
+                self.net.parameters(),
+                lr=lr,
+                max_iter=1,
+                # torch derives the line search's budget from max_eval (max_iter·5/4 = 1 would
+                # leave it none): allow the usual 25 evaluations per iteration
+                max_eval=1 + LINE_SEARCH_EVALUATIONS,
+                tolerance_grad=self.hparams.tolerance,
+                tolerance_change=0.0,
+                line_search_fn="strong_wolfe",
+            )
+        decayed = [p for n, p in self.net.named_parameters() if n.endswith("weight")]
+        plain = [p for n, p in self.net.named_parameters() if not n.endswith("weight")]
+        groups = [
+            {"params": decayed, "weight_decay": self.hparams.weight_decay},
+            {"params": plain, "weight_decay": 0.0},
+        ]
+        optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+        return optimizer(groups, lr=lr)
