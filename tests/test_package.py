@@ -46,16 +46,25 @@ def test_readme_quick_start_runs() -> None:
 @pytest.mark.slow
 def test_demo_command(tmp_path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "binomlab.cli", "demo", "--out", str(tmp_path)],
+        [sys.executable, "-m", "binomlab.cli", "demo", "--quick", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
-        env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"},
+        env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
     )
     assert out.returncode == 0, out.stderr
     assert "336,776 rows" in out.stdout
     assert "327,346 trials" in out.stdout  # 9,430 flights without an arrival delay left out
-    assert re.search(r"train .* 261,877 trials", out.stdout)
+    assert "exact split of the trials: train 261,877, test 65,469" in out.stdout
+    board = dict(re.findall(r"│ (logistic/\S+)\s+┆ \S+\s+┆ ([0-9.]+)", out.stdout))
+    assert "logistic/reference" in board
+    assert "logistic/statsmodels" in board
+    # every backend and statsmodels reach the same penalised GLM (4 decimals printed)
+    assert len(set(board.values())) == 1, board
     assert (tmp_path / "calibration.png").stat().st_size > 10_000
+    exported = list((tmp_path / "models").iterdir())
+    assert len(exported) == out.stdout.count("max |Δp| = ") >= 1
+    for model in exported:
+        assert (model / "model.onnx").is_file()
 
 
 def test_cli_reports_bad_arguments_in_one_line() -> None:
