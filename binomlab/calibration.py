@@ -34,6 +34,7 @@ _STAT_COLUMNS = (
     "successes",
     "lower",
     "upper",
+    "dispersion",
 )
 
 
@@ -91,6 +92,8 @@ def calibration(
     *,
     strategy: str = "quantile",
     level: float = 0.95,
+    overdispersed: bool | float = False,
+    params: int | None = None,
 ) -> pl.DataFrame:
     """Reliability table: predicted against observed success rate, per bin of predictions.
 
@@ -115,6 +118,15 @@ def calibration(
         group's feature columns after ``bin``.
     level : float, default 0.95
         Confidence level of the Wilson interval.
+    overdispersed : bool or float, default False
+        Widen the intervals for extra-binomial variation. ``True`` estimates the dispersion
+        from these groups and predictions — the quasi-binomial ``φ = max(1, Pearson χ² /
+        (groups − params))`` — and a number gives ``φ`` directly; the Wilson interval is then
+        computed on ``k/φ`` successes out of ``n/φ`` trials (the effective sample size), so
+        it is about ``√φ`` times wider. The ``dispersion`` column holds the ``φ`` used.
+    params : int, optional
+        Fitted parameters, for the dispersion estimate (default: the model's ``n_params_``,
+        else 0).
 
     Returns
     -------
@@ -139,6 +151,7 @@ def calibration(
     check_bins(bins)
     trials, successes = counts(data)
     proba = resolve_proba(data, proba_or_fitted)
+    phi = _dispersion(data, proba_or_fitted, proba, overdispersed, params)
 
     if strategy == "uniform":
         bin_of = np.minimum(np.floor(bins * proba), bins - 1).astype(np.int64)
@@ -147,7 +160,7 @@ def calibration(
         _, bin_of = np.unique(np.searchsorted(edges, proba, side="left"), return_inverse=True)
     else:
         bin_of = np.arange(len(proba), dtype=np.int64)
-    table = _table(bin_of.astype(np.int64), proba, trials, successes, level=level)
+    table = _table(bin_of.astype(np.int64), proba, trials, successes, level=level, phi=phi)
     if strategy == "groups":
         features = data.frame.drop("n", "k")
         clash = [name for name in features.columns if name in ("bin", *_STAT_COLUMNS)]
@@ -168,6 +181,7 @@ def plot_calibration(
     bins: int = 10,
     strategy: str = "quantile",
     level: float = 0.95,
+    overdispersed: bool | float = False,
     ax: Axes | None = None,
 ) -> Axes:
     """Draw a reliability diagram of one or more models.
@@ -178,9 +192,10 @@ def plot_calibration(
         The grouped counts.
     models : array-like, fitted model, or dict of name -> array-like or fitted model
         What to draw; a single model is labelled ``"model"``.
-    bins, strategy, level
+    bins, strategy, level, overdispersed
         As :func:`calibration`. With ``strategy="groups"`` each group is a point whose area is
-        proportional to its trials.
+        proportional to its trials; ``overdispersed=True`` widens every model's intervals by
+        its own estimated dispersion.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when omitted.
 
@@ -202,7 +217,9 @@ def plot_calibration(
         msg = "Expected at least one model to plot. Received: models={}"
         raise BinomlabError(msg)
     tables = {
-        str(name): calibration(data, model, bins, strategy=strategy, level=level)
+        str(name): calibration(
+            data, model, bins, strategy=strategy, level=level, overdispersed=overdispersed
+        )
         for name, model in named.items()
     }
     if ax is None:
@@ -249,6 +266,7 @@ def _table(
     successes: np.ndarray,
     *,
     level: float,
+    phi: float,
 ) -> pl.DataFrame:
     order = np.argsort(bin_of, kind="stable")
     bin_sorted = bin_of[order]
@@ -262,7 +280,7 @@ def _table(
     p_max = np.maximum.reduceat(p, starts)
     # Clipped so rounding never puts the mean outside the range (and a single p stays exact).
     mean = np.clip(np.add.reduceat(n * p, starts) / n_bin, p_min, p_max)
-    lower, upper = wilson_interval(k_bin, n_bin, level=level)
+    lower, upper = wilson_interval(k_bin / phi, n_bin / phi, level=level)
     return pl.DataFrame(
         {
             "bin": pl.Series(bin_sorted[starts], dtype=pl.Int64),
@@ -274,5 +292,24 @@ def _table(
             "successes": pl.Series(k_bin, dtype=pl.Int64),
             "lower": lower,
             "upper": upper,
+            "dispersion": np.full(n_bin.size, phi),
         }
     )
+
+
+def _dispersion(
+    data: Grouped, model: Any, proba: np.ndarray, overdispersed: bool | float, params: int | None
+) -> float:
+    """The φ that widens the intervals: 1, a given number, or the quasi-binomial estimate."""
+    if overdispersed is False:
+        return 1.0
+    if overdispersed is True:
+        from binomlab.metrics import evaluate
+
+        estimate = evaluate(data, proba, params=params if params is not None else
+                            getattr(model, "n_params_", 0))["dispersion"]  # fmt: skip
+        return max(1.0, estimate) if np.isfinite(estimate) else 1.0
+    if isinstance(overdispersed, int | float) and np.isfinite(overdispersed) and overdispersed >= 1:
+        return float(overdispersed)
+    msg = f"Expected overdispersed to be True, False or a number >= 1. Received: {overdispersed!r}"
+    raise BinomlabError(msg)

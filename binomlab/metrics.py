@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import xlogy
+from scipy.stats import chi2 as chi2_distribution
 
 from binomlab._proba import check_bins, counts, resolve_proba
 from binomlab.errors import BinomlabError
@@ -70,8 +71,17 @@ def evaluate(
             ``Σ (k - n p)² / (n p (1-p))``. A group with ``p`` in {0, 1} adds 0 when its
             outcomes all agree with ``p`` and ``inf`` otherwise.
         ``dispersion``
-            ``pearson_chi2 / (groups - params)``; ``nan`` when ``groups <= params``. Near 1 for
-            a well-specified binomial model, above 1 for overdispersion.
+            ``pearson_chi2 / (groups - params)``, the quasi-binomial dispersion; ``nan`` when
+            ``groups <= params``. Near 1 for a well-specified binomial model, above 1 for
+            overdispersion (groups varying more than a binomial allows).
+        ``deviance_p``, ``pearson_p``
+            Goodness-of-fit p-values: upper tails of χ² on ``groups - params`` degrees of
+            freedom for ``deviance`` and ``pearson_chi2``. Small values reject the binomial
+            model for these groups. ``nan`` when ``groups <= params``.
+        ``gof_reliable``
+            False when the χ² approximation behind the p-values is doubtful: fewer than 80% of
+            the groups expect at least 5 successes and 5 failures, or one expects less than 1
+            (Cochran's rule). Sparse groups (many with ``n`` of a few trials) make it False.
         ``trials``, ``groups``, ``successes``
             Python ints: ``Σn``, ``len(data)``, ``Σk``.
 
@@ -97,15 +107,19 @@ def evaluate(
 
     log_likelihood = float(np.sum(xlogy(k, proba) + xlogy(n - k, 1.0 - proba)))
     chi2 = _pearson_chi2(n, k, proba)
+    deviance = _deviance(n, k, proba)
     dof = groups - params
     return {
         "nll": -log_likelihood / total,
-        "deviance": _deviance(n, k, proba),
+        "deviance": deviance,
         "brier": float(np.sum(k * (1.0 - proba) ** 2 + (n - k) * proba**2)) / total,
         "auc": _auc(n, k, proba),
         "ece": _ece(n, k, proba, bins=10),
         "pearson_chi2": chi2,
         "dispersion": chi2 / dof if dof > 0 else float("nan"),
+        "deviance_p": _chi2_sf(deviance, dof),
+        "pearson_p": _chi2_sf(chi2, dof),
+        "gof_reliable": _gof_reliable(n, proba),
         "trials": int(trials.sum()),
         "groups": groups,
         "successes": int(successes.sum()),
@@ -146,6 +160,22 @@ def expected_calibration_error(data: Grouped, proba: Any, *, bins: int = 10) -> 
     trials, successes = counts(data)
     p = resolve_proba(data, proba)
     return _ece(trials.astype(np.float64), successes.astype(np.float64), p, bins=bins)
+
+
+SMALL_EXPECTED = 5.0
+"""Expected successes or failures below this make the χ² goodness-of-fit tests unreliable."""
+
+
+def _chi2_sf(statistic: float, dof: int) -> float:
+    """Upper-tail p-value of a χ² statistic on ``dof`` degrees of freedom (nan if dof <= 0)."""
+    return float(chi2_distribution.sf(statistic, dof)) if dof > 0 else float("nan")
+
+
+def _gof_reliable(n: np.ndarray, p: np.ndarray) -> bool:
+    """Cochran's rule for the χ² approximation: at least 80% of the groups expect 5 or more
+    successes and 5 or more failures, and none expects less than 1."""
+    expected = np.minimum(n * p, n * (1.0 - p))
+    return bool(np.mean(expected >= SMALL_EXPECTED) >= 0.8 and np.all(expected >= 1.0))
 
 
 def _deviance(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:

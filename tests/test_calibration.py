@@ -27,6 +27,7 @@ COLUMNS = [
     "successes",
     "lower",
     "upper",
+    "dispersion",
 ]
 
 
@@ -278,3 +279,30 @@ def test_bad_arguments_raise() -> None:
         wilson_interval([0, 1], [0, 3])
     with pytest.raises(InvalidCountsError, match="0 <= successes <= trials"):
         wilson_interval([4], [3])
+
+
+def test_overdispersed_intervals_cover_beta_binomial_truth() -> None:
+    """With extra-binomial variation, plain Wilson intervals undercover; widened ones do not."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    groups, trials, rho = 200, 400, 0.02
+    phi_bb = 1 / rho - 1
+    truth = rng.uniform(0.1, 0.9, groups)
+    frame = pl.DataFrame({"g": np.arange(groups), "n": np.full(groups, trials)})
+    plain, widened = [], []
+    for _ in range(30):
+        k = stats.betabinom.rvs(trials, truth * phi_bb, (1 - truth) * phi_bb, random_state=rng)
+        data = Grouped(frame.with_columns(k=pl.Series(k)), ["g"])
+        for overdispersed, sink in ((False, plain), (True, widened)):
+            table = calibration(data, truth, strategy="groups", overdispersed=overdispersed)
+            covered = (table["lower"].to_numpy() <= truth) & (truth <= table["upper"].to_numpy())
+            sink.append(float(covered.mean()))
+        # quasi-binomial dispersion estimates 1 + (n - 1) rho = 8.98
+        assert table["dispersion"][0] == pytest.approx(1 + (trials - 1) * rho, rel=0.3)
+    assert np.mean(plain) < 0.6
+    assert np.mean(widened) == pytest.approx(0.95, abs=0.03)
+    fixed = calibration(data, truth, strategy="groups", overdispersed=4.0)
+    assert (fixed["dispersion"] == 4.0).all()
+    with pytest.raises(BinomlabError, match=r"Received: 0\.5"):
+        calibration(data, truth, overdispersed=0.5)

@@ -83,10 +83,10 @@ def check_against_rows(data: Grouped, proba: np.ndarray) -> dict[str, float | in
 def test_metrics_equal_raw_row_metrics(seed: int) -> None:
     data, proba = random_case(seed)
     result = check_against_rows(data, proba)
-    assert all(
-        type(v) is float for k, v in result.items() if k not in {"trials", "groups", "successes"}
-    )
-    assert all(type(result[k]) is int for k in ("trials", "groups", "successes"))
+    ints = {"trials", "groups", "successes"}
+    assert all(type(v) is float for k, v in result.items() if k not in {*ints, "gof_reliable"})
+    assert all(type(result[k]) is int for k in ints)
+    assert type(result["gof_reliable"]) is bool
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -320,3 +320,39 @@ def test_grouped_cannot_be_empty() -> None:
     frame = pl.DataFrame({"x": [1], "n": [1], "k": [0]}).clear()
     with pytest.raises(EmptyDataError):
         Grouped(frame, ["x"])
+
+
+def test_goodness_of_fit_p_values_and_their_calibration() -> None:
+    """Under a true binomial model the p-values are uniform; under overdispersion they are not."""
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    groups, trials = 60, 200
+    p = rng.uniform(0.2, 0.8, groups)
+    frame = pl.DataFrame({"g": np.arange(groups), "n": np.full(groups, trials)})
+    binomial_p, overdispersed_p = [], []
+    for _ in range(400):
+        k = rng.binomial(trials, p)
+        result = evaluate(Grouped(frame.with_columns(k=pl.Series(k)), ["g"]), p)
+        assert result["gof_reliable"]
+        assert result["pearson_p"] == pytest.approx(stats.chi2.sf(result["pearson_chi2"], groups))
+        assert result["deviance_p"] == pytest.approx(stats.chi2.sf(result["deviance"], groups))
+        binomial_p.append(result["pearson_p"])
+        rho = 0.02  # intra-group correlation: beta-binomial with phi = 1/rho - 1
+        k_over = stats.betabinom.rvs(trials, p * (1 / rho - 1), (1 - p) * (1 / rho - 1),
+                                     random_state=rng)  # fmt: skip
+        over = evaluate(Grouped(frame.with_columns(k=pl.Series(k_over)), ["g"]), p)
+        overdispersed_p.append(over["pearson_p"])
+        # quasi-binomial dispersion estimates 1 + (n - 1) rho
+        assert over["dispersion"] > 1.5
+    assert np.mean(np.array(binomial_p) < 0.05) == pytest.approx(0.05, abs=0.03)
+    assert np.mean(np.array(overdispersed_p) < 0.05) > 0.95
+
+
+def test_goodness_of_fit_is_flagged_unreliable_on_sparse_groups() -> None:
+    data = Grouped(pl.DataFrame({"g": [0, 1, 2], "n": [2, 3, 1], "k": [1, 0, 1]}), ["g"])
+    result = evaluate(data, [0.5, 0.3, 0.6], params=1)
+    assert result["gof_reliable"] is False
+    assert 0 <= result["pearson_p"] <= 1
+    none_left = evaluate(data, [0.5, 0.3, 0.6], params=3)
+    assert np.isnan(none_left["pearson_p"])
