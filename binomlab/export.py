@@ -80,6 +80,8 @@ def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = F
         "backend": fitted.backend,
         "framework_versions": fitted.backend_versions,
         "spec": fitted.spec.to_dict(),
+        "loss": fitted.loss,
+        "phi": fitted.phi_,
         "n_params": fitted.n_params_,
         "encoder": fitted.encoder.to_dict(),
         "features": [{"name": f, "dtype": str(fitted.feature_dtypes[f])} for f in fitted.features],
@@ -127,6 +129,25 @@ class Predictor:
     def features(self) -> tuple[str, ...]:
         """The feature columns :meth:`predict_proba` needs."""
         return self.encoder.features
+
+    @property
+    def loss(self) -> str:
+        """The training loss, ``"binomial"`` or ``"beta-binomial"``."""
+        return self.manifest.get("loss", "binomial")
+
+    @property
+    def phi(self) -> float | None:
+        """The beta-binomial concentration φ from the manifest (None for the binomial)."""
+        return self.manifest.get("phi")
+
+    def predict_interval(
+        self, data: Grouped | pl.DataFrame | pl.LazyFrame, n: Any, *, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive interval (int64 lower and upper ``[rows]``) for the successes out of
+        ``n`` trials; beta-binomial with the model's φ when it has one."""
+        from binomlab.betabinomial import predictive_interval
+
+        return predictive_interval(self.predict_proba(data), n, phi=self.phi, level=level)
 
     def predict_logits(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
         """Logits, float64 ``[rows]``."""

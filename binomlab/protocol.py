@@ -8,8 +8,14 @@ point group ``binomlab.backends`` and checked by :func:`binomlab.testing.check_b
 
 Training rules every backend follows
 -------------------------------------
-* Loss: the grouped binomial NLL per trial, ``Σ[n·softplus(z) − k·z] / Σn`` over the data
-  (a mini-batch loss divides by the batch's trials).
+* Loss (``config.loss``): ``"binomial"``, the grouped binomial NLL per trial,
+  ``Σ[n·softplus(z) − k·z] / Σn`` over the data (a mini-batch loss divides by the batch's
+  trials); or ``"beta-binomial"`` (backends that list it in :attr:`Backend.losses`): with
+  ``μ = sigmoid(z)``, a learned scalar concentration ``φ = exp(θ)``, ``α = μφ``,
+  ``β = (1 − μ)φ``, the NLL per trial ``−Σ[lgamma(k+α) + lgamma(n−k+β) − lgamma(n+φ)
+  − lgamma(α) − lgamma(β) + lgamma(φ)] / Σn`` (binomial coefficient dropped), reported as
+  ``train_nll``/``val_nll``; the trained network sets :attr:`Network.phi`. ``θ`` starts at
+  ``log(100)`` unless the backend documents otherwise, and weight decay does not apply to it.
 * After every epoch call ``callback(epoch, metrics)`` with the 1-based epoch and a dict holding
   ``"train_nll"`` (the trial-weighted mean of the epoch's mini-batch losses, or the exact
   full-data NLL for full-batch optimisers) and, when validation data is given, ``"val_nll"``
@@ -39,6 +45,7 @@ import numpy as np
 from binomlab.specs import ModelSpec
 
 __all__ = [
+    "LOSSES",
     "OPTIMIZERS",
     "STOP_REASONS",
     "Backend",
@@ -49,6 +56,7 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("adam", "adamw", "lbfgs")
+LOSSES = ("binomial", "beta-binomial")
 STOP_REASONS = ("completed", "converged", "early_stopping", "callback", "interrupted")
 
 ProgressCallback = Callable[[int, Mapping[str, float]], bool | None]
@@ -107,6 +115,8 @@ class TrainConfig:
     options
         Backend-specific keyword options (e.g. ``strategy="ddp"``), passed through unchanged;
         a backend raises on options it does not know.
+    loss
+        One of :data:`LOSSES` that the backend lists in :attr:`Backend.losses`.
     """
 
     epochs: int | None = None
@@ -118,6 +128,7 @@ class TrainConfig:
     early_stopping: int | None = None
     tolerance: float = 1e-8
     options: Mapping[str, Any] = field(default_factory=dict)
+    loss: str = "binomial"
 
 
 class Network(ABC):
@@ -125,6 +136,9 @@ class Network(ABC):
 
     stop_reason: str = "completed"
     """One of :data:`STOP_REASONS`."""
+
+    phi: float | None = None
+    """The learned beta-binomial concentration ``φ`` (None for the binomial loss)."""
 
     @property
     @abstractmethod
@@ -163,6 +177,9 @@ class Backend(ABC):
 
     options: ClassVar[tuple[str, ...]] = ()
     """Names of the backend-specific options it accepts in ``TrainConfig.options``."""
+
+    losses: ClassVar[tuple[str, ...]] = ("binomial",)
+    """Losses it can train (see :data:`LOSSES`)."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:

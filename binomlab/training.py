@@ -16,7 +16,7 @@ from binomlab import backends as _backends
 from binomlab.encoding import Encoder
 from binomlab.errors import BinomlabError, ColumnNotFoundError, TrainingDivergedError
 from binomlab.grouped import Grouped
-from binomlab.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
+from binomlab.protocol import LOSSES, Backend, Network, ProgressCallback, TrainConfig, TrainData
 from binomlab.specs import Logistic, ModelSpec, parse_spec
 
 __all__ = ["Fitted", "fit"]
@@ -109,6 +109,33 @@ class Fitted:
     @property
     def stop_reason(self) -> str:
         return self.network.stop_reason
+
+    @property
+    def loss(self) -> str:
+        """``"binomial"`` or ``"beta-binomial"``."""
+        return self.config.loss
+
+    @property
+    def phi_(self) -> float | None:
+        """The learned beta-binomial concentration φ (None for the binomial loss)."""
+        return self.network.phi
+
+    def predict_interval(
+        self, data: Grouped | pl.DataFrame | pl.LazyFrame, n: Any, *, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive interval for the successes out of ``n`` trials in each row of ``data``.
+
+        Beta-binomial with the learned φ for that loss, binomial otherwise; see
+        :func:`binomlab.betabinomial.predictive_interval`.
+
+        Returns
+        -------
+        (lower, upper)
+            int64 ``[rows]``.
+        """
+        from binomlab.betabinomial import predictive_interval
+
+        return predictive_interval(self.predict_proba(data), n, phi=self.phi_, level=level)
 
     @property
     def epochs_(self) -> int:
@@ -261,6 +288,15 @@ def _make_config(backend: Backend, spec: ModelSpec, **kw: Any) -> TrainConfig:
             f"{backend.specs}. Pick another backend, e.g. backend='lightning'."
         )
         raise BinomlabError(msg)
+    if kw["loss"] not in LOSSES:
+        msg = f"Expected loss to be one of {LOSSES}. Received: loss={kw['loss']!r}"
+        raise BinomlabError(msg)
+    if kw["loss"] not in backend.losses:
+        msg = (
+            f"Backend {backend.name!r} cannot train loss={kw['loss']!r}; it trains "
+            f"{backend.losses}. Pick another backend, e.g. backend='lightning'."
+        )
+        raise BinomlabError(msg)
     unknown = sorted(set(kw["options"]) - set(backend.options))
     if unknown:
         msg = (
@@ -293,6 +329,7 @@ def _make_config(backend: Backend, spec: ModelSpec, **kw: Any) -> TrainConfig:
         early_stopping=_positive_int("early_stopping", kw["early_stopping"]),
         tolerance=float(kw["tolerance"]),
         options=dict(kw["options"]),
+        loss=kw["loss"],
     )
 
 
@@ -310,6 +347,7 @@ def fit(
     seed: int = 0,
     early_stopping: int | None = None,
     tolerance: float = 1e-8,
+    loss: str = "binomial",
     callbacks: Iterable[Callable[[int, Mapping[str, float]], bool | None]] = (),
     **options: Any,
 ) -> Fitted:
@@ -339,6 +377,11 @@ def fit(
         Stop after this many epochs without improvement of the monitored NLL.
     tolerance
         L-BFGS gradient tolerance on the per-trial NLL.
+    loss
+        ``"binomial"``, or ``"beta-binomial"`` for groups that vary more than a binomial
+        allows: it learns a concentration φ next to the network (``fitted.phi_``;
+        intra-group correlation ρ = 1/(1 + φ)), and ``train_nll``/``val_nll`` are then
+        beta-binomial NLLs per trial. See :mod:`binomlab.protocol`.
     callbacks
         ``callback(epoch, metrics) -> continue?`` called after every epoch with ``train_nll``,
         ``val_nll`` (if any) and ``seconds``; returning False stops training, keeping the best
@@ -378,6 +421,7 @@ def fit(
         early_stopping=early_stopping,
         tolerance=tolerance,
         options=options,
+        loss=loss,
     )
     encoder = Encoder.fit(train)
     train_arrays = train_data(encoder, train)

@@ -129,15 +129,18 @@ def test_nan_loss_stops_with_the_epoch_named(split) -> None:
         ({"weight_decay": -1}, bl.BinomlabError, r"Received: weight_decay=-1"),
         ({"strategy": "ddp"}, bl.BinomlabError, r"does not take the option\(s\) \['strategy'\]"),
         (
-            {"backend": "keras"},
+            {"backend": "jaxy"},
             bl.BackendNotFoundError,
-            r"No backend 'keras'\. Installed: \[.*'reference'.*\]\. "
-            r"Install it with: pip install binomlab-keras",
+            r"No backend 'jaxy'\. Installed: \[.*'reference'.*\]\. "
+            r"Install it with: pip install binomlab-jaxy",
         ),
+        ({"loss": "poisson"}, bl.BinomlabError, r"Received: loss='poisson'"),
+        ({"loss": "beta-binomial"}, bl.BinomlabError, r"'reference' cannot train loss='beta-bin"),
         ({"val": "nope"}, TypeError, r"val must be a Grouped"),
     ],
 )
-def test_fit_argument_errors(split, kwargs, error, match) -> None:
+def test_fit_argument_errors(split, kwargs, error, match, monkeypatch) -> None:
+    monkeypatch.setitem(bl.backends._INSTALL_HINTS, "jaxy", "pip install binomlab-jaxy")
     kwargs = {"backend": "reference", **kwargs}
     with pytest.raises(error, match=match):
         bl.fit(split[0], **kwargs)

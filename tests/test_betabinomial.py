@@ -1,0 +1,74 @@
+"""The beta-binomial oracle and predictive intervals for counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+from scipy.special import expit, gammaln
+
+import binomlab as bl
+from binomlab.betabinomial import beta_binomial_nll, intra_class_correlation, predictive_interval
+from binomlab.reference import grouped_nll
+from binomlab.testing import synthetic_rows
+
+
+def test_nll_equals_scipy_logpmf_minus_the_binomial_coefficient() -> None:
+    rng = np.random.default_rng(0)
+    n = rng.integers(1, 60, 200).astype(float)
+    k = np.floor(rng.random(200) * (n + 1))
+    k[:5], k[5:10] = 0, n[5:10]
+    z = rng.normal(0, 2, 200)
+    for phi in (0.3, 4.0, 250.0):
+        mu = expit(z)
+        logpmf = stats.betabinom.logpmf(k, n, mu * phi, (1 - mu) * phi)
+        log_coef = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+        expected = -np.sum(logpmf - log_coef) / n.sum()
+        assert beta_binomial_nll(z, k, n, phi) == pytest.approx(expected, rel=1e-10)
+
+
+def test_large_phi_tends_to_the_binomial() -> None:
+    rng = np.random.default_rng(1)
+    n = rng.integers(1, 30, 50).astype(float)
+    k = rng.binomial(n.astype(int), 0.3).astype(float)
+    z = rng.normal(-0.8, 0.5, 50)
+    assert beta_binomial_nll(z, k, n, 1e9) == pytest.approx(grouped_nll(z, k, n), rel=1e-6)
+    assert intra_class_correlation(None) == 0.0
+    assert intra_class_correlation(9.0) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("phi", [None, 8.0])
+def test_predictive_interval_covers(phi) -> None:
+    rng = np.random.default_rng(2)
+    mu = rng.uniform(0.05, 0.95, 4000)
+    n = rng.integers(5, 200, 4000)
+    lower, upper = predictive_interval(mu, n, phi=phi, level=0.9)
+    if phi is None:
+        k = rng.binomial(n, mu)
+    else:
+        k = stats.betabinom.rvs(n, mu * phi, (1 - mu) * phi, random_state=rng)
+    covered = np.mean((lower <= k) & (k <= upper))
+    assert 0.9 <= covered <= 0.96  # discrete quantiles cover at least the level
+    assert lower.dtype == np.int64
+    with pytest.raises(bl.BinomlabError, match=r"n to be whole numbers"):
+        predictive_interval(mu[:2], [3.5, 2], phi=phi)
+
+
+def test_fitted_and_loaded_models_give_intervals(tmp_path) -> None:
+    g = bl.group(synthetic_rows(), ["colour", "size"], "y")
+    fitted = bl.fit(g, backend="reference")
+    assert fitted.loss == "binomial"
+    assert fitted.phi_ is None
+    lower, upper = fitted.predict_interval(g, 100)
+    p = fitted.predict_proba(g)
+    assert np.array_equal(lower, stats.binom.ppf(0.025, 100, p).astype(int))
+    assert np.array_equal(upper, stats.binom.ppf(0.975, 100, p).astype(int))
+    served = bl.load(fitted.export(tmp_path / "m"))
+    assert served.loss == "binomial"
+    assert served.phi is None
+    rows = g.frame.select(g.features)
+    assert np.array_equal(
+        served.predict_interval(rows, 100)[1], fitted.predict_interval(rows, 100)[1]
+    )
+    assert pl.Series(upper - lower).min() > 0
