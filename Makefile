@@ -12,10 +12,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench clean
 
-$(STAMP): pyproject.toml backends/lightning/pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml backends/lightning/pyproject.toml backends/keras/pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench,sql,spark]" -e backends/lightning
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench,sql,spark]" -e backends/lightning -e backends/keras
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,47 @@
+"""binomlab-keras: the Keras 3 backend of binomlab, and a grouped binomial loss for any Keras
+model.
+
+``bl.fit(train, backend="keras")`` finds :class:`KerasBackend` through the
+``binomlab.backends`` entry point; :class:`BinomialNLL` (a ``keras.losses.Loss``) and
+:class:`BinomialNLLMetric` work in anyone's ``model.compile``, under every Keras backend.
+
+Importing this package sets ``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=0`` unless
+they are set already, so that TensorFlow, imported by Keras, does not print its start-up
+messages (and computes as it does without oneDNN's reordered sums).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from importlib.metadata import PackageNotFoundError, version
+
+from binomlab_keras.backend import KerasBackend, KerasNetwork
+from binomlab_keras.export import load_native
+from binomlab_keras.loss import (
+    BinomialNLL,
+    BinomialNLLMetric,
+    binomial_nll,
+    pack_counts,
+)
+from binomlab_keras.model import build_model
+
+try:
+    __version__ = version("binomlab-keras")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "BinomialNLL",
+    "BinomialNLLMetric",
+    "KerasBackend",
+    "KerasNetwork",
+    "__version__",
+    "binomial_nll",
+    "build_model",
+    "load_native",
+    "pack_counts",
+]

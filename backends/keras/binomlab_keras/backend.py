@@ -1,0 +1,488 @@
+"""``KerasBackend``: the ``keras`` entry of the ``binomlab.backends`` registry.
+
+It follows the training rules of :mod:`binomlab.protocol` on whichever Keras backend is
+running (``KERAS_BACKEND``: TensorFlow by default, PyTorch or JAX):
+
+* Adam and AdamW train with ``model.fit`` on shuffled mini-batches of groups, the loss being
+  :class:`~binomlab_keras.loss.BinomialNLL` (each batch's NLL over its trials);
+  :class:`ProgressMonitor`, a Keras callback, reports every epoch to binomlab's callback,
+  keeps the best weights and stops training when asked to.
+* L-BFGS, which Keras lacks, is SciPy's L-BFGS-B over the flattened float64 weights, with the
+  value and gradient of the full-batch NLL computed by the Keras backend's autodiff; one
+  L-BFGS iteration is one epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+from keras import ops
+
+from binomlab.errors import BinomlabError
+from binomlab.protocol import (
+    OPTIMIZERS,
+    Backend,
+    Network,
+    ProgressCallback,
+    TrainConfig,
+    TrainData,
+)
+from binomlab.reference import grouped_nll
+from binomlab.specs import ModelSpec
+from binomlab_keras.data import GroupArrays, GroupBatches
+from binomlab_keras.export import export_onnx, save_native
+from binomlab_keras.loss import BinomialNLL, BinomialNLLMetric, binomial_nll
+from binomlab_keras.model import build_model, forward, kernels, set_output_bias
+
+__all__ = ["KerasBackend", "KerasNetwork", "ProgressMonitor"]
+
+OPTIONS = ("jit_compile", "steps_per_execution")
+ADAM_EPOCHS = 20
+LBFGS_MAX_ITERATIONS = 500
+LBFGS_HISTORY = 20
+DEFAULT_BATCH_SIZE = 1024
+DEFAULT_LR = {"adam": 1e-2, "adamw": 1e-2}
+ADAM_EPSILON = 1e-8
+"""PyTorch's Adam epsilon (Keras's default is 1e-7), so both backends take the same steps."""
+CHUNK = 65_536
+"""Groups per forward pass when evaluating or predicting."""
+TRAIN_METRIC = "binomial_nll"
+
+
+def chunks(model: keras.Model, X: np.ndarray) -> list[Any]:
+    """``X [rows, d]`` as tensors of at most :data:`CHUNK` rows in the model's dtype."""
+    dtype = model.inputs[0].dtype
+    return [
+        ops.convert_to_tensor(np.asarray(X[start : start + CHUNK], dtype=dtype))
+        for start in range(0, max(X.shape[0], 1), CHUNK)
+    ]
+
+
+def logits(model: keras.Model, X: np.ndarray | list[Any]) -> np.ndarray:
+    """The model's logits in inference mode, float64 ``[rows]``, for ``X [rows, d]`` or its
+    :func:`chunks`."""
+    parts = chunks(model, X) if isinstance(X, np.ndarray) else X
+    return np.concatenate(
+        [np.asarray(ops.convert_to_numpy(forward(model, x)), np.float64).reshape(-1) for x in parts]
+    )
+
+
+class KerasNetwork(Network):
+    """A trained Keras model of a binomlab spec.
+
+    Attributes
+    ----------
+    model
+        The ``keras.Model``: ``X [batch, d] -> logits [batch, 1]``.
+    spec, input_dim
+        What it was built from.
+    stop_reason
+        One of :data:`binomlab.protocol.STOP_REASONS`.
+    """
+
+    def __init__(
+        self, model: keras.Model, spec: ModelSpec, input_dim: int, *, stop_reason: str = "completed"
+    ) -> None:
+        self.model = model
+        self.spec = spec
+        self.input_dim = int(input_dim)
+        self.stop_reason = stop_reason
+
+    @property
+    def n_params(self) -> int:
+        return sum(math.prod(v.shape) for v in self.model.trainable_variables)
+
+    def predict_logits(self, X: np.ndarray) -> np.ndarray:
+        """Logits, float64 ``[rows]``, for ``X [rows, d]`` (inference mode: no dropout).
+
+        Raises
+        ------
+        BinomlabError
+            ``X`` is not 2-D with ``d`` columns.
+        """
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.input_dim:
+            msg = (
+                f"Expected X of shape [rows, {self.input_dim}] (the encoded features). "
+                f"Received: shape {X.shape}"
+            )
+            raise BinomlabError(msg)
+        return logits(self.model, X)
+
+    def export_onnx(self, path: Path) -> None:
+        export_onnx(self.model, path)
+
+    def save_native(self, directory: Path) -> list[str]:
+        return save_native(self.model, directory)
+
+    def __repr__(self) -> str:
+        return (
+            f"KerasNetwork({self.spec}, input_dim={self.input_dim}, "
+            f"stop_reason={self.stop_reason!r})"
+        )
+
+
+class KerasBackend(Backend):
+    """Trains binomlab specs with Keras 3 on its running backend (TensorFlow by default).
+
+    Options (``bl.fit(..., backend="keras", **options)``), passed to ``model.compile`` for
+    Adam/AdamW (L-BFGS ignores them): ``jit_compile`` (default False) and
+    ``steps_per_execution`` (default 1).
+
+    Adam/AdamW default to 20 epochs of 1,024 groups per batch at ``lr=1e-2``; Adam's
+    ``weight_decay`` is an L2 penalty ``weight_decay/2·Σ‖W‖²`` on the weight matrices
+    (as PyTorch's Adam), AdamW's is decoupled and spares the biases. L-BFGS trains full batch
+    in float64 until the gradient's max-norm is below ``tolerance`` (``lr`` is not used: the
+    line search picks the steps; dropout is off, the objective must be deterministic).
+    """
+
+    name: ClassVar[str] = "keras"
+    specs: ClassVar[tuple[str, ...]] = ("logistic", "mlp")
+    optimizers: ClassVar[tuple[str, ...]] = OPTIMIZERS
+    options: ClassVar[tuple[str, ...]] = OPTIONS
+    losses: ClassVar[tuple[str, ...]] = ("binomial",)
+
+    def versions(self) -> dict[str, str]:
+        """``keras``, ``keras_backend`` (its name) and the version of that framework."""
+        backend = keras.backend.backend()
+        versions = {"keras": keras.__version__, "keras_backend": backend}
+        framework = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(backend)
+        if framework is not None:
+            import importlib
+
+            versions[framework] = importlib.import_module(framework).__version__
+        return versions
+
+    def fit(
+        self,
+        train: TrainData,
+        val: TrainData | None,
+        spec: ModelSpec,
+        config: TrainConfig,
+        callback: ProgressCallback,
+    ) -> KerasNetwork:
+        """Train ``spec`` on ``train`` following :mod:`binomlab.protocol`.
+
+        Raises
+        ------
+        BinomlabError
+            An unknown or invalid option, optimiser, spec or loss (only ``"binomial"``), a
+            mini-batch size with ``"lbfgs"``, or ``"lbfgs"`` on a Keras backend without
+            autodiff.
+        """
+        options = _check(train, spec, config)
+        lbfgs = config.optimizer == "lbfgs"
+        input_dim = train.X.shape[1]
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(
+            spec, input_dim, seed=config.seed, dtype="float64" if lbfgs else "float32"
+        )
+        # start from the intercept-only model rather than from p = 0.5
+        rate = float(np.clip(train.k.sum() / train.n.sum(), 1e-12, 1 - 1e-12))
+        set_output_bias(model, math.log(rate) - math.log1p(-rate))
+        monitor = ProgressMonitor(
+            callback, val, patience=config.early_stopping, weight_decay=config.weight_decay
+        )
+        monitor.set_model(model)
+        try:
+            if lbfgs:
+                _fit_lbfgs(model, train, config, monitor)
+            else:
+                _fit_adam(model, train, config, monitor, options)
+        except KeyboardInterrupt:
+            monitor.stop_reason = "interrupted"
+        monitor.restore_best()
+        return KerasNetwork(model, spec, input_dim, stop_reason=monitor.stop_reason)
+
+
+def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
+    unknown = sorted(set(config.options) - set(OPTIONS))
+    if unknown:
+        msg = (
+            f"The keras backend does not take the option(s) {unknown}. "
+            f"Expected any of {list(OPTIONS)}."
+        )
+        raise BinomlabError(msg)
+    options = dict(config.options)
+    jit = options.get("jit_compile", False)
+    if jit not in (True, False, "auto"):
+        msg = f"Expected jit_compile to be True, False or 'auto'. Received: jit_compile={jit!r}"
+        raise BinomlabError(msg)
+    steps = options.get("steps_per_execution", 1)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        msg = (
+            "Expected steps_per_execution to be a positive integer. "
+            f"Received: steps_per_execution={steps!r}"
+        )
+        raise BinomlabError(msg)
+    if config.optimizer not in OPTIMIZERS:
+        msg = f"Expected one of {OPTIMIZERS}. Received: optimizer={config.optimizer!r}"
+        raise BinomlabError(msg)
+    if spec.kind not in KerasBackend.specs:
+        msg = f"Expected a spec of kind {KerasBackend.specs}. Received: {spec!r}"
+        raise BinomlabError(msg)
+    if config.loss not in KerasBackend.losses:
+        msg = (
+            f"The keras backend trains the loss(es) {KerasBackend.losses}. "
+            f"Received: loss={config.loss!r}"
+        )
+        raise BinomlabError(msg)
+    if config.optimizer == "lbfgs":
+        if config.batch_size is not None and config.batch_size < len(train):
+            msg = (
+                "optimizer='lbfgs' trains on the full batch of groups; leave batch_size=None "
+                f"or use optimizer='adam'. Received: batch_size={config.batch_size!r}"
+            )
+            raise BinomlabError(msg)
+        if keras.backend.backend() not in _GRADIENTS:
+            msg = (
+                f"optimizer='lbfgs' needs gradients, which the {keras.backend.backend()!r} "
+                f"Keras backend does not give; set KERAS_BACKEND to one of {sorted(_GRADIENTS)}."
+            )
+            raise BinomlabError(msg)
+    return options
+
+
+# -- progress, stopping, best weights ---------------------------------------------------------
+
+
+class ProgressMonitor(keras.callbacks.Callback):
+    """Reports each epoch to binomlab's callback, keeps the best weights, stops training.
+
+    At every epoch end (``on_epoch_end`` under ``model.fit``, :meth:`report` for L-BFGS):
+    take ``train_nll`` (the ``binomial_nll`` metric of the epoch) and compute ``val_nll`` on
+    all validation groups in inference mode, snapshot the weights when the monitored value
+    improves (``val_nll``; else ``train_nll`` plus ``weight_decay/2·Σ‖W‖²``), call
+    ``callback(epoch, metrics)``, and stop when it returns False, when L-BFGS has converged
+    or when the patience has run out. Exceptions from the callback go through untouched (the
+    backend catches a KeyboardInterrupt and keeps the best weights).
+    """
+
+    def __init__(
+        self,
+        callback: ProgressCallback,
+        val: TrainData | None,
+        *,
+        patience: int | None,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.callback = callback
+        self.val = val
+        self.patience = patience
+        self.weight_decay = weight_decay
+        self.best_weights: list[np.ndarray] | None = None
+        self.best_value = math.inf
+        self.best_epoch = 0
+        self.stale = 0
+        self.stop_reason = "completed"
+        self._val_x: list[Any] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        reason = self.report(epoch + 1, float((logs or {})[TRAIN_METRIC]))
+        if reason is not None:
+            self.model.stop_training = True
+            self.stop_reason = reason
+
+    def penalty(self) -> float:
+        """``weight_decay/2 · Σ‖W‖²`` over the weight matrices (not the biases)."""
+        if not self.weight_decay:
+            return 0.0
+        squares = sum(
+            float(np.sum(np.square(w.numpy(), dtype=np.float64))) for w in kernels(self.model)
+        )
+        return 0.5 * self.weight_decay * squares
+
+    def report(self, epoch: int, train_nll: float, *, converged: bool = False) -> str | None:
+        """Record epoch ``epoch`` (1-based); return why training should stop, or None."""
+        metrics = {"train_nll": train_nll}
+        if self.val is not None:
+            if self._val_x is None:  # converted once, in the model's dtype
+                self._val_x = chunks(self.model, self.val.X)
+            metrics["val_nll"] = grouped_nll(
+                logits(self.model, self._val_x), self.val.k, self.val.n
+            )
+        # without validation data, the training objective: with weight decay, the NLL alone
+        # would prefer the least regularised epoch over the penalised fit that was asked for
+        monitored = metrics.get("val_nll", train_nll + self.penalty())
+        if monitored < self.best_value:
+            self.best_value, self.best_epoch, self.stale = monitored, epoch, 0
+            self.best_weights = [np.array(w, copy=True) for w in self.model.get_weights()]
+        else:
+            self.stale += 1
+        if self.callback(epoch, metrics) is False:
+            return "callback"
+        if converged:
+            return "converged"
+        if self.patience is not None and self.stale >= self.patience:
+            return "early_stopping"
+        return None
+
+    def restore_best(self) -> None:
+        """Put the weights of the best epoch back (if an epoch was reported)."""
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+# -- Adam and AdamW: model.fit ---------------------------------------------------------------
+
+
+def _fit_adam(
+    model: keras.Model,
+    train: TrainData,
+    config: TrainConfig,
+    monitor: ProgressMonitor,
+    options: Mapping[str, Any],
+) -> None:
+    lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
+    decay = config.weight_decay
+    if config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=lr, weight_decay=decay, epsilon=ADAM_EPSILON
+        )
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=lr, epsilon=ADAM_EPSILON)
+    # Adam's weight decay is an L2 penalty in the loss, weight_decay/2·‖W‖², set on the
+    # variables only for training so that the saved model carries no regulariser
+    penalised = kernels(model) if config.optimizer == "adam" and decay else []
+    for kernel in penalised:
+        kernel.regularizer = keras.regularizers.L2(decay / 2)
+    model.compile(
+        optimizer=optimizer,
+        loss=BinomialNLL(),
+        metrics=[BinomialNLLMetric(name=TRAIN_METRIC)],
+        jit_compile=options.get("jit_compile", False),
+        steps_per_execution=options.get("steps_per_execution", 1),
+    )
+    batches = GroupBatches(
+        GroupArrays.from_train_data(train, "float32"),
+        batch_size=config.batch_size or DEFAULT_BATCH_SIZE,
+        seed=config.seed,
+    )
+    try:
+        model.fit(
+            batches,
+            epochs=config.epochs or ADAM_EPOCHS,
+            shuffle=False,
+            verbose=0,
+            callbacks=[monitor],
+        )
+    finally:
+        for kernel in penalised:
+            kernel.regularizer = None
+
+
+# -- L-BFGS: SciPy over the flattened weights, gradients from the Keras backend -----------------
+
+
+def _per_trial_nll(z: Any, y: Any) -> Any:
+    # the operator, not ops.divide, which computes float64 in float32 on torch
+    return ops.sum(binomial_nll(y, z)) / ops.sum(y[:, 1])
+
+
+def _tensorflow_gradients(model: keras.Model, x: Any, y: Any) -> Callable:
+    import tensorflow as tf
+
+    variables = model.trainable_variables
+
+    @tf.function
+    def step(x: Any, y: Any) -> tuple[Any, list[Any]]:
+        with tf.GradientTape() as tape:
+            value = _per_trial_nll(model(x, training=False), y)
+        return value, tape.gradient(value, variables)
+
+    return lambda: step(x, y)
+
+
+def _torch_gradients(model: keras.Model, x: Any, y: Any) -> Callable:
+    import torch
+
+    params = [v.value for v in model.trainable_variables]
+
+    def step() -> tuple[Any, list[Any]]:
+        value = _per_trial_nll(forward(model, x), y)
+        return value.detach(), [g.detach() for g in torch.autograd.grad(value, params)]
+
+    return step
+
+
+_GRADIENTS = {
+    "tensorflow": _tensorflow_gradients,
+    "torch": _torch_gradients,
+}
+"""Keras backends whose autodiff L-BFGS uses (JAX would need ``jax_enable_x64`` for float64)."""
+
+
+def _fit_lbfgs(
+    model: keras.Model, train: TrainData, config: TrainConfig, monitor: ProgressMonitor
+) -> None:
+    from scipy.optimize import minimize
+
+    variables = model.trainable_variables
+    sizes = [math.prod(v.shape) for v in variables]
+    splits = np.cumsum(sizes)[:-1]
+    decayed = np.concatenate(
+        [np.full(s, v.name == "kernel") for v, s in zip(variables, sizes, strict=True)]
+    )
+    decay = config.weight_decay
+    x = ops.convert_to_tensor(np.asarray(train.X, np.float64))
+    y = ops.convert_to_tensor(np.column_stack([train.k, train.n]))
+    gradients = _GRADIENTS[keras.backend.backend()](model, x, y)
+    last: dict[str, np.ndarray] = {}
+
+    def assign(theta: np.ndarray) -> None:
+        for variable, part in zip(variables, np.split(theta, splits), strict=True):
+            variable.assign(part.reshape(tuple(variable.shape)))
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        assign(theta)
+        nll, grads = gradients()
+        grad = np.concatenate([np.ravel(ops.convert_to_numpy(g)) for g in grads])
+        grad = grad.astype(np.float64) + decay * theta * decayed
+        value = float(ops.convert_to_numpy(nll)) + 0.5 * decay * float(
+            np.sum(np.square(theta[decayed]))
+        )
+        last.update(theta=theta.copy(), grad=grad, nll=float(ops.convert_to_numpy(nll)))
+        return value, grad
+
+    epoch = 0
+
+    def on_iteration(intermediate_result: Any) -> None:
+        nonlocal epoch
+        theta = intermediate_result.x
+        epoch += 1
+        if not np.array_equal(last.get("theta"), theta):
+            objective(theta)  # the exact NLL and gradient where the iteration landed
+        assign(theta)
+        converged = float(np.max(np.abs(last["grad"]))) <= config.tolerance
+        reason = monitor.report(epoch, last["nll"], converged=converged)
+        if reason is not None:
+            monitor.stop_reason = reason
+            raise StopIteration
+
+    theta0 = np.concatenate([np.ravel(v.numpy()) for v in variables])
+    result = minimize(
+        objective,
+        theta0.astype(np.float64),
+        jac=True,
+        method="L-BFGS-B",
+        callback=on_iteration,
+        options={
+            "maxiter": config.epochs or LBFGS_MAX_ITERATIONS,
+            "gtol": config.tolerance,
+            "ftol": 0.0,
+            "maxcor": LBFGS_HISTORY,
+        },
+    )
+    if monitor.stop_reason == "completed" and result.success:
+        # L-BFGS-B stopped by itself: the gradient is below tolerance, or no step can lower
+        # the objective any further in float64
+        monitor.stop_reason = "converged"
+    if epoch == 0:  # optimal at the start: no epoch reported
+        assign(result.x)

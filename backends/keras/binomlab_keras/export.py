@@ -1,0 +1,162 @@
+"""Export a trained model: ONNX for serving, and the native ``model.keras`` for
+:func:`load_native`.
+
+The ONNX graph is written directly from the weights of the ``Dense`` layers with
+``onnx.helper`` — ``MatMul``/``Add`` and the activation (``Relu``, ``Tanh``, ``Sigmoid``,
+``x·Sigmoid(x)`` for silu, ``x/2·(1 + Erf(x/√2))`` for the exact gelu), dropout being the
+identity at inference. It is exact, needs no converter and does not depend on which Keras
+backend trained the model. (Keras's own ``model.export(format="onnx")`` goes through tf2onnx
+on TensorFlow, which cannot convert the ``Erfc`` of Keras's exact gelu.)
+
+The native format is Keras's ``model.keras`` zip (JSON config plus weights), loaded with
+``safe_mode=True``: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from binomlab.errors import ModelFileError
+from binomlab_keras.model import spec_from_model
+
+__all__ = ["NATIVE_FILE", "export_onnx", "load_native", "save_native"]
+
+NATIVE_FILE = "model.keras"
+OPSET = 17
+
+
+class _Graph:
+    """Nodes and initialisers of an ONNX graph computing in one float dtype."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = dtype
+        self.nodes: list = []
+        self.initializers: list = []
+
+    def constant(self, name: str, value, dtype=None) -> str:
+        from onnx import numpy_helper
+
+        array = np.asarray(value, dtype or self.dtype)
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str, **attributes) -> str:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        return output
+
+    def activation(self, name: str, z: str, prefix: str) -> str:
+        if name in _ELEMENTWISE:
+            return self.node(_ELEMENTWISE[name], [z], f"{prefix}_a")
+        if name == "silu":
+            return self.node("Mul", [z, self.node("Sigmoid", [z], f"{prefix}_sig")], f"{prefix}_a")
+        if name == "gelu":  # exact: x/2·(1 + erf(x/√2)), Keras's default gelu
+            scaled = self.node(
+                "Mul", [z, self.constant(f"{prefix}_rsqrt2", _RSQRT2)], f"{prefix}_s"
+            )
+            erf = self.node("Erf", [scaled], f"{prefix}_erf")
+            one_plus = self.node("Add", [erf, self.constant(f"{prefix}_one", 1.0)], f"{prefix}_1p")
+            half_x = self.node("Mul", [z, self.constant(f"{prefix}_half", 0.5)], f"{prefix}_hx")
+            return self.node("Mul", [half_x, one_plus], f"{prefix}_a")
+        msg = f"Cannot export the activation {name!r} of layer {prefix!r} to ONNX."
+        raise ModelFileError(msg)
+
+
+_ELEMENTWISE = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
+_RSQRT2 = 1.0 / math.sqrt(2.0)
+
+
+def export_onnx(model: keras.Model, path: str | Path) -> None:
+    """Write ``model`` (from :func:`~binomlab_keras.model.build_model`) as an ONNX file.
+
+    The graph has one input ``x``: float32 ``[batch, d]`` with a dynamic batch dimension, and
+    one output ``logit``: float32 ``[batch]``. A float64 model casts ``x`` and computes in
+    float64 inside the graph.
+
+    Raises
+    ------
+    ModelFileError
+        The model is not a binomlab network (layers other than ``Dense`` and ``Dropout``).
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    spec_from_model(model)  # checks that the layers are ours
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    dtype = np.dtype(dense[0].kernel.dtype)
+    graph = _Graph(dtype)
+    x = "x" if dtype == np.float32 else graph.node("Cast", ["x"], "x64", to=TensorProto.DOUBLE)
+    for i, layer in enumerate(dense):
+        kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
+        xw = graph.node(
+            "MatMul", [x, graph.constant(f"{layer.name}_w", kernel)], f"{layer.name}_xw"
+        )
+        x = graph.node("Add", [xw, graph.constant(f"{layer.name}_b", bias)], f"{layer.name}_z")
+        if i < len(dense) - 1:
+            x = graph.activation(keras.activations.serialize(layer.activation), x, layer.name)
+    axes = graph.constant("squeeze_axes", [1], np.int64)
+    if dtype == np.float32:
+        graph.node("Squeeze", [x, axes], "logit")
+    else:
+        z = graph.node("Squeeze", [x, axes], "z64")
+        graph.node("Cast", [z], "logit", to=TensorProto.FLOAT)
+    d = int(dense[0].kernel.shape[0])
+    onnx_graph = helper.make_graph(
+        graph.nodes,
+        name=model.name,
+        inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", d])],
+        outputs=[helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch"])],
+        initializer=graph.initializers,
+    )
+    onnx_model = helper.make_model(
+        onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="binomlab-keras"
+    )
+    onnx_model.ir_version = 8
+    onnx.checker.check_model(onnx_model, full_check=True)
+    onnx.save(onnx_model, str(path))
+
+
+def save_native(model: keras.Model, directory: str | Path) -> list[str]:
+    """Write ``model.keras`` into ``directory`` (created if needed); return ``["model.keras"]``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # Keras 3.15 converts TensorFlow variables with np.array(x), which NumPy 2 flags
+        warnings.filterwarnings(
+            "ignore", message=".*__array__ implementation doesn't accept a copy keyword.*"
+        )
+        model.save(directory / NATIVE_FILE)
+    return [NATIVE_FILE]
+
+
+def load_native(directory: str | Path):
+    """Load the network written by :meth:`KerasNetwork.save_native` with ``safe_mode=True``.
+
+    Returns
+    -------
+    binomlab_keras.backend.KerasNetwork
+
+    Raises
+    ------
+    ModelFileError
+        ``model.keras`` is missing, unreadable, or not a binomlab network.
+    """
+    from binomlab_keras.backend import KerasNetwork
+
+    path = Path(directory) / NATIVE_FILE
+    if not path.is_file():
+        msg = f"{Path(directory)} is not a binomlab-keras model: {NATIVE_FILE} not found."
+        raise ModelFileError(msg)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises ValueError, OSError, zipfile errors, ...
+        msg = f"Unreadable {path}: {type(err).__name__}: {err}"
+        raise ModelFileError(msg) from err
+    spec = spec_from_model(model)
+    return KerasNetwork(model, spec, int(model.inputs[0].shape[-1]))
