@@ -1,10 +1,12 @@
 """From raw rows (or existing counts) to a :class:`~binomlab.Grouped`, with Polars.
 
 :func:`group` is the SQL ``select features, count(*) n, sum(label) k from t group by
-features`` as one lazy Polars query on the streaming engine. It groups by the features *and*
-the label and counts rows; that intermediate result has at most two rows per group (three
-with null labels), so checking the label's values costs nothing extra and the error can quote
-them. The final ``n``/``k`` aggregation then runs on that small table.
+features`` as one lazy Polars query on the streaming engine, run together (``collect_all``)
+with a few global aggregates of the label (rows, nulls, values outside {0, 1} or up to three
+distinct values) that tell whether it is binary. The label is read again only to quote its
+values in an error. Databases and Spark (and :func:`group_files`) instead count rows by the
+features *and* the label, at most two rows per group, and :func:`fold_label_counts` checks
+and folds that small table; both paths raise the same errors.
 """
 
 from __future__ import annotations
@@ -177,12 +179,75 @@ def group(
     check_group_schema(schema, features, label)
 
     edges = binning.resolve_bins(lf, bins, features=features, schema=schema)
-    partial = _count_rows(lf, [*features, label], edges)
-    counts = fold_label_counts(
-        partial, features, label, positive=positive, drop_null_labels=drop_null_labels
+    dtype = schema[label]
+    y = pl.col(label)
+    if positive is None and (dtype == pl.Boolean or dtype.is_numeric()):
+        k = y.sum()  # the successes of a 0/1 or bool label, checked by _check_label below
+    elif positive is None:  # not binary without positive=: _check_label raises
+        k = pl.lit(0)
+    else:
+        k = (y == positive).sum()
+    rows = binning.apply_bins(lf.select(*features, label), edges)
+    if drop_null_labels:
+        rows = rows.filter(y.is_not_null())
+    grouping = rows.group_by(features).agg(
+        # not strict: a label with NaN or 0.5 gets a null k here and an error below
+        pl.len().cast(pl.Int64).alias("n"), k.cast(pl.Int64, strict=False).alias("k")
     )
+    # One streaming run: the label's summary (a few global aggregates) next to the grouping.
+    summary, counts = pl.collect_all(
+        [lf.select(_label_summary(label, dtype, positive)), grouping], engine="streaming"
+    )
+    _check_label(lf, label, dtype, positive, summary.row(0, named=True), drop_null_labels)
+    counts = counts.sort(features, nulls_last=False)
+    if counts.height == 0:
+        msg = f"Every row has a null label {label!r}; nothing is left to group."
+        raise EmptyDataError(msg)
     counts = binning.check_binned(counts, edges, source=lf)
     return Grouped(counts, features, bins=edges)
+
+
+def _label_summary(label: str, dtype: pl.DataType, positive: Any) -> list[pl.Expr]:
+    """Global aggregates that tell whether the label is binary: rows, nulls, and either the
+    count of values outside {0, 1} (bool/numeric without ``positive``) or up to three
+    distinct values."""
+    y = pl.col(label)
+    exprs = [pl.len().alias("rows"), y.null_count().alias("nulls")]
+    if positive is None and dtype == pl.Boolean:
+        return exprs
+    if positive is None and dtype.is_numeric():
+        return [*exprs, ((y != 0) & (y != 1)).sum().alias("bad")]
+    return [*exprs, y.drop_nulls().unique().head(3).implode().alias("some")]
+
+
+def _check_label(
+    lf: pl.LazyFrame,
+    label: str,
+    dtype: pl.DataType,
+    positive: Any,
+    summary: dict[str, Any],
+    drop_null_labels: bool,
+) -> None:
+    """Raise the errors :func:`fold_label_counts` raises, from the label's summary; only on
+    the error path is the label read again, for the full list of its values."""
+    if summary["rows"] == 0:
+        msg = "The data holds no rows to group."
+        raise EmptyDataError(msg)
+    _check_null_labels(label, summary["nulls"], drop_null_labels)
+    if summary.get("bad", 0) or len(summary.get("some") or []) > 2:
+        values = lf.select(pl.col(label).drop_nulls().unique()).collect()[label].to_list()
+        _resolve_positive(label, dtype, values, positive)  # raises
+    if "some" in summary:
+        _resolve_positive(label, dtype, summary["some"], positive)
+
+
+def _check_null_labels(label: str, null_rows: int, drop_null_labels: bool) -> None:
+    if null_rows and not drop_null_labels:
+        msg = (
+            f"Label {label!r} is null in {null_rows:,} rows. Fill them, filter them, or pass "
+            "drop_null_labels=True to leave them out."
+        )
+        raise InvalidLabelError(msg)
 
 
 def _count_rows(
@@ -314,13 +379,7 @@ def fold_label_counts(
     partial = partial.with_columns(pl.col(ROWS).cast(pl.Int64))
     dtype = partial.schema[label]
     is_null = pl.col(label).is_null()
-    null_rows = int(partial.filter(is_null)[ROWS].sum())
-    if null_rows and not drop_null_labels:
-        msg = (
-            f"Label {label!r} is null in {null_rows:,} rows. Fill them, filter them, or pass "
-            "drop_null_labels=True to leave them out."
-        )
-        raise InvalidLabelError(msg)
+    _check_null_labels(label, int(partial.filter(is_null)[ROWS].sum()), drop_null_labels)
     partial = partial.filter(~is_null)
     values = partial[label].unique().to_list()
     success = _resolve_positive(label, dtype, values, positive)
