@@ -69,3 +69,13 @@ __all__ = [
     "read_grouped",
     "wilson_interval",
 ]
+
+
+def __getattr__(name: str):
+    # bl.widgets imports ipywidgets and matplotlib: only on first use, not with `import binomlab`.
+    if name == "widgets":
+        import importlib
+
+        return importlib.import_module("binomlab.widgets")
+    msg = f"module 'binomlab' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,172 @@
+"""Small renderers shared by the panels: HTML tables, errors, the NLL curve, figures."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+if TYPE_CHECKING:
+    import ipywidgets
+    from matplotlib.figure import Figure
+
+__all__ = ["curve_svg", "error_html", "frame_html", "show_figure", "slug"]
+
+TRAIN_COLOUR = "#1f77b4"
+VAL_COLOUR = "#ff7f0e"
+
+
+def _cell(value: Any, digits: int) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.{digits}f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return html.escape(str(value))
+
+
+def frame_html(frame: pl.DataFrame, *, css_class: str = "", digits: int = 5) -> str:
+    """A Polars frame as a plain HTML table (floats to ``digits`` decimals, ints with commas)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(v, digits)}</td>" for v in row) + "</tr>"
+        for row in frame.iter_rows()
+    )
+    style = (
+        "<style>.binomlab-table{border-collapse:collapse;font-size:12px}"
+        ".binomlab-table th,.binomlab-table td{padding:2px 8px;text-align:right;"
+        "border-bottom:1px solid #ddd;white-space:nowrap}.binomlab-table th{background:#f3f3f3}"
+        ".binomlab-table td:first-child,.binomlab-table th:first-child{text-align:left}</style>"
+    )
+    return (
+        f'{style}<table class="binomlab-table {css_class}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def error_html(err: BaseException) -> str:
+    """An exception as a red box: its type and message."""
+    text = html.escape(f"{type(err).__name__}: {err}")
+    return (
+        '<div class="binomlab-error" style="color:#8b0000;background:#fdecea;padding:6px 10px;'
+        f'border-left:4px solid #d32f2f;white-space:pre-wrap">{text}</div>'
+    )
+
+
+def curve_svg(
+    rows: Sequence[dict[str, Any]],
+    *,
+    width: int = 520,
+    height: int = 220,
+    epochs: int | None = None,
+) -> str:
+    """Train (and validation) NLL per epoch as an inline SVG line chart.
+
+    ``rows`` hold ``epoch``, ``train_nll`` and optionally ``val_nll``; ``epochs`` fixes the
+    x-axis range (the planned number of epochs) so the curve grows from left to right.
+    """
+    pad_l, pad_r, pad_t, pad_b = 58, 12, 14, 30
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+    parts = [
+        f'<svg class="binomlab-curve" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" font-family="sans-serif" font-size="11">',
+        f'<rect x="{pad_l}" y="{pad_t}" width="{plot_w}" height="{plot_h}" fill="white" '
+        'stroke="#999"/>',
+    ]
+    series = {
+        "train NLL": [(r["epoch"], r["train_nll"]) for r in rows],
+        "val NLL": [(r["epoch"], r["val_nll"]) for r in rows if r.get("val_nll") is not None],
+    }
+    values = [v for points in series.values() for _, v in points]
+    if not values:
+        parts.append(
+            f'<text x="{pad_l + plot_w / 2}" y="{pad_t + plot_h / 2}" text-anchor="middle" '
+            'fill="#777">NLL per epoch appears here while training</text></svg>'
+        )
+        return "".join(parts)
+    x_max = max(epochs or 1, max(r["epoch"] for r in rows), 2)
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 1e-3, hi + 1e-3
+
+    def xy(epoch: float, value: float) -> str:
+        x = pad_l + plot_w * (epoch - 1) / (x_max - 1)
+        y = pad_t + plot_h * (hi - value) / (hi - lo)
+        return f"{x:.1f},{y:.1f}"
+
+    for label, y in ((f"{hi:.4f}", pad_t + 4), (f"{lo:.4f}", pad_t + plot_h)):
+        parts.append(f'<text x="{pad_l - 4}" y="{y}" text-anchor="end">{label}</text>')
+    base = pad_t + plot_h + 14
+    parts.append(f'<text x="{pad_l}" y="{base}" text-anchor="start">1</text>')
+    parts.append(f'<text x="{pad_l + plot_w}" y="{base}" text-anchor="end">{x_max}</text>')
+    parts.append(
+        f'<text x="{pad_l + plot_w / 2}" y="{base + 12}" text-anchor="middle">epoch</text>'
+    )
+    colours = {"train NLL": TRAIN_COLOUR, "val NLL": VAL_COLOUR}
+    legend_x = pad_l + plot_w - 150
+    for i, (label, points) in enumerate(series.items()):
+        if not points:
+            continue
+        colour = colours[label]
+        path = " ".join(xy(e, v) for e, v in points)
+        parts.append(
+            f'<polyline class="{label.split()[0]}" fill="none" stroke="{colour}" '
+            f'stroke-width="2" points="{path}"/>'
+        )
+        if len(points) == 1:
+            cx, cy = xy(*points[0]).split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
+        ly = pad_t + 14 + 14 * i
+        last = points[-1][1]
+        parts.append(
+            f'<line x1="{legend_x}" y1="{ly - 4}" x2="{legend_x + 16}" y2="{ly - 4}" '
+            f'stroke="{colour}" stroke-width="2"/><text x="{legend_x + 20}" y="{ly}">'
+            f"{label} {last:.5f}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def show_figure(output: ipywidgets.Output, figure: Figure, *, dpi: int = 100) -> None:
+    """Replace what ``output`` shows with ``figure`` as a PNG.
+
+    The Output's ``outputs`` are set directly, so this works from any thread and without an
+    IPython kernel (in tests).
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    output.outputs = (
+        {
+            "output_type": "display_data",
+            "data": {"image/png": png, "text/plain": repr(figure)},
+            "metadata": {},
+        },
+    )
+
+
+def slug(name: str) -> str:
+    """A model name as a folder name: ``mlp:64,32/lightning #2`` → ``mlp_64_32-lightning-2``."""
+    out = []
+    for ch in name:
+        if ch.isalnum() or ch in "-_.":
+            out.append(ch)
+        elif ch == "/":
+            out.append("-")
+        elif ch in ":,":
+            out.append("_")
+        elif ch == "#":
+            out.append("-")
+        elif ch == " ":
+            continue
+        else:
+            out.append("_")
+    return "".join(out).strip("._") or "model"

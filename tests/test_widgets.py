@@ -1,0 +1,418 @@
+"""bl.widgets: the Lab driven as a user would, by setting widget values and clicking.
+
+Every assertion is on plain state — models, the leaderboard frame, the progress bar, the
+curve data, the matplotlib axes — and compared with the pure functions the panels wire up.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import polars as pl
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+import binomlab as bl
+from binomlab.testing import synthetic_rows
+from binomlab.widgets import (
+    CalibrationPanel,
+    ComparePanel,
+    DataPanel,
+    ExportPanel,
+    Lab,
+    LabState,
+    TrainPanel,
+)
+
+BACKENDS = bl.backends.available(check=True)
+PLUGINS = [name for name in BACKENDS if name != "reference"]
+
+
+@pytest.fixture(scope="module")
+def split() -> tuple[bl.Grouped, bl.Grouped]:
+    g = bl.group(synthetic_rows(), ["colour", "size", "flag"], "y")
+    return g.split(0.25, seed=0)
+
+
+@pytest.fixture(scope="module")
+def glm(split) -> bl.Fitted:
+    return bl.fit(split[0], backend="reference", val=split[1])
+
+
+def _choose(panel: TrainPanel, backend: str, *, epochs: int) -> str:
+    """Pick the backend and the model a user would: MLP with Adam where the backend has it."""
+    panel.backend.value = backend
+    if "mlp" in bl.backends.get(backend).specs:
+        panel.model.value = "mlp"
+        panel.hidden.value = "8, 4"
+        panel.optimizer.value = "adam"
+        panel.lr.value = 0.05
+        panel.batch_size.value = 16
+        spec = "mlp:8,4"
+    else:
+        panel.model.value = "logistic"
+        spec = "logistic"
+    panel.epochs.value = epochs
+    panel.seed.value = 3
+    return spec
+
+
+def test_import_binomlab_does_not_import_widgets() -> None:
+    code = (
+        "import sys, binomlab as bl; heavy = ('ipywidgets', 'matplotlib');"
+        "print([m for m in heavy if m in sys.modules]);"
+        "import binomlab.widgets; print(bl.widgets.Lab is binomlab.widgets.lab.Lab)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "True"]
+
+
+def test_data_panel_numbers(split) -> None:
+    train, val = split
+    panel = DataPanel(train, val)
+    rows = {r["part"]: r for r in panel.summary.iter_rows(named=True)}
+    assert rows["train"] == {
+        "part": "train",
+        "groups": len(train),
+        "trials": 3000,
+        "successes": train.successes,
+        "rate": pytest.approx(train.successes / 3000),
+        "compression": pytest.approx(3000 / len(train)),
+    }
+    assert rows["val"]["trials"] == 1000
+    assert dict(panel.features.select("feature", "cardinality").iter_rows()) == {
+        "colour": 4,
+        "size": 5,
+        "flag": 2,
+    }
+    assert "3,000</b> raw rows" in panel.headline.value
+    assert "<td>colour</td><td>String</td><td>4</td>" in panel.features_view.value
+    binned = bl.group(synthetic_rows(), ["colour", "size"], "y", bins={"size": [1, 3, 6]})
+    row = DataPanel(binned).features.row(1, named=True)
+    assert row == {"feature": "size", "dtype": "Enum", "cardinality": 2, "binned": "2 bins"}
+
+
+def test_train_panel_lists_installed_backends(split) -> None:
+    panel = TrainPanel(*split)
+    assert list(panel.backend.options) == BACKENDS
+    assert panel.backend.value == ("lightning" if "lightning" in BACKENDS else PLUGINS[0]
+                                   if PLUGINS else "reference")  # fmt: skip
+    # logistic defaults to L-BFGS: epochs become the iteration budget, lr and batch size unused
+    panel.backend.value = "reference"
+    assert panel.effective_optimizer() == "lbfgs"
+    assert (panel.epochs.description, panel.epochs.value) == ("max iterations", 500)
+    assert panel.lr.disabled and panel.batch_size.disabled
+    assert list(panel.optimizer.options) == ["auto", "lbfgs"]
+    assert "lr" not in panel.fit_options()
+    for name in BACKENDS:
+        panel.backend.value = name
+        engine = bl.backends.get(name)
+        assert list(panel.optimizer.options) == ["auto", *engine.optimizers]
+        assert list(panel.loss.options) == list(engine.losses)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_train_click_adds_a_model_and_a_leaderboard_row(split, glm, backend) -> None:
+    train, val = split
+    lab = Lab(train, val, models={"glm": glm})
+    panel = lab.train_panel
+    spec = _choose(panel, backend, epochs=6)
+    assert lab.leaderboard.height == 1
+
+    panel.train_button.click()
+    assert panel.wait(120)
+
+    assert panel.last_error is None, panel.last_error
+    name = panel.last_name
+    assert name == f"{spec}/{backend}"
+    model = lab.models[name]
+    assert model.backend == backend
+    assert str(model.spec) == spec
+    assert model.config.seed == 3
+    history = model.history
+    # the progress bar and the curve followed every epoch
+    assert panel.progress.max == 6
+    assert panel.progress.value == panel.progress.max
+    assert panel.progress.bar_style == "success"
+    assert len(panel.curve) == history.height == model.epochs_
+    if spec != "logistic":
+        assert model.epochs_ == 6
+        assert model.config.lr == 0.05 and model.config.batch_size == 16
+    assert [r["train_nll"] for r in panel.curve] == history["train_nll"].to_list()
+    assert [r["val_nll"] for r in panel.curve] == history["val_nll"].to_list()
+    assert panel.curve_view.value.count("<polyline") == 2
+    # the leaderboard gained the row, with the NLL bl.evaluate gives on the validation data
+    board = lab.leaderboard
+    assert board.height == 2
+    assert set(board["model"]) == {"glm", name}
+    row = board.filter(pl.col("model") == name).row(0, named=True)
+    assert row["nll"] == pytest.approx(bl.evaluate(val, model)["nll"], rel=1e-12)
+    assert row["backend"] == backend and row["epochs"] == model.epochs_
+    assert name in lab.compare_panel.board.value
+    assert board["nll"].is_sorted()
+    # the new model is selected, drawn in Calibration and offered in Export
+    assert lab.state.selected == ["glm", name]
+    assert set(lab.calibration_panel.tables) == {"glm", name}
+    assert lab.export_panel.model.value == name
+    assert lab.state.runs[-1]["stop_reason"] == model.stop_reason
+    assert not panel.train_button.disabled and panel.stop_button.disabled
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stop_button_ends_training_and_keeps_the_best_weights(split, backend) -> None:
+    train, val = split
+    panel = TrainPanel(train, val)
+    panel.backend.value = backend
+    panel.model.value = "logistic"
+    if backend != "reference":
+        panel.optimizer.value = "adam"
+    panel.epochs.value = 200  # far more than it will run
+    reached, clicked = threading.Event(), threading.Event()
+
+    def hold_at_epoch_2(epoch, metrics):
+        if epoch == 2:
+            reached.set()
+            clicked.wait(30)
+
+    panel.callbacks.append(hold_at_epoch_2)
+    panel.train_button.click()
+    assert reached.wait(120)
+    assert panel.running and not panel.stop_button.disabled
+    panel.stop_button.click()  # from this thread, as the browser's click would be
+    clicked.set()
+    assert panel.wait(120)
+
+    model = panel.last_model
+    assert model is not None, panel.last_error
+    assert model.stop_reason == "callback"
+    assert model.epochs_ == 3  # epoch 2 had already answered "continue"; epoch 3 stopped
+    assert len(panel.curve) == 3
+    assert panel.progress.value == 3 < panel.progress.max == 200
+    assert panel.progress.bar_style == "warning"
+    best = model.history["val_nll"].min()
+    assert bl.evaluate(val, model)["nll"] == pytest.approx(best, rel=1e-5)
+    assert panel.state.runs[-1]["stop_reason"] == "callback"
+    assert "stopped: callback" in panel.status.value
+
+
+def test_a_failing_fit_is_shown_in_the_app(split) -> None:
+    train, val = split
+    lab = Lab(train, val)
+    panel = lab.train_panel
+    panel.backend.value = "reference"
+    panel.model.value = "mlp"
+    panel.hidden.value = "8"
+    panel.train_button.click()
+    assert panel.wait(60)
+    assert isinstance(panel.last_error, bl.BinomlabError)
+    assert "reference&#x27; cannot build the &#x27;mlp&#x27; spec" in panel.error.value
+    assert "binomlab-error" in panel.error.value
+    assert panel.progress.bar_style == "danger"
+    assert lab.models == {}
+    assert lab.state.runs[-1]["error"].startswith("BinomlabError: Backend 'reference'")
+    # bad layer widths are refused before any thread starts
+    panel.backend.value = PLUGINS[0] if PLUGINS else "reference"
+    panel.hidden.value = "8,wide"
+    panel.train_button.click()
+    assert lab.state.runs[-1]["error"].startswith("BinomlabError")  # no new run was recorded
+    assert len(lab.state.runs) == 1
+    assert "layer widths after &#x27;mlp:&#x27;" in panel.error.value
+    # a correct run clears the error
+    panel.backend.value = "reference"
+    panel.model.value = "logistic"
+    panel.train_button.click()
+    assert panel.wait(60)
+    assert panel.error.value == "" and panel.last_error is None
+    assert list(lab.models) == ["logistic/reference"]
+
+
+def test_names_stay_unique(split) -> None:
+    train, val = split
+    panel = TrainPanel(train, val)
+    panel.backend.value = "reference"
+    for _ in range(2):
+        panel.train_button.click()
+        assert panel.wait(60)
+    assert list(panel.state.models) == ["logistic/reference", "logistic/reference #2"]
+
+
+def test_compare_panel_alone_with_checkboxes(split, glm) -> None:
+    _, val = split
+    base = np.full(len(val), val.rate)
+    panel = ComparePanel(val, models={"base rate": base, "glm": glm})
+    expected = bl.compare({"base rate": base, "glm": glm}, val)
+    assert panel.table.equals(expected)
+    assert panel.table["model"].to_list() == ["glm", "base rate"]
+    assert panel.board.value.count("<tr>") == 3  # header and two models
+    assert list(panel.checklist.checkboxes) == ["base rate", "glm"]
+    panel.checklist.checkboxes["base rate"].value = False
+    assert panel.state.selected == ["glm"]
+    panel.state.select(["base rate"])
+    assert panel.checklist.checkboxes["glm"].value is False
+    assert panel.checklist.checkboxes["base rate"].value is True
+
+
+def test_compare_panel_shows_a_bad_model(split) -> None:
+    _, val = split
+    panel = ComparePanel(val, models={"short": np.full(3, 0.5)})
+    assert isinstance(panel.last_error, bl.InvalidProbabilityError)
+    assert "binomlab-error" in panel.error.value
+
+
+def _drawn_points(axes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """x, y of each model's series on a plot_calibration axes, by label."""
+    points = {}
+    for container in axes.containers:  # errorbar series (bins)
+        if not container.get_label().startswith("_"):
+            line = container.lines[0]
+            points[container.get_label()] = (line.get_xdata(), line.get_ydata())
+    for collection in axes.collections:  # scatter series (groups)
+        label = collection.get_label()
+        if not label.startswith("_") and hasattr(collection, "get_offsets"):
+            offsets = np.asarray(collection.get_offsets())
+            if offsets.ndim == 2 and offsets.shape[1] == 2:
+                points[label] = (offsets[:, 0], offsets[:, 1])
+    return points
+
+
+def test_calibration_panel_draws_what_bl_calibration_computes(split, glm) -> None:
+    train, val = split
+    base = np.full(len(val), val.rate)
+    lab = Lab(train, val, models={"glm": glm, "base rate": base})
+    panel = lab.calibration_panel
+    panel.bins.value = 5
+    assert set(panel.tables) == {"glm", "base rate"}
+    drawn = _drawn_points(panel.axes)
+    for name, model in {"glm": glm, "base rate": base}.items():
+        table = bl.calibration(val, model, 5)
+        assert panel.tables[name].equals(table)
+        x, y = drawn[name]
+        np.testing.assert_array_equal(x, table["mean_predicted"].to_numpy())
+        np.testing.assert_array_equal(y, table["observed"].to_numpy())
+    assert panel.plot.outputs[0]["data"]["image/png"]  # the figure is shown as a PNG
+    assert panel.group_table is None
+
+    # deselect in Compare: only the GLM is drawn
+    lab.compare_panel.checklist.checkboxes["base rate"].value = False
+    assert set(panel.tables) == {"glm"}
+    assert panel.checklist.checkboxes["base rate"].value is False
+    assert set(_drawn_points(panel.axes)) == {"glm"}
+
+    panel.strategy.value = "uniform"
+    table = bl.calibration(val, glm, 5, strategy="uniform")
+    assert panel.tables["glm"].equals(table)
+    panel.overdispersed.value = True
+    widened = bl.calibration(val, glm, 5, strategy="uniform", overdispersed=True)
+    assert panel.tables["glm"].equals(widened)
+    assert (widened["upper"] - widened["lower"] >= table["upper"] - table["lower"]).all()
+    panel.overdispersed.value = False
+
+    # the per-group view: one point per group, and the worst-fitted groups
+    panel.strategy.value = "groups"
+    assert panel.bins.disabled
+    table = bl.calibration(val, glm, strategy="groups")
+    assert panel.tables["glm"].equals(table)
+    assert panel.tables["glm"].height == len(val)
+    x, y = _drawn_points(panel.axes)["glm"]
+    np.testing.assert_array_equal(x, table["mean_predicted"].to_numpy())
+    np.testing.assert_array_equal(y, table["observed"].to_numpy())
+    worst = panel.group_table
+    assert worst.columns[:4] == ["model", "colour", "size", "flag"]
+    assert worst.height == 10
+    residual = (table["successes"] - table["trials"] * table["mean_predicted"]) / (
+        table["trials"] * table["mean_predicted"] * (1 - table["mean_predicted"])
+    ).sqrt()
+    assert worst["residual"].abs().max() == pytest.approx(residual.abs().max())
+    assert "Per group" in panel.groups_view.value
+
+    lab.state.select([])
+    assert panel.figure is None and panel.tables == {}
+    assert "Select one or more models" in panel.message.value
+
+
+def test_calibration_panel_alone(split, glm) -> None:
+    _, val = split
+    panel = CalibrationPanel(val, models={"glm": glm})
+    assert panel.tables["glm"].equals(bl.calibration(val, glm))
+    assert panel.axes.get_xlabel() == "mean predicted probability"
+
+
+def test_export_panel_writes_a_model_bl_load_serves(split, glm, tmp_path) -> None:
+    _, val = split
+    panel = ExportPanel({"glm": glm, "base rate": np.full(len(val), 0.3)})
+    assert list(panel.model.options) == ["glm"]  # probabilities cannot be exported
+    panel.folder.value = str(tmp_path / "exported")
+    panel.formats.value = ("onnx",)
+    panel.export_button.click()
+    assert panel.last_error is None, panel.last_error
+    assert panel.last_path == (tmp_path / "exported" / "glm").resolve()
+    assert sorted(p.name for p in panel.last_path.iterdir()) == ["manifest.json", "model.onnx"]
+    assert str(panel.last_path) in panel.result.value
+    manifest = json.loads((panel.last_path / "manifest.json").read_text())
+    assert manifest["backend"] == "reference"
+    served = bl.load(panel.last_path)
+    raw = val.frame.select(val.features)
+    np.testing.assert_allclose(served.predict_proba(raw), glm.predict_proba(val), atol=1e-6)
+
+    (tmp_path / "a-file").write_text("not a folder")
+    panel.folder.value = str(tmp_path / "a-file")
+    panel.export_button.click()
+    assert panel.last_error is not None
+    assert "binomlab-error" in panel.error.value
+
+
+@pytest.mark.skipif(not PLUGINS, reason="needs a backend plugin with a native format")
+def test_lab_export_tab_after_training(split, tmp_path) -> None:
+    train, val = split
+    lab = Lab(train, val, export_folder=str(tmp_path))
+    _choose(lab.train_panel, PLUGINS[0], epochs=2)
+    lab.train_panel.train_button.click()
+    assert lab.train_panel.wait(120)
+    export = lab.export_panel
+    assert export.model.value == lab.train_panel.last_name
+    export.export_button.click()
+    assert export.last_error is None, export.last_error
+    names = {p.name for p in export.last_path.iterdir()}
+    assert {"manifest.json", "model.onnx"} < names and len(names) >= 3  # plus the native file
+    model = lab.models[export.model.value]
+    np.testing.assert_allclose(
+        bl.load(export.last_path).predict_proba(val), model.predict_proba(val), atol=1e-5
+    )
+
+
+def test_state_is_plain_python(split, glm) -> None:
+    train, val = split
+    state = LabState(train, val, models={"glm": glm})
+    seen = []
+    state.subscribe(seen.append)
+    assert state.add_model("glm", glm) == "glm #2"
+    state.select(["glm #2", "missing"])
+    assert state.selected == ["glm #2"]
+    state.remove_model("glm #2")
+    assert seen == ["models", "selected", "models"]
+    assert state.leaderboard()["model"].to_list() == ["glm"]
+    assert state.eval_data is val
+    with pytest.raises(TypeError, match="train must be a Grouped"):
+        LabState(pl.DataFrame({"a": [1]}))
+    with pytest.raises(bl.BinomlabError, match="needs grouped data"):
+        LabState().eval_data  # noqa: B018
+
+
+def test_lab_without_validation_data_compares_on_train(split) -> None:
+    train, _ = split
+    lab = Lab(train)
+    panel = lab.train_panel
+    panel.backend.value = "reference"
+    panel.train_button.click()
+    assert panel.wait(60)
+    model = lab.models["logistic/reference"]
+    assert model.history["val_nll"].null_count() == model.epochs_
+    assert panel.curve_view.value.count("<polyline") == 1  # train NLL only
+    assert lab.leaderboard["nll"][0] == pytest.approx(bl.evaluate(train, model)["nll"])
+    assert "on the given data (3,000 trials" in lab.compare_panel.caption.value
+    assert lab.data_panel.summary["part"].to_list() == ["train"]
