@@ -105,4 +105,5 @@ class GroupBatches:
             batch = order[start : start + self.batch_size]
             trials = n[batch].sum()
             mine = batch[self.rank :: self.world_size]
-            yield X[mine], k[mine], n[mine], trials
+            # index_select gathers rows several times faster than advanced indexing
+            yield X.index_select(0, mine), k.index_select(0, mine), n.index_select(0, mine), trials
