@@ -192,7 +192,8 @@ def group(
         rows = rows.filter(y.is_not_null())
     grouping = rows.group_by(features).agg(
         # not strict: a label with NaN or 0.5 gets a null k here and an error below
-        pl.len().cast(pl.Int64).alias("n"), k.cast(pl.Int64, strict=False).alias("k")
+        pl.len().cast(pl.Int64).alias("n"),
+        k.cast(pl.Int64, strict=False).alias("k"),
     )
     # One streaming run: the label's summary (a few global aggregates) next to the grouping.
     summary, counts = pl.collect_all(

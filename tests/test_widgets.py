@@ -163,6 +163,46 @@ def test_train_click_adds_a_model_and_a_leaderboard_row(split, glm, backend) -> 
     assert not panel.train_button.disabled and panel.stop_button.disabled
 
 
+BETA_BINOMIAL = [n for n in BACKENDS if "beta-binomial" in bl.backends.get(n).losses]
+
+
+@pytest.mark.parametrize("backend", BETA_BINOMIAL)
+def test_train_with_the_beta_binomial_loss(split, glm, backend) -> None:
+    from binomlab.betabinomial import beta_binomial_nll
+
+    train, val = split
+    lab = Lab(train, val, models={"glm": glm})
+    panel = lab.train_panel
+    panel.backend.value = backend
+    panel.model.value = "logistic"
+    panel.loss.value = "beta-binomial"
+    assert panel.fit_options()["loss"] == "beta-binomial"
+
+    panel.train_button.click()
+    assert panel.wait(120)
+
+    assert panel.last_error is None, panel.last_error
+    name = panel.last_name
+    assert name == f"logistic/{backend}/beta-binomial"
+    model = lab.models[name]
+    assert model.loss == "beta-binomial"
+    assert model.phi_ is not None and model.phi_ > 0
+    assert f"φ = {model.phi_:.4g}" in panel.status.value
+    # the curve shows the beta-binomial NLL per trial, the one bl.fit reports
+    k, n = (val.frame[c].to_numpy().astype(float) for c in ("k", "n"))
+    best = beta_binomial_nll(model.predict_logits(val), k, n, model.phi_)
+    assert min(r["val_nll"] for r in panel.curve) == pytest.approx(best, rel=1e-6)
+    # the leaderboard row, with its dispersion and the parameter φ counted
+    row = lab.leaderboard.filter(pl.col("model") == name).row(0, named=True)
+    assert row["dispersion"] == pytest.approx(bl.evaluate(val, model)["dispersion"])
+    assert row["params"] == model.n_params_ == glm.n_params_ + 1
+    assert "dispersion" in lab.compare_panel.board.value
+    # switching to a backend without the loss falls back to the binomial
+    panel.backend.value = "reference"
+    assert list(panel.loss.options) == ["binomial"]
+    assert "loss" not in panel.fit_options()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_stop_button_ends_training_and_keeps_the_best_weights(split, backend) -> None:
     train, val = split

@@ -340,6 +340,8 @@ class TrainPanel(widgets.VBox):
 
     def _run(self, options: dict[str, Any]) -> None:
         name = f"{options['model']}/{options['backend']}"
+        if options.get("loss", "binomial") != "binomial":
+            name += f"/{options['loss']}"
         run: dict[str, Any] = {
             "name": None,
             "backend": options["backend"],
@@ -368,6 +370,8 @@ class TrainPanel(widgets.VBox):
             )
             has_val = fitted.epochs_ and fitted.history["val_nll"].null_count() == 0
             nll = f", best val NLL {fitted.history['val_nll'].min():.5f}" if has_val else ""
+            if fitted.phi_ is not None:  # the beta-binomial's concentration and ρ = 1/(1 + φ)
+                nll += f", φ = {fitted.phi_:.4g} (ρ = {1 / (1 + fitted.phi_):.4f})"
             self.status.value = (
                 f"<b>{self.last_name}</b>: {fitted.epochs_} epochs, stopped: "
                 f"{fitted.stop_reason}{nll} ({fitted.seconds_:.1f} s)."

@@ -383,13 +383,14 @@ def test_options_reach_keras(data: TrainData) -> None:
     np.testing.assert_allclose(jitted.predict_logits(data.X), plain, atol=1e-4)
 
 
-def test_binomial_loss_only(data: TrainData) -> None:
-    assert KerasBackend.losses == ("binomial",)
-    with pytest.raises(BinomlabError, match="loss='beta-binomial'"):
-        train(data, loss="beta-binomial")
+def test_unknown_loss(data: TrainData) -> None:
+    # the beta-binomial is tested in tests/keras/test_keras_betabinomial.py
+    assert KerasBackend.losses == ("binomial", "beta-binomial")
+    with pytest.raises(BinomlabError, match="loss='poisson'"):
+        train(data, loss="poisson")
     g = bl.from_counts(pl.DataFrame({"x": ["a", "b"], "n": [10, 10], "k": [3, 7]}), ["x"])
-    with pytest.raises(BinomlabError, match="loss='beta-binomial'"):
-        bl.fit(g, backend="keras", loss="beta-binomial")
+    with pytest.raises(BinomlabError, match="loss='poisson'"):
+        bl.fit(g, backend="keras", loss="poisson")
 
 
 def test_lbfgs_refuses_mini_batches(data: TrainData) -> None:

@@ -1,9 +1,11 @@
-"""binomlab-keras: the Keras 3 backend of binomlab, and a grouped binomial loss for any Keras
-model.
+"""binomlab-keras: the Keras 3 backend of binomlab, and grouped binomial and beta-binomial
+losses for any Keras model.
 
 ``bl.fit(train, backend="keras")`` finds :class:`KerasBackend` through the
 ``binomlab.backends`` entry point; :class:`BinomialNLL` (a ``keras.losses.Loss``) and
-:class:`BinomialNLLMetric` work in anyone's ``model.compile``, under every Keras backend.
+:class:`BinomialNLLMetric` work in anyone's ``model.compile``, under every Keras backend, and
+so do :class:`BetaBinomialNLL` and its metric with the :class:`LogPhi` layer that holds the
+trainable ``θ = log φ``.
 
 Importing this package sets ``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=0`` unless
 they are set already, so that TensorFlow, imported by Keras, does not print its start-up
@@ -22,8 +24,12 @@ from importlib.metadata import PackageNotFoundError, version
 from binomlab_keras.backend import KerasBackend, KerasNetwork
 from binomlab_keras.export import load_native
 from binomlab_keras.loss import (
+    BetaBinomialNLL,
+    BetaBinomialNLLMetric,
     BinomialNLL,
     BinomialNLLMetric,
+    LogPhi,
+    beta_binomial_nll,
     binomial_nll,
     pack_counts,
 )
@@ -35,11 +41,15 @@ except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "BetaBinomialNLL",
+    "BetaBinomialNLLMetric",
     "BinomialNLL",
     "BinomialNLLMetric",
     "KerasBackend",
     "KerasNetwork",
+    "LogPhi",
     "__version__",
+    "beta_binomial_nll",
     "binomial_nll",
     "build_model",
     "load_native",

@@ -10,6 +10,10 @@ running (``KERAS_BACKEND``: TensorFlow by default, PyTorch or JAX):
 * L-BFGS, which Keras lacks, is SciPy's L-BFGS-B over the flattened float64 weights, with the
   value and gradient of the full-batch NLL computed by the Keras backend's autodiff; one
   L-BFGS iteration is one epoch.
+* ``loss="beta-binomial"`` trains the same network with a :class:`~binomlab_keras.loss.LogPhi`
+  layer appended (the trainable ``θ = log φ``, from ``log 100``, never weight-decayed) on
+  :class:`~binomlab_keras.loss.BetaBinomialNLL`; the returned network is the logit model
+  alone, with ``phi`` set, so its ONNX export still gives the logit of the mean.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from binomlab.betabinomial import beta_binomial_nll as beta_binomial_oracle
 from binomlab.errors import BinomlabError
 from binomlab.protocol import (
+    LOSSES,
     OPTIMIZERS,
     Backend,
     Network,
@@ -36,7 +42,15 @@ from binomlab.reference import grouped_nll
 from binomlab.specs import ModelSpec
 from binomlab_keras.data import GroupArrays, GroupBatches
 from binomlab_keras.export import export_onnx, save_native
-from binomlab_keras.loss import BinomialNLL, BinomialNLLMetric, binomial_nll
+from binomlab_keras.loss import (
+    BetaBinomialNLL,
+    BetaBinomialNLLMetric,
+    BinomialNLL,
+    BinomialNLLMetric,
+    LogPhi,
+    beta_binomial_nll,
+    binomial_nll,
+)
 from binomlab_keras.model import build_model, forward, kernels, set_output_bias
 
 __all__ = ["KerasBackend", "KerasNetwork", "ProgressMonitor"]
@@ -83,19 +97,31 @@ class KerasNetwork(Network):
         What it was built from.
     stop_reason
         One of :data:`binomlab.protocol.STOP_REASONS`.
+    phi
+        The learned beta-binomial concentration ``φ``, None for the binomial loss; not part
+        of ``model``, which gives the logit of the mean either way.
     """
 
     def __init__(
-        self, model: keras.Model, spec: ModelSpec, input_dim: int, *, stop_reason: str = "completed"
+        self,
+        model: keras.Model,
+        spec: ModelSpec,
+        input_dim: int,
+        *,
+        stop_reason: str = "completed",
+        phi: float | None = None,
     ) -> None:
         self.model = model
         self.spec = spec
         self.input_dim = int(input_dim)
         self.stop_reason = stop_reason
+        self.phi = None if phi is None else float(phi)
 
     @property
     def n_params(self) -> int:
-        return sum(math.prod(v.shape) for v in self.model.trainable_variables)
+        """Trainable parameters of the model, plus one for a learned ``φ``."""
+        count = sum(math.prod(v.shape) for v in self.model.trainable_variables)
+        return count + (self.phi is not None)
 
     def predict_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits, float64 ``[rows]``, for ``X [rows, d]`` (inference mode: no dropout).
@@ -118,12 +144,13 @@ class KerasNetwork(Network):
         export_onnx(self.model, path)
 
     def save_native(self, directory: Path) -> list[str]:
-        return save_native(self.model, directory)
+        return save_native(self.model, directory, phi=self.phi)
 
     def __repr__(self) -> str:
+        phi = "" if self.phi is None else f", phi={self.phi:.4g}"
         return (
             f"KerasNetwork({self.spec}, input_dim={self.input_dim}, "
-            f"stop_reason={self.stop_reason!r})"
+            f"stop_reason={self.stop_reason!r}{phi})"
         )
 
 
@@ -139,13 +166,17 @@ class KerasBackend(Backend):
     (as PyTorch's Adam), AdamW's is decoupled and spares the biases. L-BFGS trains full batch
     in float64 until the gradient's max-norm is below ``tolerance`` (``lr`` is not used: the
     line search picks the steps; dropout is off, the objective must be deterministic).
+
+    Losses: ``"binomial"`` and ``"beta-binomial"`` (``θ = log φ`` trained jointly with the
+    weights by every optimiser, excluded from weight decay; ``φ`` returned as
+    :attr:`KerasNetwork.phi`).
     """
 
     name: ClassVar[str] = "keras"
     specs: ClassVar[tuple[str, ...]] = ("logistic", "mlp")
     optimizers: ClassVar[tuple[str, ...]] = OPTIMIZERS
     options: ClassVar[tuple[str, ...]] = OPTIONS
-    losses: ClassVar[tuple[str, ...]] = ("binomial",)
+    losses: ClassVar[tuple[str, ...]] = LOSSES
 
     def versions(self) -> dict[str, str]:
         """``keras``, ``keras_backend`` (its name) and the version of that framework."""
@@ -171,9 +202,8 @@ class KerasBackend(Backend):
         Raises
         ------
         BinomlabError
-            An unknown or invalid option, optimiser, spec or loss (only ``"binomial"``), a
-            mini-batch size with ``"lbfgs"``, or ``"lbfgs"`` on a Keras backend without
-            autodiff.
+            An unknown or invalid option, optimiser, spec or loss, a mini-batch size with
+            ``"lbfgs"``, or ``"lbfgs"`` on a Keras backend without autodiff.
         """
         options = _check(train, spec, config)
         lbfgs = config.optimizer == "lbfgs"
@@ -185,19 +215,30 @@ class KerasBackend(Backend):
         # start from the intercept-only model rather than from p = 0.5
         rate = float(np.clip(train.k.sum() / train.n.sum(), 1e-12, 1 - 1e-12))
         set_output_bias(model, math.log(rate) - math.log1p(-rate))
+        head = None
+        trained = model  # what the optimiser trains: the logit model, or it and θ
+        if config.loss == "beta-binomial":
+            head = LogPhi(dtype=model.inputs[0].dtype)
+            trained = keras.Model(model.inputs, head(model.outputs[0]), name=model.name + "_bb")
         monitor = ProgressMonitor(
-            callback, val, patience=config.early_stopping, weight_decay=config.weight_decay
+            callback,
+            val,
+            patience=config.early_stopping,
+            weight_decay=config.weight_decay,
+            network=model,
+            head=head,
         )
-        monitor.set_model(model)
+        monitor.set_model(trained)
         try:
             if lbfgs:
-                _fit_lbfgs(model, train, config, monitor)
+                _fit_lbfgs(model, head, train, config, monitor)
             else:
-                _fit_adam(model, train, config, monitor, options)
+                _fit_adam(trained, train, config, monitor, options)
         except KeyboardInterrupt:
             monitor.stop_reason = "interrupted"
         monitor.restore_best()
-        return KerasNetwork(model, spec, input_dim, stop_reason=monitor.stop_reason)
+        phi = None if head is None else head.phi
+        return KerasNetwork(model, spec, input_dim, stop_reason=monitor.stop_reason, phi=phi)
 
 
 def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
@@ -226,7 +267,7 @@ def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, 
     if spec.kind not in KerasBackend.specs:
         msg = f"Expected a spec of kind {KerasBackend.specs}. Received: {spec!r}"
         raise BinomlabError(msg)
-    if config.loss not in KerasBackend.losses:
+    if config.loss not in LOSSES:
         msg = (
             f"The keras backend trains the loss(es) {KerasBackend.losses}. "
             f"Received: loss={config.loss!r}"
@@ -255,8 +296,10 @@ class ProgressMonitor(keras.callbacks.Callback):
     """Reports each epoch to binomlab's callback, keeps the best weights, stops training.
 
     At every epoch end (``on_epoch_end`` under ``model.fit``, :meth:`report` for L-BFGS):
-    take ``train_nll`` (the ``binomial_nll`` metric of the epoch) and compute ``val_nll`` on
-    all validation groups in inference mode, snapshot the weights when the monitored value
+    take ``train_nll`` (the ``binomial_nll`` metric of the epoch, beta-binomial for that loss)
+    and compute ``val_nll`` on all validation groups in inference mode (from ``network``'s
+    logits, and ``head``'s ``φ`` for the beta-binomial), snapshot the weights (``θ``
+    included) when the monitored value
     improves (``val_nll``; else ``train_nll`` plus ``weight_decay/2·Σ‖W‖²``), call
     ``callback(epoch, metrics)``, and stop when it returns False, when L-BFGS has converged
     or when the patience has run out. Exceptions from the callback go through untouched (the
@@ -270,8 +313,12 @@ class ProgressMonitor(keras.callbacks.Callback):
         *,
         patience: int | None,
         weight_decay: float = 0.0,
+        network: keras.Model | None = None,
+        head: LogPhi | None = None,
     ) -> None:
         super().__init__()
+        self.network = network
+        self.head = head
         self.callback = callback
         self.val = val
         self.patience = patience
@@ -302,11 +349,14 @@ class ProgressMonitor(keras.callbacks.Callback):
         """Record epoch ``epoch`` (1-based); return why training should stop, or None."""
         metrics = {"train_nll": train_nll}
         if self.val is not None:
+            network = self.network if self.network is not None else self.model
             if self._val_x is None:  # converted once, in the model's dtype
-                self._val_x = chunks(self.model, self.val.X)
-            metrics["val_nll"] = grouped_nll(
-                logits(self.model, self._val_x), self.val.k, self.val.n
-            )
+                self._val_x = chunks(network, self.val.X)
+            z = logits(network, self._val_x)
+            if self.head is None:
+                metrics["val_nll"] = grouped_nll(z, self.val.k, self.val.n)
+            else:
+                metrics["val_nll"] = beta_binomial_oracle(z, self.val.k, self.val.n, self.head.phi)
         # without validation data, the training objective: with weight decay, the NLL alone
         # would prefer the least regularised epoch over the penalised fit that was asked for
         monitored = metrics.get("val_nll", train_nll + self.penalty())
@@ -345,7 +395,7 @@ def _fit_adam(
         optimizer = keras.optimizers.AdamW(
             learning_rate=lr, weight_decay=decay, epsilon=ADAM_EPSILON
         )
-        optimizer.exclude_from_weight_decay(var_names=["bias"])
+        optimizer.exclude_from_weight_decay(var_names=["bias", "log_phi"])
     else:
         optimizer = keras.optimizers.Adam(learning_rate=lr, epsilon=ADAM_EPSILON)
     # Adam's weight decay is an L2 penalty in the loss, weight_decay/2·‖W‖², set on the
@@ -353,10 +403,11 @@ def _fit_adam(
     penalised = kernels(model) if config.optimizer == "adam" and decay else []
     for kernel in penalised:
         kernel.regularizer = keras.regularizers.L2(decay / 2)
+    beta = any(isinstance(layer, LogPhi) for layer in model.layers)
     model.compile(
         optimizer=optimizer,
-        loss=BinomialNLL(),
-        metrics=[BinomialNLLMetric(name=TRAIN_METRIC)],
+        loss=BetaBinomialNLL() if beta else BinomialNLL(),
+        metrics=[(BetaBinomialNLLMetric if beta else BinomialNLLMetric)(name=TRAIN_METRIC)],
         jit_compile=options.get("jit_compile", False),
         steps_per_execution=options.get("steps_per_execution", 1),
     )
@@ -381,32 +432,37 @@ def _fit_adam(
 # -- L-BFGS: SciPy over the flattened weights, gradients from the Keras backend -----------------
 
 
-def _per_trial_nll(z: Any, y: Any) -> Any:
+def _per_trial_nll(model: keras.Model, head: LogPhi | None, x: Any, y: Any) -> Any:
+    """The full-batch NLL per trial: binomial, or beta-binomial with ``head``'s ``θ``."""
+    z = forward(model, x)
+    nll = binomial_nll(y, z) if head is None else beta_binomial_nll(y, head(z))
     # the operator, not ops.divide, which computes float64 in float32 on torch
-    return ops.sum(binomial_nll(y, z)) / ops.sum(y[:, 1])
+    return ops.sum(nll) / ops.sum(y[:, 1])
 
 
-def _tensorflow_gradients(model: keras.Model, x: Any, y: Any) -> Callable:
+def _tensorflow_gradients(
+    model: keras.Model, head: LogPhi | None, variables: list[Any], x: Any, y: Any
+) -> Callable:
     import tensorflow as tf
-
-    variables = model.trainable_variables
 
     @tf.function
     def step(x: Any, y: Any) -> tuple[Any, list[Any]]:
         with tf.GradientTape() as tape:
-            value = _per_trial_nll(model(x, training=False), y)
+            value = _per_trial_nll(model, head, x, y)
         return value, tape.gradient(value, variables)
 
     return lambda: step(x, y)
 
 
-def _torch_gradients(model: keras.Model, x: Any, y: Any) -> Callable:
+def _torch_gradients(
+    model: keras.Model, head: LogPhi | None, variables: list[Any], x: Any, y: Any
+) -> Callable:
     import torch
 
-    params = [v.value for v in model.trainable_variables]
+    params = [v.value for v in variables]
 
     def step() -> tuple[Any, list[Any]]:
-        value = _per_trial_nll(forward(model, x), y)
+        value = _per_trial_nll(model, head, x, y)
         return value.detach(), [g.detach() for g in torch.autograd.grad(value, params)]
 
     return step
@@ -420,11 +476,16 @@ _GRADIENTS = {
 
 
 def _fit_lbfgs(
-    model: keras.Model, train: TrainData, config: TrainConfig, monitor: ProgressMonitor
+    model: keras.Model,
+    head: LogPhi | None,
+    train: TrainData,
+    config: TrainConfig,
+    monitor: ProgressMonitor,
 ) -> None:
     from scipy.optimize import minimize
 
-    variables = model.trainable_variables
+    # the weights, then the beta-binomial θ (named log_phi: not decayed)
+    variables = [*model.trainable_variables, *([] if head is None else head.trainable_variables)]
     sizes = [math.prod(v.shape) for v in variables]
     splits = np.cumsum(sizes)[:-1]
     decayed = np.concatenate(
@@ -433,7 +494,7 @@ def _fit_lbfgs(
     decay = config.weight_decay
     x = ops.convert_to_tensor(np.asarray(train.X, np.float64))
     y = ops.convert_to_tensor(np.column_stack([train.k, train.n]))
-    gradients = _GRADIENTS[keras.backend.backend()](model, x, y)
+    gradients = _GRADIENTS[keras.backend.backend()](model, head, variables, x, y)
     last: dict[str, np.ndarray] = {}
 
     def assign(theta: np.ndarray) -> None:

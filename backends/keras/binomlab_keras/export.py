@@ -9,11 +9,13 @@ backend trained the model. (Keras's own ``model.export(format="onnx")`` goes thr
 on TensorFlow, which cannot convert the ``Erfc`` of Keras's exact gelu.)
 
 The native format is Keras's ``model.keras`` zip (JSON config plus weights), loaded with
-``safe_mode=True``: nothing is unpickled.
+``safe_mode=True``: nothing is unpickled. A model trained on the beta-binomial loss also
+writes ``beta_binomial.json`` with its concentration ``φ``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -24,9 +26,10 @@ import numpy as np
 from binomlab.errors import ModelFileError
 from binomlab_keras.model import spec_from_model
 
-__all__ = ["NATIVE_FILE", "export_onnx", "load_native", "save_native"]
+__all__ = ["NATIVE_FILE", "PHI_FILE", "export_onnx", "load_native", "save_native"]
 
 NATIVE_FILE = "model.keras"
+PHI_FILE = "beta_binomial.json"
 OPSET = 17
 
 
@@ -122,8 +125,11 @@ def export_onnx(model: keras.Model, path: str | Path) -> None:
     onnx.save(onnx_model, str(path))
 
 
-def save_native(model: keras.Model, directory: str | Path) -> list[str]:
-    """Write ``model.keras`` into ``directory`` (created if needed); return ``["model.keras"]``."""
+def save_native(
+    model: keras.Model, directory: str | Path, *, phi: float | None = None
+) -> list[str]:
+    """Write ``model.keras`` into ``directory`` (created if needed), and ``beta_binomial.json``
+    holding ``phi`` when it is given; return the names of the files written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -132,7 +138,10 @@ def save_native(model: keras.Model, directory: str | Path) -> list[str]:
             "ignore", message=".*__array__ implementation doesn't accept a copy keyword.*"
         )
         model.save(directory / NATIVE_FILE)
-    return [NATIVE_FILE]
+    if phi is None:
+        return [NATIVE_FILE]
+    (directory / PHI_FILE).write_text(json.dumps({"phi": float(phi)}))
+    return [NATIVE_FILE, PHI_FILE]
 
 
 def load_native(directory: str | Path):
@@ -159,4 +168,11 @@ def load_native(directory: str | Path):
         msg = f"Unreadable {path}: {type(err).__name__}: {err}"
         raise ModelFileError(msg) from err
     spec = spec_from_model(model)
-    return KerasNetwork(model, spec, int(model.inputs[0].shape[-1]))
+    phi = None
+    if (path.parent / PHI_FILE).is_file():
+        try:
+            phi = float(json.loads((path.parent / PHI_FILE).read_text())["phi"])
+        except (ValueError, KeyError, TypeError) as err:
+            msg = f"Unreadable {path.parent / PHI_FILE}: {type(err).__name__}: {err}"
+            raise ModelFileError(msg) from err
+    return KerasNetwork(model, spec, int(model.inputs[0].shape[-1]), phi=phi)

@@ -1,4 +1,5 @@
-"""The grouped binomial NLL for Keras: a function, a ``keras.losses.Loss`` and a metric.
+"""The grouped binomial and beta-binomial NLLs for Keras: functions, ``keras.losses.Loss``
+classes and metrics.
 
 For a group with ``n`` trials, ``k`` successes and logit ``z``,
 
@@ -7,16 +8,41 @@ For a group with ``n`` trials, ``k`` successes and logit ``z``,
 which is the binary cross-entropy summed over the group's ``n`` raw rows. Everything here is
 written with ``keras.ops`` only, so it runs under every Keras backend (TensorFlow, PyTorch,
 JAX). ``y_true`` packs the counts of a group as one row ``[k, n]``: shape ``[batch, 2]``.
+
+The beta-binomial lets each group's success probability vary around ``μ = σ(z)`` as
+Beta(μφ, (1 − μ)φ), with a concentration ``φ = exp(θ)`` learned with the model:
+
+    NLL = −[lgamma(k+α) + lgamma(n−k+β) − lgamma(n+φ) − lgamma(α) − lgamma(β) + lgamma(φ)]
+
+with ``α = μφ``, ``β = (1 − μ)φ`` (the binomial coefficient dropped). A Keras loss cannot own
+a trainable weight, so ``θ`` lives in the model: the layer :class:`LogPhi` holds it and appends
+it to the logits, and :class:`BetaBinomialNLL` reads ``y_pred = [z, θ]`` per row, shape
+``[batch, 2]``. ``keras.ops`` has no ``lgamma``: the differences ``lgamma(x + m) − lgamma(x)``
+are computed from Stirling's series (shifted by the recurrence below 10), accurate to about
+1e-12 in float64 and free of the cancellation of two huge lgammas when ``φ`` is large.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
 from keras import ops
 
-__all__ = ["REDUCTIONS", "BinomialNLL", "BinomialNLLMetric", "binomial_nll", "pack_counts"]
+__all__ = [
+    "INITIAL_LOG_PHI",
+    "LOG_PHI_RANGE",
+    "REDUCTIONS",
+    "BetaBinomialNLL",
+    "BetaBinomialNLLMetric",
+    "BinomialNLL",
+    "BinomialNLLMetric",
+    "LogPhi",
+    "beta_binomial_nll",
+    "binomial_nll",
+    "pack_counts",
+]
 
 REDUCTIONS = ("sum_over_trials", "sum", "none")
 """``"sum_over_trials"`` (the per-trial NLL, the default), ``"sum"`` and ``"none"``."""
@@ -203,3 +229,233 @@ class BinomialNLLMetric(keras.metrics.Metric):
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "from_logits": self.from_logits, "dtype": self.dtype}
+
+
+# -- the beta-binomial -------------------------------------------------------------------------
+
+INITIAL_LOG_PHI = math.log(100.0)
+"""``θ = log φ`` at the start of training: φ = 100, a mild overdispersion."""
+LOG_PHI_RANGE = (math.log(1e-8), math.log(1e12))
+"""Where the loss clamps ``θ``: ``φ`` from 1e-8 (ρ ≈ 1) to 1e12 (ρ = 1e-12, the binomial)."""
+_STIRLING_FROM = 10.0
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_TINY = 1e-300
+"""Floor of ``α`` and ``β`` (in float64): a saturated logit gives a large finite loss."""
+
+
+def _full(x: Any, value: float) -> Any:
+    """``value`` in ``x``'s shape and dtype. (Keras's ``ops.maximum``/``ops.clip`` with a Python
+    float compute float64 tensors in float32 on the torch backend.)"""
+    return ops.full_like(x, value)
+
+
+def _binet(x: Any) -> Any:
+    """``ω(x) = lgamma(x) − (x − ½)·log x + x − ½·log 2π`` for ``x >= 10`` (error < 1e-12)."""
+    inv = 1.0 / x
+    inv2 = inv * inv
+    return inv * (1 / 12 - inv2 * (1 / 360 - inv2 * (1 / 1260 - inv2 / 1680)))
+
+
+def _lgamma(x: Any) -> Any:
+    """``lgamma(x)`` for ``x > 0``: Stirling's series, ``x < 10`` shifted up by 10 with
+    ``lgamma(x) = lgamma(x + 10) − Σ_{j<10} log(x + j)``."""
+    small = x < _STIRLING_FROM
+    y = ops.where(small, x + _STIRLING_FROM, x)
+    value = (y - 0.5) * ops.log(y) - y + _HALF_LOG_2PI + _binet(y)
+    safe = ops.where(small, x, ops.ones_like(x))
+    shift = ops.zeros_like(x)
+    for j in range(int(_STIRLING_FROM)):
+        shift = shift + ops.log(safe + float(j))
+    return value - ops.where(small, shift, ops.zeros_like(x))
+
+
+def _lgamma_ratio(log_x: Any, m: Any) -> Any:
+    """``lgamma(x + m) − lgamma(x)`` for ``x = exp(log_x) > 0`` and counts ``m >= 0``.
+
+    Above 10 from ``(x − ½)·log1p(m/x) + m·(log x + log1p(m/x)) − m + ω(x + m) − ω(x)``,
+    which does not subtract two huge lgammas; below, as the difference of :func:`_lgamma`.
+    Each branch only sees inputs valid for it, so neither puts a NaN into the gradient.
+    """
+    x = ops.exp(log_x)
+    large = x >= _STIRLING_FROM
+    small_x = ops.where(large, ops.ones_like(x), ops.where(x > _TINY, x, _full(x, _TINY)))
+    direct = _lgamma(small_x + m) - _lgamma(small_x)
+    big_x = ops.where(large, x, _full(x, _STIRLING_FROM))
+    log_big_x = ops.where(large, log_x, _full(x, math.log(_STIRLING_FROM)))
+    log1p = ops.log1p(m / big_x)
+    stirling = (
+        (big_x - 0.5) * log1p + m * (log_big_x + log1p) - m + _binet(big_x + m) - _binet(big_x)
+    )
+    return ops.where(large, stirling, direct)
+
+
+def _split_beta(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any, Any]:
+    """``(z, θ, k, n)``, each ``[batch]``, in float64 (see :func:`beta_binomial_nll`)."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.convert_to_tensor(y_true)
+    true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    if not true_shape or true_shape[-1] not in (2, None):
+        msg = (
+            "Expected y_true to pack [successes, trials] per row, shape [batch, 2]. "
+            f"Received: y_true.shape={true_shape}"
+        )
+        raise ValueError(msg)
+    if len(pred_shape) != len(true_shape) or pred_shape[-1] not in (2, None):
+        msg = (
+            "Expected y_pred to hold [logit, log_phi] per row, shape [batch, 2]: end the model "
+            "with binomlab_keras.LogPhi() to append the trainable θ = log φ to its logits. "
+            f"Received: y_pred.shape={pred_shape}, y_true.shape={true_shape}"
+        )
+        raise ValueError(msg)
+    # float64 throughout: the lgamma differences lose digits in float32 once φ is large
+    # (on JAX this needs jax_enable_x64, without which it stays float32)
+    y_pred = ops.cast(y_pred, "float64")
+    y_true = ops.cast(y_true, "float64")
+    theta = y_pred[..., 1]
+    theta = ops.where(theta < LOG_PHI_RANGE[0], _full(theta, LOG_PHI_RANGE[0]), theta)
+    theta = ops.where(theta > LOG_PHI_RANGE[1], _full(theta, LOG_PHI_RANGE[1]), theta)
+    return y_pred[..., 0], theta, y_true[..., 0], y_true[..., 1]
+
+
+def beta_binomial_nll(y_true: Any, y_pred: Any) -> Any:
+    """The beta-binomial NLL of every group (without the binomial coefficient).
+
+    Parameters
+    ----------
+    y_true
+        ``[batch, 2]``: successes ``k`` and trials ``n`` of each group (:func:`pack_counts`).
+    y_pred
+        ``[batch, 2]``: the logit ``z`` of the mean and ``θ = log φ`` of each row, as
+        :class:`LogPhi` outputs them (one shared ``θ`` broadcast to every row, or a ``θ``
+        per row). ``θ`` is clamped to :data:`LOG_PHI_RANGE`.
+
+    Returns
+    -------
+    tensor
+        ``[batch]``, in ``y_pred``'s dtype; computed in float64.
+
+    Raises
+    ------
+    ValueError
+        ``y_true`` or ``y_pred`` is not ``[batch, 2]``.
+    """
+    dtype = ops.convert_to_tensor(y_pred).dtype
+    z, theta, k, n = _split_beta(y_true, y_pred)
+    # log α = log σ(z) + θ and log β = log σ(−z) + θ: exact in both tails of z
+    nll = -(
+        _lgamma_ratio(ops.log_sigmoid(z) + theta, k)
+        + _lgamma_ratio(ops.log_sigmoid(-z) + theta, n - k)
+        - _lgamma_ratio(theta, n)
+    )
+    return ops.cast(nll, dtype)
+
+
+@keras.saving.register_keras_serializable(package="binomlab")
+class LogPhi(keras.layers.Layer):
+    """Holds the trainable ``θ = log φ`` of the beta-binomial and appends it to the logits.
+
+    ``[batch, 1]`` (or ``[batch]``) logits in, ``[batch, 2]`` out: ``[z, θ]`` per row, what
+    :class:`BetaBinomialNLL` reads. End any model with it::
+
+        logits = keras.layers.Dense(1)(hidden)
+        model = keras.Model(inputs, binomlab_keras.LogPhi()(logits))
+        model.compile(optimizer="adam", loss=binomlab_keras.BetaBinomialNLL())
+        model.fit(x, pack_counts(successes, trials))
+        model.get_layer("log_phi").phi  # the fitted φ; predictions: model(x)[:, 0] are logits
+
+    Parameters
+    ----------
+    initial
+        The starting ``θ``, ``log(100)`` by default.
+    name, dtype, **kwargs
+        As for any Keras layer; the weight is named ``log_phi`` (no weight decay applies to
+        it in binomlab's training).
+    """
+
+    def __init__(
+        self, initial: float = INITIAL_LOG_PHI, name: str = "log_phi", **kwargs: Any
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.initial = float(initial)
+        self.log_phi = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(self.initial),
+            trainable=True,
+            name="log_phi",
+        )
+
+    @property
+    def phi(self) -> float:
+        """The concentration ``φ = exp(θ)``, ``θ`` clamped to :data:`LOG_PHI_RANGE`."""
+        theta = float(self.log_phi.numpy())
+        return math.exp(min(max(theta, LOG_PHI_RANGE[0]), LOG_PHI_RANGE[1]))
+
+    def call(self, logits: Any) -> Any:
+        z = ops.reshape(logits, (-1, 1))
+        theta = ops.ones_like(z) * ops.cast(self.log_phi, z.dtype)
+        return ops.concatenate([z, theta], axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], 2)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "initial": self.initial}
+
+
+@keras.saving.register_keras_serializable(package="binomlab")
+class BetaBinomialNLL(BinomialNLL):
+    """Grouped beta-binomial NLL: ``model.compile(loss=BetaBinomialNLL())``.
+
+    ``y_true`` packs ``[k, n]`` per row (see :func:`pack_counts`); ``y_pred`` is
+    ``[logit, θ]`` per row, ``[batch, 2]`` — end the model with :class:`LogPhi`, which holds
+    the trainable ``θ = log φ`` (a Keras loss cannot own weights). Computed in float64.
+
+    Parameters
+    ----------
+    reduction
+        ``"sum_over_trials"`` (default): ``Σ w·NLL / Σ w·n``, the NLL per trial; ``"sum"``;
+        ``"none"`` (or None): per group. ``w`` is the ``sample_weight``, 1 if not given.
+    name, dtype
+        As for any ``keras.losses.Loss``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``reduction``.
+    """
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_trials",
+        name: str = "beta_binomial_nll",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(from_logits=True, reduction=reduction, name=name, dtype=dtype)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        """The NLL of every group, ``[batch]``."""
+        return beta_binomial_nll(y_true, y_pred)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "reduction": self.reduction}
+
+
+@keras.saving.register_keras_serializable(package="binomlab")
+class BetaBinomialNLLMetric(BinomialNLLMetric):
+    """The beta-binomial NLL per trial over every batch seen since the last reset, for models
+    ending in :class:`LogPhi` (``y_pred = [z, θ]``); accumulates in float64 by default."""
+
+    def __init__(self, name: str = "beta_binomial_nll", dtype: Any = "float64") -> None:
+        super().__init__(name=name, from_logits=True, dtype=dtype)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        nll = ops.cast(beta_binomial_nll(y_true, ops.cast(y_pred, self.dtype)), self.dtype)
+        trials = ops.cast(y_true, self.dtype)[..., 1]
+        if sample_weight is not None:
+            weight = ops.reshape(ops.cast(sample_weight, self.dtype), ops.shape(nll))
+            nll, trials = nll * weight, trials * weight
+        self.total.assign_add(ops.sum(nll))
+        self.trials.assign_add(ops.sum(trials))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype}

@@ -27,6 +27,7 @@ from torch import nn
 
 from binomlab.errors import BinomlabError
 from binomlab.protocol import (
+    LOSSES,
     OPTIMIZERS,
     Backend,
     Network,
@@ -72,19 +73,31 @@ class LightningNetwork(Network):
         What it was built from.
     stop_reason
         One of :data:`binomlab.protocol.STOP_REASONS`.
+    phi
+        The learned beta-binomial concentration ``φ``, None for the binomial loss. It is not
+        part of ``net``: the network maps features to the logit of the mean either way.
     """
 
     def __init__(
-        self, net: nn.Module, spec: ModelSpec, input_dim: int, *, stop_reason: str = "completed"
+        self,
+        net: nn.Module,
+        spec: ModelSpec,
+        input_dim: int,
+        *,
+        stop_reason: str = "completed",
+        phi: float | None = None,
     ) -> None:
         self.net = net
         self.spec = spec
         self.input_dim = int(input_dim)
         self.stop_reason = stop_reason
+        self.phi = None if phi is None else float(phi)
 
     @property
     def n_params(self) -> int:
-        return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+        """Trainable parameters of the network, plus one for a learned ``φ``."""
+        count = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+        return count + (self.phi is not None)
 
     def predict_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits, float64 ``[rows]``, for ``X [rows, d]`` (inference mode, on the CPU).
@@ -114,12 +127,13 @@ class LightningNetwork(Network):
         export_onnx(self.net, self.input_dim, path)
 
     def save_native(self, directory: Path) -> list[str]:
-        return save_native(self.net, self.spec, self.input_dim, directory)
+        return save_native(self.net, self.spec, self.input_dim, directory, phi=self.phi)
 
     def __repr__(self) -> str:
+        phi = "" if self.phi is None else f", phi={self.phi:.4g}"
         return (
             f"LightningNetwork({self.spec}, input_dim={self.input_dim}, "
-            f"stop_reason={self.stop_reason!r})"
+            f"stop_reason={self.stop_reason!r}{phi})"
         )
 
 
@@ -131,12 +145,17 @@ class LightningBackend(Backend):
     ``"ddp"`` with ``devices=2``; default ``"auto"``), ``precision`` (default ``"32-true"``,
     ``"64-true"`` for L-BFGS on the logistic spec), ``default_root_dir``,
     ``enable_checkpointing`` and ``logger`` (both off by default, so nothing is written).
+
+    Losses: ``"binomial"`` and ``"beta-binomial"``; the latter trains ``θ = log φ`` (from
+    ``log(100)``, not weight-decayed) jointly with the network and returns ``φ`` as
+    :attr:`LightningNetwork.phi`.
     """
 
     name: ClassVar[str] = "lightning"
     specs: ClassVar[tuple[str, ...]] = ("logistic", "mlp")
     optimizers: ClassVar[tuple[str, ...]] = OPTIMIZERS
     options: ClassVar[tuple[str, ...]] = OPTIONS
+    losses: ClassVar[tuple[str, ...]] = LOSSES
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__, "lightning": L.__version__}
@@ -191,6 +210,7 @@ class LightningBackend(Backend):
                 batch_size=batch_size,
                 seed=config.seed,
                 tolerance=config.tolerance,
+                loss=config.loss,
             )
             # moved and cast once to the module's device and dtype when training starts
             module.attach(GroupTensors.from_train_data(train))
@@ -221,7 +241,7 @@ class LightningBackend(Backend):
             module.load_state_dict(monitor.best_state)
         stop_reason = "interrupted" if monitor.interrupted else monitor.stop_reason
         network = module.net.cpu().eval()
-        return LightningNetwork(network, spec, input_dim, stop_reason=stop_reason)
+        return LightningNetwork(network, spec, input_dim, stop_reason=stop_reason, phi=module.phi)
 
 
 def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
@@ -237,6 +257,9 @@ def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, 
         raise BinomlabError(msg)
     if spec.kind not in LightningBackend.specs:
         msg = f"Expected a spec of kind {LightningBackend.specs}. Received: {spec!r}"
+        raise BinomlabError(msg)
+    if config.loss not in LOSSES:
+        msg = f"Expected one of {LOSSES}. Received: loss={config.loss!r}"
         raise BinomlabError(msg)
     if (
         config.optimizer == "lbfgs"

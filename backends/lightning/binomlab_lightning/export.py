@@ -88,9 +88,17 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def save_native(
-    net: BinomialNet, spec: ModelSpec, input_dim: int, directory: str | Path
+    net: BinomialNet,
+    spec: ModelSpec,
+    input_dim: int,
+    directory: str | Path,
+    *,
+    phi: float | None = None,
 ) -> list[str]:
-    """Write ``weights.safetensors`` and ``network.json`` into ``directory``; return their names."""
+    """Write ``weights.safetensors`` and ``network.json`` into ``directory``; return their names.
+
+    ``phi``, the beta-binomial concentration of a model trained with that loss, is kept in
+    ``network.json``."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -103,6 +111,7 @@ def save_native(
         "spec": spec.to_dict(),
         "input_dim": int(input_dim),
         "dtype": str(dtype).removeprefix("torch."),
+        "phi": None if phi is None else float(phi),
         "torch": torch.__version__,
     }
     (directory / DESCRIPTION).write_text(json.dumps(description, indent=2))
@@ -135,6 +144,8 @@ def load_native(directory: str | Path):
         spec = spec_from_dict(description["spec"])
         input_dim = int(description["input_dim"])
         dtype = _DTYPES[description.get("dtype", "float32")]
+        phi = description.get("phi")
+        phi = None if phi is None else float(phi)
     except (KeyError, ValueError, TypeError) as err:
         msg = f"Unreadable {directory / DESCRIPTION}: {type(err).__name__}: {err}"
         raise ModelFileError(msg) from err
@@ -144,4 +155,4 @@ def load_native(directory: str | Path):
     except RuntimeError as err:
         msg = f"The weights in {directory / WEIGHTS} do not fit the {spec} spec: {err}"
         raise ModelFileError(msg) from err
-    return LightningNetwork(net.eval(), spec, input_dim)
+    return LightningNetwork(net.eval(), spec, input_dim, phi=phi)

@@ -2,8 +2,10 @@
 
 :class:`BinomialNet` maps float ``X [batch, d]`` to logits ``[batch]``: one ``Linear(d, 1)``
 for the logistic spec, a ``Linear``/activation/``Dropout`` stack ending in ``Linear(·, 1)`` for
-the MLP spec. :class:`BinomialModule` trains it on the grouped binomial NLL with Adam, AdamW
-(mini-batches of groups) or L-BFGS (full batch, one L-BFGS iteration per epoch).
+the MLP spec. :class:`BinomialModule` trains it on the grouped binomial NLL — or on the
+beta-binomial NLL, with a learned concentration ``φ`` held by the module, not the network, so
+that the network (and its ONNX export) still maps features to the logit of the mean — with
+Adam, AdamW (mini-batches of groups) or L-BFGS (full batch, one L-BFGS iteration per epoch).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from binomlab.protocol import LOSSES
 from binomlab.specs import ModelSpec, spec_from_dict
 from binomlab_lightning.data import Batch, GroupBatches, GroupTensors
-from binomlab_lightning.loss import binomial_nll_with_logits
+from binomlab_lightning.loss import BetaBinomialNLLWithLogits, binomial_nll_with_logits
 
 __all__ = ["ACTIVATIONS", "BinomialModule", "BinomialNet", "build_network"]
 
@@ -65,7 +68,7 @@ def build_network(spec: ModelSpec, input_dim: int) -> BinomialNet:
 
 
 class BinomialModule(L.LightningModule):
-    """Trains a :class:`BinomialNet` on the grouped binomial NLL per trial.
+    """Trains a :class:`BinomialNet` on the grouped binomial (or beta-binomial) NLL per trial.
 
     Parameters
     ----------
@@ -78,6 +81,11 @@ class BinomialModule(L.LightningModule):
         ``"adam"``, ``"adamw"`` or ``"lbfgs"``.
     lr, weight_decay, batch_size, seed, tolerance
         As in :class:`binomlab.protocol.TrainConfig`, defaults resolved.
+    loss
+        ``"binomial"``, or ``"beta-binomial"``: the module then holds ``criterion``, a
+        :class:`~binomlab_lightning.loss.BetaBinomialNLLWithLogits` whose ``log_phi`` (``θ``,
+        starting at ``log(100)``) is trained with the network (every optimiser, no weight
+        decay) and is part of the module's ``state_dict``.
 
     Training data is attached with :meth:`attach` before ``Trainer.fit``; the batches are cut
     from tensors moved once to the training device.
@@ -95,10 +103,15 @@ class BinomialModule(L.LightningModule):
         batch_size: int = DEFAULT_BATCH_SIZE,
         seed: int = 0,
         tolerance: float = 1e-6,
+        loss: str = "binomial",
     ) -> None:
         super().__init__()
+        if loss not in LOSSES:
+            msg = f"Expected one of {LOSSES}. Received: loss={loss!r}"
+            raise ValueError(msg)
         self.save_hyperparameters(ignore=["net"], logger=False)
         self.net = net if net is not None else build_network(spec_from_dict(spec), input_dim)
+        self.criterion = BetaBinomialNLLWithLogits("sum") if loss == "beta-binomial" else None
         self.automatic_optimization = optimizer != "lbfgs"
         self.converged = False
         self._train: GroupTensors | None = None
@@ -130,10 +143,21 @@ class BinomialModule(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    @property
+    def phi(self) -> float | None:
+        """The current beta-binomial concentration ``φ`` (None for the binomial loss)."""
+        return None if self.criterion is None else self.criterion.phi
+
+    def summed_nll(self, logits: Tensor, k: Tensor, n: Tensor) -> Tensor:
+        """The training loss (binomial or beta-binomial) summed over the groups."""
+        if self.criterion is None:
+            return binomial_nll_with_logits(logits, k, n, reduction="sum")
+        return self.criterion(logits, k, n)
+
     def model_step(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """The NLL summed over this process's groups of ``batch``, and their trials."""
         X, k, n, _ = batch
-        return binomial_nll_with_logits(self(X), k, n, reduction="sum"), n.sum()
+        return self.summed_nll(self(X), k, n), n.sum()
 
     def penalty(self) -> Tensor:
         """``weight_decay/2 · Σ‖W‖²`` over the weight matrices (not the biases).
@@ -181,7 +205,7 @@ class BinomialModule(L.LightningModule):
         self.manual_backward((nll_sum / batch_trials) * scale + self.penalty())
         self._nll_sum = nll_sum.detach().double()
         self._trials = n.sum().double()
-        grad_max = max(p.grad.abs().max() for p in self.net.parameters() if p.grad is not None)
+        grad_max = max(p.grad.abs().max() for p in self.parameters() if p.grad is not None)
         self.converged = bool(grad_max <= self.hparams.tolerance)
         optimizer.zero_grad()
 
@@ -202,9 +226,7 @@ class BinomialModule(L.LightningModule):
             for start in range(0, len(data), CHUNK):
                 part = slice(start, start + CHUNK)
                 z = self(data.X[part])
-                total += binomial_nll_with_logits(
-                    z, data.k[part], data.n[part], reduction="sum"
-                ).double()
+                total += self.summed_nll(z, data.k[part], data.n[part]).double()
             return float(total / data.n.double().sum())
         finally:
             self.train(was_training)
@@ -213,7 +235,7 @@ class BinomialModule(L.LightningModule):
         name, lr = self.hparams.optimizer, self.hparams.lr
         if name == "lbfgs":
             return torch.optim.LBFGS(
-                self.net.parameters(),
+                self.parameters(),
                 lr=lr,
                 max_iter=1,
                 # torch derives the line search's budget from max_eval (max_iter·5/4 = 1 would
@@ -224,7 +246,9 @@ class BinomialModule(L.LightningModule):
                 line_search_fn="strong_wolfe",
             )
         decayed = [p for n, p in self.net.named_parameters() if n.endswith("weight")]
+        # biases and the beta-binomial θ are not decayed
         plain = [p for n, p in self.net.named_parameters() if not n.endswith("weight")]
+        plain += [] if self.criterion is None else list(self.criterion.parameters())
         groups = [
             {"params": decayed, "weight_decay": self.hparams.weight_decay},
             {"params": plain, "weight_decay": 0.0},
