@@ -31,8 +31,7 @@ test: lint
 	$(PY) -m pytest
 
 bench: install
-	$(PY) benchmarks/bench_grouping.py
-	$(PY) benchmarks/bench_sql.py
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .hypothesis
