@@ -25,10 +25,10 @@ from binomlab.export import load
 from binomlab.grouped import Grouped
 from binomlab.grouping import group
 from binomlab.metrics import evaluate
-from binomlab.protocol import Backend
+from binomlab.protocol import Backend, TrainData
 from binomlab.training import fit
 
-__all__ = ["check_backend", "synthetic_rows"]
+__all__ = ["Recorder", "check_backend", "rows_as_groups", "synthetic_rows", "synthetic_train_data"]
 
 
 def synthetic_rows(rows: int = 4000, *, seed: int = 0) -> pl.DataFrame:
@@ -41,6 +41,60 @@ def synthetic_rows(rows: int = 4000, *, seed: int = 0) -> pl.DataFrame:
     z = -0.7 + np.vectorize(effect.get)(colour) + 0.25 * (size - 3) - 0.6 * flag
     y = rng.random(rows) < 1 / (1 + np.exp(-z))
     return pl.DataFrame({"colour": colour, "size": size, "flag": flag, "y": y})
+
+
+def synthetic_train_data(groups: int = 200, d: int = 4, *, seed: int = 0) -> TrainData:
+    """Encoded groups a backend trains on directly: standard-normal ``X`` float32
+    ``[groups, d]``, ``n`` in 1..29 and ``k`` drawn from a known logistic model."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(groups, d)).astype(np.float32)
+    n = rng.integers(1, 30, groups).astype(np.float64)
+    z = X @ np.linspace(-1.0, 1.0, d) - 0.4
+    k = rng.binomial(n.astype(int), 1 / (1 + np.exp(-z))).astype(np.float64)
+    return TrainData(X, k, n)
+
+
+def rows_as_groups(data: TrainData) -> TrainData:
+    """Every trial of ``data`` as its own group of ``n = 1``: the raw rows, for the identity."""
+    reps = data.n.astype(int)
+    X = np.repeat(data.X, reps, axis=0)
+    k = np.concatenate(
+        [
+            np.r_[np.ones(int(ki)), np.zeros(int(ni - ki))]
+            for ki, ni in zip(data.k, reps, strict=True)
+        ]
+    )
+    return TrainData(X, k, np.ones_like(k))
+
+
+class Recorder:
+    """A progress callback that records the metrics, and stops or raises at a given epoch.
+
+    Parameters
+    ----------
+    stop_at
+        Return False (stop) at this epoch.
+    raise_at
+        ``(epoch, exception)``: raise the exception at that epoch.
+    """
+
+    def __init__(
+        self, *, stop_at: int | None = None, raise_at: tuple[int, BaseException] | None = None
+    ) -> None:
+        self.metrics: list[dict[str, float]] = []
+        self.stop_at = stop_at
+        self.raise_at = raise_at
+
+    def __call__(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        assert epoch == len(self.metrics) + 1, f"epoch {epoch} after {len(self.metrics)} calls"
+        self.metrics.append(dict(metrics))
+        if self.raise_at is not None and epoch == self.raise_at[0]:
+            raise self.raise_at[1]
+        return self.stop_at is None or epoch < self.stop_at
+
+    def column(self, name: str) -> np.ndarray:
+        """One metric over the epochs, float64 ``[epochs]``."""
+        return np.array([m[name] for m in self.metrics])
 
 
 def _rows_as_groups(g: Grouped) -> Grouped:

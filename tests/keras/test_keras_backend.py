@@ -21,52 +21,13 @@ from binomlab.errors import BinomlabError  # noqa: E402
 from binomlab.protocol import TrainConfig, TrainData  # noqa: E402
 from binomlab.reference import grouped_nll  # noqa: E402
 from binomlab.specs import MLP, Logistic  # noqa: E402
+from binomlab.testing import Recorder, rows_as_groups, synthetic_train_data  # noqa: E402
 from binomlab_keras import KerasBackend, build_model  # noqa: E402
 from binomlab_keras.data import GroupArrays, GroupBatches  # noqa: E402
 from binomlab_keras.model import spec_from_model  # noqa: E402
 
-
-def synthetic(groups: int = 200, d: int = 4, *, seed: int = 0) -> TrainData:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(groups, d)).astype(np.float32)
-    n = rng.integers(1, 30, groups).astype(np.float64)
-    z = X @ np.linspace(-1.0, 1.0, d) - 0.4
-    k = rng.binomial(n.astype(int), 1 / (1 + np.exp(-z))).astype(np.float64)
-    return TrainData(X, k, n)
-
-
-def as_rows(data: TrainData) -> TrainData:
-    """Every trial as its own group of n = 1."""
-    reps = data.n.astype(int)
-    X = np.repeat(data.X, reps, axis=0)
-    k = np.concatenate(
-        [
-            np.r_[np.ones(int(ki)), np.zeros(int(ni - ki))]
-            for ki, ni in zip(data.k, reps, strict=True)
-        ]
-    )
-    return TrainData(X, k, np.ones_like(k))
-
-
-class Recorder:
-    """A binomlab callback that records metrics, and stops or raises at a given epoch."""
-
-    def __init__(
-        self, *, stop_at: int | None = None, raise_at: tuple[int, BaseException] | None = None
-    ):
-        self.metrics: list[dict[str, float]] = []
-        self.stop_at = stop_at
-        self.raise_at = raise_at
-
-    def __call__(self, epoch: int, metrics) -> bool:
-        assert epoch == len(self.metrics) + 1
-        self.metrics.append(dict(metrics))
-        if self.raise_at is not None and epoch == self.raise_at[0]:
-            raise self.raise_at[1]
-        return self.stop_at is None or epoch < self.stop_at
-
-    def column(self, name: str) -> np.ndarray:
-        return np.array([m[name] for m in self.metrics])
+synthetic = synthetic_train_data
+as_rows = rows_as_groups
 
 
 def train(data, val=None, spec=None, *, callback=None, **config):
