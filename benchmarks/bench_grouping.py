@@ -24,10 +24,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import json
-import os
 import platform
 import shutil
 import statistics
@@ -45,6 +43,13 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _common import (  # benchmarks/ is on sys.path when a script runs
+    load_average,
+    machine_line,
+    now_line,
+    verdict,
+    write_markdown,
+)
 
 import binomlab as bl
 
@@ -286,10 +291,6 @@ def best_of(runs: dict[str, list[float]]) -> dict[str, float]:
     return {name: min(seconds) for name, seconds in runs.items()}
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def seconds_table(timings: tuple[Runs, Runs], reference: str, rows: int) -> list[str]:
     """Markdown rows: best and median wall seconds, the best-time ratio to ``reference`` with
     the target and verdict, then the least CPU seconds and their ratio."""
@@ -316,32 +317,16 @@ def seconds_table(timings: tuple[Runs, Runs], reference: str, rows: int) -> list
     return lines
 
 
-def load_average() -> str:
-    """1-minute load average: anything well above 0 means something else competed for CPU."""
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "n/a"
-
-
 def environment() -> list[str]:
     duck_threads = duckdb.connect().sql("select current_setting('threads')").fetchall()[0]
     return [
-        f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- machine: {platform.machine()} {platform.system()} {platform.release()}, "
-        f"os.cpu_count() = {os.cpu_count()}, "
-        f"RAM {_total_ram() / GIB:.1f} GiB",
+        now_line(),
+        machine_line(),
         f"- python {platform.python_version()}, polars {pl.__version__} "
         f"(thread pool {pl.thread_pool_size()}), duckdb {duckdb.__version__} "
         f"(threads {duck_threads[0] if duck_threads else '?'}), pandas {pd.__version__}, "
         f"pyarrow {pa.__version__}, numpy {np.__version__}, binomlab {bl.__version__}",
     ]
-
-
-def _total_ram() -> int:
-    import psutil
-
-    return psutil.virtual_memory().total
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -520,11 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     block = summary(args, mem, par)
     print("\n" + block)
     print(f"total {time.perf_counter() - t_start:.0f} s")
-    if args.markdown is not None:
-        mode = "a" if args.append else "w"
-        with open(args.markdown, mode, encoding="utf-8") as fh:
-            fh.write(block)
-        print(f"wrote the summary to {args.markdown}")
+    write_markdown(block, args.markdown, append=args.append)
     return 0
 
 

@@ -37,21 +37,25 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
-import os
 import platform
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from _common import (  # benchmarks/ is on sys.path when a script runs
+    load_average,
+    machine_line,
+    now_line,
+    versions,
+    write_markdown,
+)
 
 import binomlab as bl
 from binomlab.datasets import FLIGHT_FEATURES, flights
@@ -63,43 +67,14 @@ HIDDEN = (64, 32)
 GIB = 1024**3
 
 
-def load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "n/a"
-
-
-def _total_ram() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 0
-
-
-def _versions(names: list[str]) -> str:
-    out = []
-    for name in names:
-        for dist in (name, f"{name}-cpu"):  # tensorflow-cpu, as installed here
-            try:
-                out.append(f"{dist} {version(dist)}")
-                break
-            except Exception:  # not installed under that name
-                continue
-        else:
-            out.append(f"{name} (not installed)")
-    return ", ".join(out)
-
-
 def environment() -> list[str]:
     import torch
 
     return [
-        f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- machine: {platform.machine()} {platform.system()} {platform.release()}, "
-        f"os.cpu_count() = {os.cpu_count()}, RAM {_total_ram() / GIB:.1f} GiB, no GPU used",
+        now_line(),
+        machine_line(", no GPU used"),
         f"- python {platform.python_version()}, "
-        + _versions(
+        + versions(
             [
                 "binomlab",
                 "binomlab-lightning",
@@ -333,11 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = bench_model(name, fit, Path(tmp) / f"model_{i}", frame, args.repeat)
     block = summary(args, grouped, results, load_start, time.perf_counter() - t_start)
     print("\n" + block)
-    if args.markdown is not None:
-        mode = "a" if args.append else "w"
-        with open(args.markdown, mode, encoding="utf-8") as fh:
-            fh.write(block)
-        print(f"wrote the summary to {args.markdown}")
+    write_markdown(block, args.markdown, append=args.append)
     return 0
 
 

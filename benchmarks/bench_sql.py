@@ -26,9 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
-import os
 import platform
 import sys
 import time
@@ -41,6 +39,12 @@ import numpy as np
 import polars as pl
 import psutil
 import pyarrow as pa
+from _common import (  # benchmarks/ is on sys.path when a script runs
+    load_average,
+    machine_line,
+    now_line,
+    write_markdown,
+)
 
 import binomlab as bl
 
@@ -165,13 +169,6 @@ def time_alternately(
 # -- report ----------------------------------------------------------------------------------
 
 
-def load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "n/a"
-
-
 def fmt_bytes(n: float) -> str:
     return f"{n / MIB:,.1f} MiB" if n >= MIB / 10 else f"{n / 1024:,.1f} KiB"
 
@@ -206,9 +203,8 @@ def summary(
     lines = [
         f"### bench_sql: {args.rows:,} rows in PostgreSQL",
         "",
-        f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- machine: {platform.machine()} {platform.system()} {platform.release()}, "
-        f"os.cpu_count() = {os.cpu_count()}, RAM {psutil.virtual_memory().total / 1024**3:.1f} GiB",
+        now_line(),
+        machine_line(),
         f"- {facts['version'].split(' on ')[0]} on 127.0.0.1, throwaway cluster (fsync off), "
         f"shared_buffers {facts['shared_buffers']}, max_parallel_workers_per_gather "
         f"{facts['workers']}; table {facts['size']} after VACUUM ANALYZE",
@@ -279,11 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     block = summary(args, facts, load_s, best, sizes, len(g))
     print("\n" + block)
     print(f"total {time.perf_counter() - t_start:.0f} s")
-    if args.markdown is not None:
-        mode = "a" if args.append else "w"
-        with open(args.markdown, mode, encoding="utf-8") as fh:
-            fh.write(block)
-        print(f"wrote the summary to {args.markdown}")
+    write_markdown(block, args.markdown, append=args.append)
     return 0
 
 

@@ -73,11 +73,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import itertools
 import math
-import os
 import platform
 import statistics
 import sys
@@ -94,6 +92,13 @@ import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
+from _common import (  # benchmarks/ is on sys.path when a script runs
+    load_average,
+    machine_line,
+    now_line,
+    verdict,
+    write_markdown,
+)
 
 import binomlab as bl
 import binomlab_lightning as bll
@@ -150,31 +155,10 @@ OVERHEAD_BATCH = 4096
 OVERHEAD_LR = 1e-2
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def load_average() -> str:
-    """1-minute load average: anything well above 0 means something else competed for CPU."""
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "n/a"
-
-
-def _total_ram() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 0
-
-
 def environment() -> list[str]:
     return [
-        f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- machine: {platform.machine()} {platform.system()} {platform.release()}, "
-        f"os.cpu_count() = {os.cpu_count()}, RAM {_total_ram() / GIB:.1f} GiB, no GPU used "
-        f"(CUDA available: {torch.cuda.is_available()})",
+        now_line(),
+        machine_line(f", no GPU used (CUDA available: {torch.cuda.is_available()})"),
         f"- python {platform.python_version()}, torch {torch.__version__} "
         f"(default intra-op threads {DEFAULT_THREADS}), lightning {L.__version__}, "
         f"polars {pl.__version__}, numpy {np.__version__}, binomlab {bl.__version__}, "
@@ -1545,11 +1529,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     print("\n" + block)
-    if args.markdown is not None:
-        mode = "a" if args.append else "w"
-        with open(args.markdown, mode, encoding="utf-8") as fh:
-            fh.write(block)
-        print(f"wrote the summary to {args.markdown}")
+    write_markdown(block, args.markdown, append=args.append)
     return 0
 
 

@@ -32,8 +32,9 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
+
+from _common import cpu_model, load_average, total_ram_gib, versions  # benchmarks/ on sys.path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -140,47 +141,6 @@ def run_script(path: Path, args: argparse.Namespace) -> Outcome:
 
 
 # -- the report ------------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _ram() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-    except (OSError, ValueError):
-        pass
-    return "unknown"
-
-
-def _load() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def _versions() -> str:
-    out = []
-    for name in PACKAGES:
-        for dist in (name, f"{name}-cpu"):  # tensorflow-cpu, as installed here
-            try:
-                out.append(f"{dist} {version(dist)}")
-                break
-            except Exception:  # not installed under that name
-                continue
-        else:
-            out.append(f"{name} (not installed)")
-    return ", ".join(out)
 
 
 def _git() -> str:
@@ -292,9 +252,10 @@ def report(
         f"- date: {started.isoformat(timespec='seconds')} (run took {total_s / 60:.1f} min)",
         f"- command: {mode}; git commit {_git()}",
         f"- machine: {platform.machine()} {platform.system()} {platform.release()}, "
-        f"os.cpu_count() = {os.cpu_count()}, CPU {_cpu_model()}, RAM {_ram()}",
-        f"- python {platform.python_version()} ({sys.executable}); {_versions()}",
-        f"- load average (1 / 5 / 15 min): {load_start} at the start, {_load()} at the end "
+        f"os.cpu_count() = {os.cpu_count()}, CPU {cpu_model()}, RAM {total_ram_gib():.1f} GiB",
+        f"- python {platform.python_version()} ({sys.executable}); {versions(PACKAGES)}",
+        f"- load average (1 / 5 / 15 min): {load_start} at the start, "
+        f"{load_average('all')} at the end "
         "(other processes may share the cores: each script also records CPU time)",
         "",
         "## Headline: every figure against its target",
@@ -367,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [p for p in scripts() if short(p) not in skip and (not only or short(p) in only)]
     skipped = [p.stem for p in scripts() if p not in chosen]
     started = dt.datetime.now().astimezone()
-    load_start = _load()
+    load_start = load_average("all")
     t0 = time.perf_counter()
     outcomes = [run_script(p, args) for p in chosen]
     text = report(outcomes, skipped, args, started, load_start, time.perf_counter() - t0)
