@@ -34,6 +34,7 @@ Training rules every backend follows
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from binomlab.errors import BinomlabError
 from binomlab.specs import ModelSpec
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "ProgressCallback",
     "TrainConfig",
     "TrainData",
+    "check_encoded",
 ]
 
 OPTIMIZERS = ("adam", "adamw", "lbfgs")
@@ -82,6 +85,13 @@ class TrainData:
     @property
     def trials(self) -> float:
         return float(self.n.sum())
+
+    @property
+    def base_logit(self) -> float:
+        """Logit of the overall success rate Σk/Σn (clipped to ±27.6): where a backend starts
+        the output bias, so training begins at the intercept-only model, not at p = 0.5."""
+        rate = float(np.clip(self.k.sum() / self.n.sum(), 1e-12, 1 - 1e-12))
+        return math.log(rate) - math.log1p(-rate)
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -129,6 +139,24 @@ class TrainConfig:
     tolerance: float = 1e-8
     options: Mapping[str, Any] = field(default_factory=dict)
     loss: str = "binomial"
+
+
+def check_encoded(X: np.ndarray, input_dim: int) -> np.ndarray:
+    """``X`` as an array of shape ``[rows, input_dim]``, for ``Network.predict_logits``.
+
+    Raises
+    ------
+    BinomlabError
+        ``X`` is not 2-D with ``input_dim`` columns.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != input_dim:
+        msg = (
+            f"Expected X of shape [rows, {input_dim}] (the encoded features). "
+            f"Received: shape {X.shape}"
+        )
+        raise BinomlabError(msg)
+    return X
 
 
 class Network(ABC):

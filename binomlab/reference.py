@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import scipy
 from scipy.optimize import minimize
-from scipy.special import expit, log1p
+from scipy.special import expit
 
 from binomlab.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
 from binomlab.specs import ModelSpec
@@ -119,9 +119,8 @@ class ReferenceBackend(Backend):
 
         # Start from the intercept of the overall rate: the first iterations then refine the
         # features' effects rather than the base rate.
-        rate = np.clip(k.sum() / n.sum(), 1e-12, 1 - 1e-12)
         theta0 = np.zeros(d + 1)
-        theta0[d] = np.log(rate) - log1p(-rate)
+        theta0[d] = train.base_logit
         best = {"theta": theta0.copy(), "value": np.inf, "reason": "completed"}
         state = {"epoch": 0}
 

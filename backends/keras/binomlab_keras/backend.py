@@ -37,6 +37,7 @@ from binomlab.protocol import (
     ProgressCallback,
     TrainConfig,
     TrainData,
+    check_encoded,
 )
 from binomlab.reference import grouped_nll
 from binomlab.specs import ModelSpec
@@ -131,13 +132,7 @@ class KerasNetwork(Network):
         BinomlabError
             ``X`` is not 2-D with ``d`` columns.
         """
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            msg = (
-                f"Expected X of shape [rows, {self.input_dim}] (the encoded features). "
-                f"Received: shape {X.shape}"
-            )
-            raise BinomlabError(msg)
+        X = check_encoded(X, self.input_dim)
         return logits(self.model, X)
 
     def export_onnx(self, path: Path) -> None:
@@ -213,8 +208,7 @@ class KerasBackend(Backend):
             spec, input_dim, seed=config.seed, dtype="float64" if lbfgs else "float32"
         )
         # start from the intercept-only model rather than from p = 0.5
-        rate = float(np.clip(train.k.sum() / train.n.sum(), 1e-12, 1 - 1e-12))
-        set_output_bias(model, math.log(rate) - math.log1p(-rate))
+        set_output_bias(model, train.base_logit)
         head = None
         trained = model  # what the optimiser trains: the logit model, or it and θ
         if config.loss == "beta-binomial":

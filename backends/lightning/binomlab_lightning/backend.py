@@ -34,6 +34,7 @@ from binomlab.protocol import (
     ProgressCallback,
     TrainConfig,
     TrainData,
+    check_encoded,
 )
 from binomlab.specs import ModelSpec
 from binomlab_lightning.data import GroupTensors
@@ -107,13 +108,7 @@ class LightningNetwork(Network):
         BinomlabError
             ``X`` is not 2-D with ``d`` columns.
         """
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            msg = (
-                f"Expected X of shape [rows, {self.input_dim}] (the encoded features). "
-                f"Received: shape {X.shape}"
-            )
-            raise BinomlabError(msg)
+        X = check_encoded(X, self.input_dim)
         dtype = next(self.net.parameters()).dtype
         self.net.eval()
         out = np.empty(X.shape[0], dtype=np.float64)
@@ -291,9 +286,8 @@ def _check_launcher(trainer: L.Trainer) -> None:
 def _start_at_base_rate(net: BinomialNet, train: TrainData) -> None:
     """Set the output bias to the logit of the overall success rate, so training starts from
     the intercept-only model rather than from p = 0.5."""
-    rate = float(np.clip(train.k.sum() / train.n.sum(), 1e-12, 1 - 1e-12))
     with torch.no_grad():
-        net.output_layer.bias.fill_(math.log(rate) - math.log1p(-rate))
+        net.output_layer.bias.fill_(train.base_logit)
 
 
 class ProgressMonitor(Callback):
