@@ -54,7 +54,8 @@ def predictive_interval(
     n
         Trials: an int, or ints ``[rows]``.
     phi
-        Beta-binomial concentration, or None for the binomial.
+        Beta-binomial concentration: one value, float64 ``[rows]`` (one per row, from a model
+        whose φ is an output of the network), or None for the binomial.
     level
         Coverage, in (0, 1).
 

@@ -3,7 +3,8 @@
 A model directory holds
 
 * ``model.onnx`` — the network: one input, float32 ``[batch, d]`` (the encoded features),
-  whose first output holds the logits (``[batch]`` or ``[batch, 1]``);
+  whose first output holds the logits (``[batch]`` or ``[batch, 1]``); a beta-binomial model
+  trained with ``phi="network"`` has a second output, ``log φ`` of the same shape;
 * ``manifest.json`` — format version, binomlab and framework versions, backend, model spec,
   encoder, feature names and dtypes, bin edges, training summary and the files present;
 * the backend's native artefact(s) (``.keras``, safetensors, JSON weights, ...).
@@ -82,6 +83,7 @@ def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = F
         "spec": fitted.spec.to_dict(),
         "loss": fitted.loss,
         "phi": fitted.phi_,
+        "phi_model": fitted.phi_model,
         "n_params": fitted.n_params_,
         "encoder": fitted.encoder.to_dict(),
         "features": [{"name": f, "dtype": str(fitted.feature_dtypes[f])} for f in fitted.features],
@@ -137,23 +139,60 @@ class Predictor:
 
     @property
     def phi(self) -> float | None:
-        """The beta-binomial concentration φ from the manifest (None for the binomial)."""
+        """The beta-binomial concentration φ from the manifest: None for the binomial, and
+        for ``phi_model == "network"`` (see :meth:`predict_phi`)."""
         return self.manifest.get("phi")
+
+    @property
+    def phi_model(self) -> str | None:
+        """``"scalar"`` or ``"network"`` for a beta-binomial model, None for the binomial."""
+        if self.loss != "beta-binomial":
+            return None
+        return self.manifest.get("phi_model") or "scalar"
+
+    def predict_phi(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray | None:
+        """φ, float64 ``[rows]`` (the ONNX model's second output, exponentiated, for
+        ``phi_model == "network"``; the manifest's φ repeated for ``"scalar"``); None for the
+        binomial."""
+        if self.phi_model == "network":
+            return np.exp(self._run(data)[1])
+        if self.phi is None:
+            return None
+        return np.full(self.encoder.transform(data).shape[0], float(self.phi))
 
     def predict_interval(
         self, data: Grouped | pl.DataFrame | pl.LazyFrame, n: Any, *, level: float = 0.95
     ) -> tuple[np.ndarray, np.ndarray]:
         """Predictive interval (int64 lower and upper ``[rows]``) for the successes out of
-        ``n`` trials; beta-binomial with the model's φ when it has one."""
+        ``n`` trials; beta-binomial with the model's φ (each row's own for a φ output) when
+        it has one."""
         from binomlab.betabinomial import predictive_interval
+        from binomlab.training import _sigmoid
 
-        return predictive_interval(self.predict_proba(data), n, phi=self.phi, level=level)
+        if self.phi_model == "network":
+            z, log_phi = self._run(data)
+            mu, phi = _sigmoid(z), np.exp(log_phi)
+        else:
+            mu, phi = self.predict_proba(data), self.phi
+        return predictive_interval(mu, n, phi=phi, level=level)
+
+    def _run(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> list[np.ndarray]:
+        """The ONNX model's outputs as float64 ``[rows]`` arrays: logits, then ``log φ``
+        for a model with a φ output."""
+        X = self.encoder.transform(data)
+        outputs = self._session.run(None, {self._input: X})
+        wanted = 2 if self.phi_model == "network" else 1
+        if len(outputs) < wanted:
+            msg = (
+                f"{str(self.directory)!r}: the manifest says log φ is the network's second "
+                f"output, but the ONNX model has {len(outputs)} output(s)."
+            )
+            raise ModelFileError(msg)
+        return [np.asarray(o, dtype=np.float64).reshape(len(X)) for o in outputs[:wanted]]
 
     def predict_logits(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
         """Logits, float64 ``[rows]``."""
-        X = self.encoder.transform(data)
-        out = self._session.run(None, {self._input: X})[0]
-        return np.asarray(out, dtype=np.float64).reshape(len(X))
+        return self._run(data)[0]
 
     def predict_proba(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
         """Success probabilities, float64 ``[rows]``, from raw feature columns (or a Grouped).

@@ -16,6 +16,11 @@ Training rules every backend follows
   − lgamma(α) − lgamma(β) + lgamma(φ)] / Σn`` (binomial coefficient dropped), reported as
   ``train_nll``/``val_nll``; the trained network sets :attr:`Network.phi`. ``θ`` starts at
   ``log(100)`` unless the backend documents otherwise, and weight decay does not apply to it.
+  With ``config.phi = "network"`` (backends that list it in :attr:`Backend.phi_models`),
+  ``θ`` is instead a second output of the network, ``θ(x) = h(x)·v + c`` on the last hidden
+  layer ``h`` (on the features for the logistic spec), ``v`` starting at 0 and ``c`` at
+  ``log(100)``, not weight-decayed; the network then sets :attr:`Network.phi_output` and
+  answers :meth:`Network.predict_log_phi` row by row.
 * After every epoch call ``callback(epoch, metrics)`` with the 1-based epoch and a dict holding
   ``"train_nll"`` (the trial-weighted mean of the epoch's mini-batch losses, or the exact
   full-data NLL for full-batch optimisers) and, when validation data is given, ``"val_nll"``
@@ -49,6 +54,7 @@ from binomlab.specs import ModelSpec
 __all__ = [
     "LOSSES",
     "OPTIMIZERS",
+    "PHI_MODELS",
     "STOP_REASONS",
     "Backend",
     "Network",
@@ -60,6 +66,8 @@ __all__ = [
 
 OPTIMIZERS = ("adam", "adamw", "lbfgs")
 LOSSES = ("binomial", "beta-binomial")
+PHI_MODELS = ("scalar", "network")
+"""How the beta-binomial learns ``θ = log φ``: one scalar, or a second output of the network."""
 STOP_REASONS = ("completed", "converged", "early_stopping", "callback", "interrupted")
 
 ProgressCallback = Callable[[int, Mapping[str, float]], bool | None]
@@ -127,6 +135,11 @@ class TrainConfig:
         a backend raises on options it does not know.
     loss
         One of :data:`LOSSES` that the backend lists in :attr:`Backend.losses`.
+    phi
+        For the beta-binomial loss, one of :data:`PHI_MODELS` that the backend lists in
+        :attr:`Backend.phi_models`: ``"scalar"`` (one ``φ`` for every group) or ``"network"``
+        (``log φ`` a second output of the network, so the overdispersion varies with the
+        features). Always ``"scalar"`` for the binomial loss.
     """
 
     epochs: int | None = None
@@ -139,6 +152,7 @@ class TrainConfig:
     tolerance: float = 1e-8
     options: Mapping[str, Any] = field(default_factory=dict)
     loss: str = "binomial"
+    phi: str = "scalar"
 
 
 def check_encoded(X: np.ndarray, input_dim: int) -> np.ndarray:
@@ -166,7 +180,11 @@ class Network(ABC):
     """One of :data:`STOP_REASONS`."""
 
     phi: float | None = None
-    """The learned beta-binomial concentration ``φ`` (None for the binomial loss)."""
+    """The learned beta-binomial concentration ``φ``: None for the binomial loss, and for a
+    beta-binomial whose ``φ`` is an output of the network (see :attr:`phi_output`)."""
+
+    phi_output: bool = False
+    """True when ``log φ`` is a second output of the network (``TrainConfig.phi="network"``)."""
 
     @property
     @abstractmethod
@@ -177,10 +195,20 @@ class Network(ABC):
     def predict_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits ``z`` for float32 ``X [rows, d]``, as float64 ``[rows]`` (inference mode)."""
 
+    def predict_log_phi(self, X: np.ndarray) -> np.ndarray | None:
+        """``θ = log φ``, float64 ``[rows]``, for float32 ``X [rows, d]``; None for the binomial.
+
+        This default broadcasts the scalar :attr:`phi`; a network with a φ output
+        (:attr:`phi_output`) overrides it."""
+        if self.phi is None:
+            return None
+        return np.full(np.shape(X)[0], math.log(self.phi))
+
     @abstractmethod
     def export_onnx(self, path: Path) -> None:
         """Write an ONNX model: one input float32 ``[batch, d]`` (dynamic batch), whose first
-        output holds the logits, shape ``[batch]`` or ``[batch, 1]``."""
+        output holds the logits, shape ``[batch]`` or ``[batch, 1]``; a network with a φ output
+        has a second output holding ``log φ``, of the same shape."""
 
     @abstractmethod
     def save_native(self, directory: Path) -> list[str]:
@@ -208,6 +236,9 @@ class Backend(ABC):
 
     losses: ClassVar[tuple[str, ...]] = ("binomial",)
     """Losses it can train (see :data:`LOSSES`)."""
+
+    phi_models: ClassVar[tuple[str, ...]] = ("scalar",)
+    """How it can learn the beta-binomial ``φ`` (see :data:`PHI_MODELS`)."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:

@@ -16,7 +16,15 @@ from binomlab import backends as _backends
 from binomlab.encoding import Encoder
 from binomlab.errors import BinomlabError, ColumnNotFoundError, TrainingDivergedError
 from binomlab.grouped import Grouped
-from binomlab.protocol import LOSSES, Backend, Network, ProgressCallback, TrainConfig, TrainData
+from binomlab.protocol import (
+    LOSSES,
+    PHI_MODELS,
+    Backend,
+    Network,
+    ProgressCallback,
+    TrainConfig,
+    TrainData,
+)
 from binomlab.specs import Logistic, ModelSpec, parse_spec
 
 __all__ = ["Fitted", "fit"]
@@ -117,16 +125,31 @@ class Fitted:
 
     @property
     def phi_(self) -> float | None:
-        """The learned beta-binomial concentration φ (None for the binomial loss)."""
+        """The learned beta-binomial concentration φ: None for the binomial loss, and with
+        ``phi="network"`` (φ varies by row: see :meth:`predict_phi`)."""
         return self.network.phi
+
+    @property
+    def phi_model(self) -> str | None:
+        """How φ was learned, ``"scalar"`` or ``"network"``; None for the binomial loss."""
+        return self.config.phi if self.loss == "beta-binomial" else None
+
+    def predict_phi(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray | None:
+        """The beta-binomial concentration φ, float64 ``[rows]``, one per group or row of
+        ``data`` (the same value everywhere for ``phi="scalar"``); None for the binomial.
+
+        The intra-group correlation is ``ρ = 1 / (1 + φ)``.
+        """
+        log_phi = self.network.predict_log_phi(self.encoder.transform(data))
+        return None if log_phi is None else np.exp(np.asarray(log_phi, np.float64))
 
     def predict_interval(
         self, data: Grouped | pl.DataFrame | pl.LazyFrame, n: Any, *, level: float = 0.95
     ) -> tuple[np.ndarray, np.ndarray]:
         """Predictive interval for the successes out of ``n`` trials in each row of ``data``.
 
-        Beta-binomial with the learned φ for that loss, binomial otherwise; see
-        :func:`binomlab.betabinomial.predictive_interval`.
+        Beta-binomial with the learned φ (each row's own with ``phi="network"``) for that
+        loss, binomial otherwise; see :func:`binomlab.betabinomial.predictive_interval`.
 
         Returns
         -------
@@ -135,7 +158,8 @@ class Fitted:
         """
         from binomlab.betabinomial import predictive_interval
 
-        return predictive_interval(self.predict_proba(data), n, phi=self.phi_, level=level)
+        proba = self.predict_proba(data)
+        return predictive_interval(proba, n, phi=self.predict_phi(data), level=level)
 
     @property
     def epochs_(self) -> int:
@@ -297,6 +321,21 @@ def _make_config(backend: Backend, spec: ModelSpec, **kw: Any) -> TrainConfig:
             f"{backend.losses}. Pick another backend, e.g. backend='lightning'."
         )
         raise BinomlabError(msg)
+    if kw["phi"] not in PHI_MODELS:
+        msg = f"Expected phi to be one of {PHI_MODELS}. Received: phi={kw['phi']!r}"
+        raise BinomlabError(msg)
+    if kw["phi"] != "scalar" and kw["loss"] != "beta-binomial":
+        msg = (
+            f"phi={kw['phi']!r} describes the beta-binomial's concentration; it needs "
+            f"loss='beta-binomial'. Received: loss={kw['loss']!r}"
+        )
+        raise BinomlabError(msg)
+    if kw["phi"] not in backend.phi_models:
+        msg = (
+            f"Backend {backend.name!r} cannot learn phi={kw['phi']!r}; it learns "
+            f"{backend.phi_models}. Pick another backend, e.g. backend='lightning'."
+        )
+        raise BinomlabError(msg)
     unknown = sorted(set(kw["options"]) - set(backend.options))
     if unknown:
         msg = (
@@ -330,6 +369,7 @@ def _make_config(backend: Backend, spec: ModelSpec, **kw: Any) -> TrainConfig:
         tolerance=float(kw["tolerance"]),
         options=dict(kw["options"]),
         loss=kw["loss"],
+        phi=kw["phi"],
     )
 
 
@@ -348,6 +388,7 @@ def fit(
     early_stopping: int | None = None,
     tolerance: float = 1e-8,
     loss: str = "binomial",
+    phi: str = "scalar",
     callbacks: Iterable[Callable[[int, Mapping[str, float]], bool | None]] = (),
     **options: Any,
 ) -> Fitted:
@@ -382,6 +423,11 @@ def fit(
         allows: it learns a concentration φ next to the network (``fitted.phi_``;
         intra-group correlation ρ = 1/(1 + φ)), and ``train_nll``/``val_nll`` are then
         beta-binomial NLLs per trial. See :mod:`binomlab.protocol`.
+    phi
+        With ``loss="beta-binomial"``: ``"scalar"`` (default) learns one φ for all groups;
+        ``"network"`` makes ``log φ`` a second output of the network, so the overdispersion
+        varies with the features (``fitted.predict_phi(data)``; the ONNX export gets a
+        second output ``log_phi``).
     callbacks
         ``callback(epoch, metrics) -> continue?`` called after every epoch with ``train_nll``,
         ``val_nll`` (if any) and ``seconds``; returning False stops training, keeping the best
@@ -422,6 +468,7 @@ def fit(
         tolerance=tolerance,
         options=options,
         loss=loss,
+        phi=phi,
     )
     encoder = Encoder.fit(train)
     train_arrays = train_data(encoder, train)

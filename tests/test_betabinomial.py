@@ -55,11 +55,22 @@ def test_predictive_interval_covers(phi) -> None:
         predictive_interval(mu[:2], [3.5, 2], phi=phi)
 
 
+def test_predictive_interval_takes_one_phi_per_row() -> None:
+    rng = np.random.default_rng(3)
+    mu, n = rng.uniform(0.05, 0.95, 50), rng.integers(1, 300, 50)
+    phi = np.exp(rng.uniform(-1.0, 8.0, 50))
+    lower, upper = predictive_interval(mu, n, phi=phi)
+    for i in range(50):
+        one = predictive_interval(mu[i : i + 1], n[i : i + 1], phi=float(phi[i]))
+        assert (lower[i], upper[i]) == (one[0][0], one[1][0])
+
+
 def test_fitted_and_loaded_models_give_intervals(tmp_path) -> None:
     g = bl.group(synthetic_rows(), ["colour", "size"], "y")
     fitted = bl.fit(g, backend="reference")
     assert fitted.loss == "binomial"
     assert fitted.phi_ is None
+    assert fitted.phi_model is None and fitted.predict_phi(g) is None
     lower, upper = fitted.predict_interval(g, 100)
     p = fitted.predict_proba(g)
     assert np.array_equal(lower, stats.binom.ppf(0.025, 100, p).astype(int))
@@ -67,6 +78,7 @@ def test_fitted_and_loaded_models_give_intervals(tmp_path) -> None:
     served = bl.load(fitted.export(tmp_path / "m"))
     assert served.loss == "binomial"
     assert served.phi is None
+    assert served.phi_model is None and served.predict_phi(g) is None
     rows = g.frame.select(g.features)
     assert np.array_equal(
         served.predict_interval(rows, 100)[1], fitted.predict_interval(rows, 100)[1]

@@ -136,6 +136,8 @@ def test_nan_loss_stops_with_the_epoch_named(split) -> None:
         ),
         ({"loss": "poisson"}, bl.BinomlabError, r"Received: loss='poisson'"),
         ({"loss": "beta-binomial"}, bl.BinomlabError, r"'reference' cannot train loss='beta-bin"),
+        ({"phi": "vector"}, bl.BinomlabError, r"phi to be one of \('scalar', 'network'\)"),
+        ({"phi": "network"}, bl.BinomlabError, r"needs loss='beta-binomial'. Received: loss='bin"),
         ({"val": "nope"}, TypeError, r"val must be a Grouped"),
     ],
 )

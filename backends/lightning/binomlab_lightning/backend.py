@@ -29,6 +29,7 @@ from binomlab.errors import BinomlabError
 from binomlab.protocol import (
     LOSSES,
     OPTIMIZERS,
+    PHI_MODELS,
     Backend,
     Network,
     ProgressCallback,
@@ -75,8 +76,10 @@ class LightningNetwork(Network):
     stop_reason
         One of :data:`binomlab.protocol.STOP_REASONS`.
     phi
-        The learned beta-binomial concentration ``φ``, None for the binomial loss. It is not
-        part of ``net``: the network maps features to the logit of the mean either way.
+        The learned beta-binomial concentration ``φ``, None for the binomial loss and for a
+        network with a ``log φ`` head (``net.phi_head``, trained with ``phi="network"``). A
+        scalar ``φ`` is not part of ``net``: the network maps features to the logit of the
+        mean either way.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class LightningNetwork(Network):
         self.input_dim = int(input_dim)
         self.stop_reason = stop_reason
         self.phi = None if phi is None else float(phi)
+        self.phi_output = getattr(net, "phi_head", None) is not None
 
     @property
     def n_params(self) -> int:
@@ -116,6 +120,22 @@ class LightningNetwork(Network):
             for start in range(0, X.shape[0], CHUNK):
                 x = torch.from_numpy(np.require(X[start : start + CHUNK], None, ["C", "W"]))
                 out[start : start + CHUNK] = self.net(x.to(dtype)).double().numpy()
+        return out
+
+    def predict_log_phi(self, X: np.ndarray) -> np.ndarray | None:
+        """``log φ``, float64 ``[rows]``: the network's head, or the scalar ``φ`` repeated;
+        None for the binomial loss."""
+        if not self.phi_output:
+            return super().predict_log_phi(X)
+        X = check_encoded(X, self.input_dim)
+        dtype = next(self.net.parameters()).dtype
+        self.net.eval()
+        out = np.empty(X.shape[0], dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], CHUNK):
+                x = torch.from_numpy(np.require(X[start : start + CHUNK], None, ["C", "W"]))
+                log_phi = self.net.forward_with_log_phi(x.to(dtype))[1]
+                out[start : start + CHUNK] = log_phi.double().numpy()
         return out
 
     def export_onnx(self, path: Path) -> None:
@@ -143,7 +163,8 @@ class LightningBackend(Backend):
 
     Losses: ``"binomial"`` and ``"beta-binomial"``; the latter trains ``θ = log φ`` (from
     ``log(100)``, not weight-decayed) jointly with the network and returns ``φ`` as
-    :attr:`LightningNetwork.phi`.
+    :attr:`LightningNetwork.phi`, or, with ``phi="network"``, trains a ``log φ`` head on the
+    network (:meth:`LightningNetwork.predict_log_phi`, the ONNX model's second output).
     """
 
     name: ClassVar[str] = "lightning"
@@ -151,6 +172,7 @@ class LightningBackend(Backend):
     optimizers: ClassVar[tuple[str, ...]] = OPTIMIZERS
     options: ClassVar[tuple[str, ...]] = OPTIONS
     losses: ClassVar[tuple[str, ...]] = LOSSES
+    phi_models: ClassVar[tuple[str, ...]] = PHI_MODELS
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__, "lightning": L.__version__}
@@ -193,7 +215,8 @@ class LightningBackend(Backend):
 
         with _quiet_lightning(), _keep_torch_flags(), _keep_sigint():
             L.seed_everything(config.seed, workers=True, verbose=False)
-            net = build_network(spec, input_dim)
+            phi_output = config.loss == "beta-binomial" and config.phi == "network"
+            net = build_network(spec, input_dim, phi_output=phi_output)
             _start_at_base_rate(net, train)
             module = BinomialModule(
                 net,
@@ -206,6 +229,7 @@ class LightningBackend(Backend):
                 seed=config.seed,
                 tolerance=config.tolerance,
                 loss=config.loss,
+                phi=config.phi,
             )
             # moved and cast once to the module's device and dtype when training starts
             module.attach(GroupTensors.from_train_data(train))
@@ -255,6 +279,9 @@ def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, 
         raise BinomlabError(msg)
     if config.loss not in LOSSES:
         msg = f"Expected one of {LOSSES}. Received: loss={config.loss!r}"
+        raise BinomlabError(msg)
+    if config.phi not in PHI_MODELS:
+        msg = f"Expected one of {PHI_MODELS}. Received: phi={config.phi!r}"
         raise BinomlabError(msg)
     if (
         config.optimizer == "lbfgs"

@@ -43,15 +43,25 @@ class _Float32Logits(nn.Module):
         return self.net(x.to(self.dtype)).to(torch.float32)
 
 
+class _Float32LogitsAndLogPhi(_Float32Logits):
+    """float32 ``x [batch, d]`` → float32 ``(logits [batch], log φ [batch])``."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        z, log_phi = self.net.forward_with_log_phi(x.to(self.dtype))
+        return z.to(torch.float32), log_phi.to(torch.float32)
+
+
 def export_onnx(net: BinomialNet, input_dim: int, path: str | Path) -> None:
     """Write ``net`` as a single-file ONNX model with ``torch.onnx.export(dynamo=True)``.
 
     The graph has one input ``x``: float32 ``[batch, input_dim]`` with a dynamic batch
-    dimension, and one output ``logit``: float32 ``[batch]``. A float64 net casts inside the
+    dimension, and one output ``logit``: float32 ``[batch]``, followed by ``log_phi``
+    (float32 ``[batch]``) for a net with a ``log φ`` head. A float64 net casts inside the
     graph.
     """
     dtype = next(net.parameters()).dtype
-    wrapper = _Float32Logits(net, dtype).eval()
+    phi_output = getattr(net, "phi_head", None) is not None
+    wrapper = (_Float32LogitsAndLogPhi if phi_output else _Float32Logits)(net, dtype).eval()
     example = (torch.zeros(2, int(input_dim), dtype=torch.float32),)
     was_training = net.training
     net.eval()
@@ -63,7 +73,7 @@ def export_onnx(net: BinomialNet, input_dim: int, path: str | Path) -> None:
                 str(path),
                 dynamo=True,
                 input_names=["x"],
-                output_names=["logit"],
+                output_names=["logit", "log_phi"] if phi_output else ["logit"],
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 external_data=False,
                 verbose=False,
@@ -112,6 +122,7 @@ def save_native(
         "input_dim": int(input_dim),
         "dtype": str(dtype).removeprefix("torch."),
         "phi": None if phi is None else float(phi),
+        "phi_output": net.phi_head is not None,
         "torch": torch.__version__,
     }
     (directory / DESCRIPTION).write_text(json.dumps(description, indent=2))
@@ -146,10 +157,11 @@ def load_native(directory: str | Path):
         dtype = _DTYPES[description.get("dtype", "float32")]
         phi = description.get("phi")
         phi = None if phi is None else float(phi)
+        phi_output = bool(description.get("phi_output", False))
     except (KeyError, ValueError, TypeError) as err:
         msg = f"Unreadable {directory / DESCRIPTION}: {type(err).__name__}: {err}"
         raise ModelFileError(msg) from err
-    net = build_network(spec, input_dim).to(dtype)
+    net = build_network(spec, input_dim, phi_output=phi_output).to(dtype)
     try:
         net.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
     except RuntimeError as err:

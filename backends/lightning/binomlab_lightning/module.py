@@ -4,8 +4,10 @@
 for the logistic spec, a ``Linear``/activation/``Dropout`` stack ending in ``Linear(·, 1)`` for
 the MLP spec. :class:`BinomialModule` trains it on the grouped binomial NLL — or on the
 beta-binomial NLL, with a learned concentration ``φ`` held by the module, not the network, so
-that the network (and its ONNX export) still maps features to the logit of the mean — with
-Adam, AdamW (mini-batches of groups) or L-BFGS (full batch, one L-BFGS iteration per epoch).
+that the network (and its ONNX export) still maps features to the logit of the mean; or, with
+``phi="network"``, with ``log φ`` a second head of the network (``BinomialNet.phi_head``) —
+with Adam, AdamW (mini-batches of groups) or L-BFGS (full batch, one L-BFGS iteration per
+epoch).
 """
 
 from __future__ import annotations
@@ -16,10 +18,15 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from binomlab.protocol import LOSSES
+from binomlab.protocol import LOSSES, PHI_MODELS
 from binomlab.specs import ModelSpec, spec_from_dict
 from binomlab_lightning.data import Batch, GroupBatches, GroupTensors
-from binomlab_lightning.loss import BetaBinomialNLLWithLogits, binomial_nll_with_logits
+from binomlab_lightning.loss import (
+    INITIAL_LOG_PHI,
+    BetaBinomialNLLWithLogits,
+    beta_binomial_nll_with_logits,
+    binomial_nll_with_logits,
+)
 
 __all__ = ["ACTIVATIONS", "BinomialModule", "BinomialNet", "build_network"]
 
@@ -38,23 +45,42 @@ CHUNK = 65_536
 
 
 class BinomialNet(nn.Module):
-    """``X [batch, d] -> logits [batch]`` through ``self.layers`` (an ``nn.Sequential``)."""
+    """``X [batch, d] -> logits [batch]`` through ``self.layers`` (an ``nn.Sequential``).
 
-    def __init__(self, layers: nn.Sequential) -> None:
+    With a ``phi_head`` (``Linear(width, 1)`` on the input of the output layer: the last
+    hidden activations, or the features for the logistic spec), :meth:`forward_with_log_phi`
+    also gives ``θ = log φ [batch]``; :meth:`forward` still gives the logits alone.
+    """
+
+    def __init__(self, layers: nn.Sequential, phi_head: nn.Linear | None = None) -> None:
         super().__init__()
         self.layers = layers
+        self.phi_head = phi_head
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x).squeeze(-1)
+
+    def forward_with_log_phi(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(logits [batch], log φ [batch])``; needs a ``phi_head``."""
+        if self.phi_head is None:
+            msg = "This network has no φ output: build it with phi_output=True."
+            raise RuntimeError(msg)
+        h = x
+        for layer in self.layers[:-1]:
+            h = layer(h)
+        return self.output_layer(h).squeeze(-1), self.phi_head(h).squeeze(-1)
 
     @property
     def output_layer(self) -> nn.Linear:
         return self.layers[-1]
 
 
-def build_network(spec: ModelSpec, input_dim: int) -> BinomialNet:
+def build_network(spec: ModelSpec, input_dim: int, *, phi_output: bool = False) -> BinomialNet:
     """The untrained network of ``spec`` for ``input_dim`` encoded features (PyTorch's default
-    initialisation, drawn from the global torch generator)."""
+    initialisation, drawn from the global torch generator).
+
+    ``phi_output=True`` adds the ``log φ`` head, starting at the constant ``log(100)``
+    (weights 0, bias :data:`~binomlab_lightning.loss.INITIAL_LOG_PHI`)."""
     layers: list[nn.Module] = []
     width = int(input_dim)
     if spec.kind == "mlp":
@@ -64,7 +90,13 @@ def build_network(spec: ModelSpec, input_dim: int) -> BinomialNet:
                 layers.append(nn.Dropout(spec.dropout))
             width = hidden
     layers.append(nn.Linear(width, 1))
-    return BinomialNet(nn.Sequential(*layers))
+    head = None
+    if phi_output:
+        head = nn.Linear(width, 1)
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.fill_(INITIAL_LOG_PHI)
+    return BinomialNet(nn.Sequential(*layers), head)
 
 
 class BinomialModule(L.LightningModule):
@@ -86,6 +118,9 @@ class BinomialModule(L.LightningModule):
         :class:`~binomlab_lightning.loss.BetaBinomialNLLWithLogits` whose ``log_phi`` (``θ``,
         starting at ``log(100)``) is trained with the network (every optimiser, no weight
         decay) and is part of the module's ``state_dict``.
+    phi
+        ``"scalar"`` (that ``criterion``) or ``"network"``: ``θ`` is the network's
+        ``phi_head`` output (not weight-decayed either).
 
     Training data is attached with :meth:`attach` before ``Trainer.fit``; the batches are cut
     from tensors moved once to the training device.
@@ -104,14 +139,22 @@ class BinomialModule(L.LightningModule):
         seed: int = 0,
         tolerance: float = 1e-6,
         loss: str = "binomial",
+        phi: str = "scalar",
     ) -> None:
         super().__init__()
-        if loss not in LOSSES:
-            msg = f"Expected one of {LOSSES}. Received: loss={loss!r}"
+        if loss not in LOSSES or phi not in PHI_MODELS:
+            msg = f"Expected one of {LOSSES} and {PHI_MODELS}. Received: {loss=}, {phi=}"
             raise ValueError(msg)
         self.save_hyperparameters(ignore=["net"], logger=False)
-        self.net = net if net is not None else build_network(spec_from_dict(spec), input_dim)
-        self.criterion = BetaBinomialNLLWithLogits("sum") if loss == "beta-binomial" else None
+        phi_output = loss == "beta-binomial" and phi == "network"
+        if net is None:
+            net = build_network(spec_from_dict(spec), input_dim, phi_output=phi_output)
+        if phi_output != (net.phi_head is not None):
+            msg = f"loss={loss!r} with phi={phi!r} needs a network with phi_output={phi_output}."
+            raise ValueError(msg)
+        self.net = net
+        scalar = loss == "beta-binomial" and not phi_output
+        self.criterion = BetaBinomialNLLWithLogits("sum") if scalar else None
         self.automatic_optimization = optimizer != "lbfgs"
         self.converged = False
         self._train: GroupTensors | None = None
@@ -148,16 +191,19 @@ class BinomialModule(L.LightningModule):
         """The current beta-binomial concentration ``φ`` (None for the binomial loss)."""
         return None if self.criterion is None else self.criterion.phi
 
-    def summed_nll(self, logits: Tensor, k: Tensor, n: Tensor) -> Tensor:
-        """The training loss (binomial or beta-binomial) summed over the groups."""
+    def summed_nll(self, X: Tensor, k: Tensor, n: Tensor) -> Tensor:
+        """The training loss (binomial or beta-binomial) of the groups ``X, k, n``, summed."""
+        if self.net.phi_head is not None:
+            z, log_phi = self.net.forward_with_log_phi(X)
+            return beta_binomial_nll_with_logits(z, k, n, log_phi, reduction="sum")
         if self.criterion is None:
-            return binomial_nll_with_logits(logits, k, n, reduction="sum")
-        return self.criterion(logits, k, n)
+            return binomial_nll_with_logits(self(X), k, n, reduction="sum")
+        return self.criterion(self(X), k, n)
 
     def model_step(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """The NLL summed over this process's groups of ``batch``, and their trials."""
         X, k, n, _ = batch
-        return self.summed_nll(self(X), k, n), n.sum()
+        return self.summed_nll(X, k, n), n.sum()
 
     def penalty(self) -> Tensor:
         """``weight_decay/2 · Σ‖W‖²`` over the weight matrices (not the biases).
@@ -167,8 +213,15 @@ class BinomialModule(L.LightningModule):
         decay = self.hparams.weight_decay
         if not decay:
             return torch.zeros((), dtype=self.dtype, device=self.device)
-        weights = [p for name, p in self.net.named_parameters() if name.endswith("weight")]
-        return 0.5 * decay * sum(w.square().sum() for w in weights)
+        return 0.5 * decay * sum(w.square().sum() for w in self._decayed())
+
+    def _decayed(self) -> list[nn.Parameter]:
+        """The weight matrices of the network, not its biases nor the ``log φ`` head."""
+        return [
+            p
+            for name, p in self.net.named_parameters()
+            if name.endswith("weight") and not name.startswith("phi_head.")
+        ]
 
     def on_train_epoch_start(self) -> None:
         self._nll_sum = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -225,8 +278,7 @@ class BinomialModule(L.LightningModule):
             total = torch.zeros((), dtype=torch.float64, device=self.device)
             for start in range(0, len(data), CHUNK):
                 part = slice(start, start + CHUNK)
-                z = self(data.X[part])
-                total += self.summed_nll(z, data.k[part], data.n[part]).double()
+                total += self.summed_nll(data.X[part], data.k[part], data.n[part]).double()
             return float(total / data.n.double().sum())
         finally:
             self.train(was_training)
@@ -245,9 +297,9 @@ class BinomialModule(L.LightningModule):
                 tolerance_change=0.0,
                 line_search_fn="strong_wolfe",
             )
-        decayed = [p for n, p in self.net.named_parameters() if n.endswith("weight")]
-        # biases and the beta-binomial θ are not decayed
-        plain = [p for n, p in self.net.named_parameters() if not n.endswith("weight")]
+        decayed = self._decayed()
+        # biases and the beta-binomial θ (scalar, or the head) are not decayed
+        plain = [p for p in self.net.parameters() if all(p is not q for q in decayed)]
         plain += [] if self.criterion is None else list(self.criterion.parameters())
         groups = [
             {"params": decayed, "weight_decay": self.hparams.weight_decay},
