@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import warnings
@@ -25,6 +26,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from torch import nn
 
+from binomlab._random_state import keep_random_state
 from binomlab.errors import BinomlabError
 from binomlab.protocol import (
     LOSSES,
@@ -213,7 +215,7 @@ class LightningBackend(Backend):
         }
         input_dim = train.X.shape[1]
 
-        with _quiet_lightning(), _keep_torch_flags(), _keep_sigint():
+        with _quiet_lightning(), _keep_torch_flags(), _keep_sigint(), _keep_random_state():
             L.seed_everything(config.seed, workers=True, verbose=False)
             phi_output = config.loss == "beta-binomial" and config.phi == "network"
             net = build_network(spec, input_dim, phi_output=phi_output)
@@ -425,3 +427,20 @@ def _keep_sigint() -> Iterator[None]:
     finally:
         if main and handler is not None:
             signal.signal(signal.SIGINT, handler)
+
+
+@contextlib.contextmanager
+def _keep_random_state() -> Iterator[None]:
+    """``seed_everything`` seeds Python, NumPy and torch (the CPU and every accelerator) and
+    sets ``PL_GLOBAL_SEED`` and ``PL_SEED_WORKERS``: give the caller all of them back."""
+    variables = {name: os.environ.get(name) for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}
+    accelerators = range(torch.accelerator.device_count())
+    try:
+        with keep_random_state(), torch.random.fork_rng(devices=accelerators):
+            yield
+    finally:
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
