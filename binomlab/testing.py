@@ -23,12 +23,24 @@ from binomlab import backends
 from binomlab.errors import BinomlabError
 from binomlab.export import load
 from binomlab.grouped import Grouped
-from binomlab.grouping import group
+from binomlab.grouping import from_counts, group
 from binomlab.metrics import evaluate
 from binomlab.protocol import Backend, TrainData
 from binomlab.training import fit
 
-__all__ = ["Recorder", "check_backend", "rows_as_groups", "synthetic_rows", "synthetic_train_data"]
+__all__ = [
+    "OVERDISPERSION_LOG_PHI",
+    "Recorder",
+    "check_backend",
+    "overdispersed_groups",
+    "rows_as_groups",
+    "synthetic_rows",
+    "synthetic_train_data",
+]
+
+OVERDISPERSION_LOG_PHI = {0: 2.0, 1: 3.5}
+"""True ``log φ`` by level of :func:`overdispersed_groups`' feature ``s``: ρ = 0.119 at
+``s = 0``, ρ = 0.029 at ``s = 1``."""
 
 
 def synthetic_rows(rows: int = 4000, *, seed: int = 0) -> pl.DataFrame:
@@ -41,6 +53,26 @@ def synthetic_rows(rows: int = 4000, *, seed: int = 0) -> pl.DataFrame:
     z = -0.7 + np.vectorize(effect.get)(colour) + 0.25 * (size - 3) - 0.6 * flag
     y = rng.random(rows) < 1 / (1 + np.exp(-z))
     return pl.DataFrame({"colour": colour, "size": size, "flag": flag, "y": y})
+
+
+def overdispersed_groups(groups: int = 2000, *, seed: int = 0) -> Grouped:
+    """Beta-binomial counts whose overdispersion depends on a feature, for ``phi="network"``.
+
+    Features ``x0``, ``x1`` (standard normal) and ``s`` (0 or 1); the mean is
+    ``σ(0.8·x0 − 0.4·x1 − 0.5)`` and ``log φ`` is :data:`OVERDISPERSION_LOG_PHI` ``[s]``;
+    ``n`` from 50 to 500 per group. Every group has its own feature values.
+    """
+    from scipy.special import expit
+
+    rng = np.random.default_rng(seed)
+    x0, x1 = rng.normal(size=groups), rng.normal(size=groups)
+    s = rng.integers(0, 2, groups)
+    mu = expit(0.8 * x0 - 0.4 * x1 - 0.5)
+    phi = np.exp(np.where(s == 1, OVERDISPERSION_LOG_PHI[1], OVERDISPERSION_LOG_PHI[0]))
+    n = rng.integers(50, 501, groups)
+    k = rng.binomial(n, rng.beta(mu * phi, (1 - mu) * phi))
+    frame = pl.DataFrame({"x0": x0, "x1": x1, "s": s, "n": n, "k": k})
+    return from_counts(frame, ["x0", "x1", "s"])
 
 
 def synthetic_train_data(groups: int = 200, d: int = 4, *, seed: int = 0) -> TrainData:
@@ -186,6 +218,9 @@ def check_backend(backend: str | Backend | type[Backend]) -> None:
         for name in served.manifest["files"].get("native", []):
             _check((path / name).is_file(), "native export", f"{name} missing")
 
+    if "beta-binomial" in engine.losses and "network" in engine.phi_models:
+        _phi_output(engine, optimizer)
+
     # Errors name the bad value.
     for kwargs, fragment in (
         ({"optimizer": "sgd-with-vibes"}, "optimizer='sgd-with-vibes'"),
@@ -198,6 +233,28 @@ def check_backend(backend: str | Backend | type[Backend]) -> None:
             _check(fragment in str(err), "errors", f"{fragment!r} not in {str(err)!r}")
         else:
             _check(False, "errors", f"{kwargs} was accepted")
+
+
+def _phi_output(engine: Backend, optimizer: str) -> None:
+    """``phi="network"``: a φ per group that follows the data, and the ONNX model's second
+    output equal to it."""
+    g = overdispersed_groups(600, seed=1)
+    opts: dict = {"optimizer": optimizer}
+    if optimizer != "lbfgs":
+        opts |= {"epochs": 100, "lr": 0.05, "batch_size": 10**9}
+    fitted = fit(g, backend=engine, loss="beta-binomial", phi="network", **opts)
+    phi = fitted.predict_phi(g)
+    _check(fitted.phi_ is None, "φ output", f"phi_ = {fitted.phi_!r}, expected None")
+    _check(phi.shape == (len(g),), "φ output", f"predict_phi shape {phi.shape}")
+    s = g.frame["s"].to_numpy()
+    low, high = np.median(phi[s == 0]), np.median(phi[s == 1])
+    # the true φ is 7.4 at s = 0 and 33 at s = 1
+    _check(low < high / 2, "φ output", f"median φ {low:.3g} at s = 0, {high:.3g} at s = 1")
+    rows = g.frame.select(g.features)
+    with tempfile.TemporaryDirectory() as tmp:
+        served = load(fitted.export(Path(tmp) / "model"))
+        gap = np.max(np.abs(served.predict_phi(rows) / fitted.predict_phi(rows) - 1))
+        _check(gap < 1e-5, "φ output, ONNX export", f"max relative |Δφ| = {gap:.2e}")
 
 
 def _best_weights(fitted, val: Grouped, name: str) -> None:

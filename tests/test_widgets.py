@@ -113,7 +113,9 @@ def test_train_panel_lists_installed_backends(split) -> None:
         panel.backend.value = name
         engine = bl.backends.get(name)
         assert list(panel.optimizer.options) == ["auto", *engine.optimizers]
-        assert list(panel.loss.options) == list(engine.losses)
+        values = [value for _, value in panel.loss.options]
+        network = ["beta-binomial/network"] if "network" in engine.phi_models else []
+        assert values == [*engine.losses, *network]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -199,8 +201,34 @@ def test_train_with_the_beta_binomial_loss(split, glm, backend) -> None:
     assert "dispersion" in lab.compare_panel.board.value
     # switching to a backend without the loss falls back to the binomial
     panel.backend.value = "reference"
-    assert list(panel.loss.options) == ["binomial"]
+    assert list(panel.loss.options) == [("binomial", "binomial")]
     assert "loss" not in panel.fit_options()
+
+
+PHI_NETWORK = [n for n in BETA_BINOMIAL if "network" in bl.backends.get(n).phi_models]
+
+
+@pytest.mark.parametrize("backend", PHI_NETWORK)
+def test_train_with_phi_from_the_network(split, backend) -> None:
+    train, val = split
+    lab = Lab(train, val)
+    panel = lab.train_panel
+    panel.backend.value = backend
+    panel.model.value = "logistic"
+    panel.loss.value = "beta-binomial/network"
+    assert panel.loss.label == "beta-binomial, φ per group"
+    options = panel.fit_options()
+    assert (options["loss"], options["phi"]) == ("beta-binomial", "network")
+
+    panel.train_button.click()
+    assert panel.wait(120)
+
+    assert panel.last_error is None, panel.last_error
+    assert panel.last_name == f"logistic/{backend}/beta-binomial/network"
+    model = lab.models[panel.last_name]
+    assert model.phi_model == "network" and model.phi_ is None
+    rho = 1 / (1 + model.predict_phi(train))
+    assert f"ρ from {rho.min():.4f} to {rho.max():.4f}" in panel.status.value
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -23,6 +23,17 @@ ADAM_EPOCHS = 20
 LBFGS_MAX_ITERATIONS = 500
 REDRAW_SECONDS = 0.1  # the curve is redrawn at most this often (and after the last epoch)
 FINISHED = ("completed", "converged", "early_stopping")
+PHI_SEPARATOR = "/"
+"""Joins a loss and its φ model in a choice's value: ``"beta-binomial/network"``."""
+
+
+def loss_choices(engine: Any) -> list[tuple[str, str]]:
+    """``(label, value)`` pairs for the loss dropdown: the backend's losses, and the
+    beta-binomial with φ from the network when the backend can learn it."""
+    choices = [(loss, loss) for loss in getattr(engine, "losses", ("binomial",))]
+    if "beta-binomial" in dict(choices) and "network" in getattr(engine, "phi_models", ()):
+        choices.append(("beta-binomial, φ per group", f"beta-binomial{PHI_SEPARATOR}network"))
+    return choices
 
 
 class TrainPanel(widgets.VBox):
@@ -113,7 +124,11 @@ class TrainPanel(widgets.VBox):
             options=["auto"], value="auto", description="optimizer", style=style, layout=wide
         )
         self.loss = widgets.Dropdown(
-            options=["binomial"], value="binomial", description="loss", style=style, layout=wide
+            options=[("binomial", "binomial")],
+            value="binomial",
+            description="loss",
+            style=style,
+            layout=wide,
         )
         self.epochs = widgets.BoundedIntText(
             value=ADAM_EPOCHS, min=1, max=100_000, description="epochs", style=style, layout=wide
@@ -245,7 +260,9 @@ class TrainPanel(widgets.VBox):
             "seed": int(self.seed.value),
         }
         if self.loss.value != "binomial":
-            options["loss"] = self.loss.value
+            options["loss"], _, phi = self.loss.value.partition(PHI_SEPARATOR)
+            if phi:
+                options["phi"] = phi
         if not lbfgs:
             options["lr"] = float(self.lr.value)
             options["batch_size"] = int(self.batch_size.value)
@@ -263,8 +280,9 @@ class TrainPanel(widgets.VBox):
         self.optimizer.options = ["auto", *engine.optimizers]
         self.optimizer.value = keep if keep in self.optimizer.options else "auto"
         keep = self.loss.value
-        self.loss.options = list(getattr(engine, "losses", ("binomial",)))
-        self.loss.value = keep if keep in self.loss.options else self.loss.options[0]
+        self.loss.options = loss_choices(engine)
+        values = [value for _, value in self.loss.options]
+        self.loss.value = keep if keep in values else values[0]
         self._on_options(None)
 
     def _on_options(self, _change: Any) -> None:
@@ -342,6 +360,8 @@ class TrainPanel(widgets.VBox):
         name = f"{options['model']}/{options['backend']}"
         if options.get("loss", "binomial") != "binomial":
             name += f"/{options['loss']}"
+        if "phi" in options:
+            name += f"{PHI_SEPARATOR}{options['phi']}"
         run: dict[str, Any] = {
             "name": None,
             "backend": options["backend"],
@@ -372,6 +392,9 @@ class TrainPanel(widgets.VBox):
             nll = f", best val NLL {fitted.history['val_nll'].min():.5f}" if has_val else ""
             if fitted.phi_ is not None:  # the beta-binomial's concentration and ρ = 1/(1 + φ)
                 nll += f", φ = {fitted.phi_:.4g} (ρ = {1 / (1 + fitted.phi_):.4f})"
+            elif fitted.phi_model == "network":  # ρ varies by group: its range on the data
+                rho = 1 / (1 + fitted.predict_phi(self.state.train))
+                nll += f", ρ from {rho.min():.4f} to {rho.max():.4f}"
             self.status.value = (
                 f"<b>{self.last_name}</b>: {fitted.epochs_} epochs, stopped: "
                 f"{fitted.stop_reason}{nll} ({fitted.seconds_:.1f} s)."

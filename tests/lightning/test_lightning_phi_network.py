@@ -8,45 +8,24 @@ import json
 import math
 
 import numpy as np
-import polars as pl
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("binomlab_lightning")
 pytest.importorskip("onnxruntime")
 
-from scipy.special import expit  # noqa: E402
-
 import binomlab as bl  # noqa: E402
-from binomlab.betabinomial import beta_binomial_nll  # noqa: E402
+from binomlab.betabinomial import beta_binomial_nll, intra_class_correlation  # noqa: E402
 from binomlab.specs import MLP  # noqa: E402
+from binomlab.testing import OVERDISPERSION_LOG_PHI as LOG_PHI  # noqa: E402
+from binomlab.testing import overdispersed_groups  # noqa: E402
 from binomlab_lightning import BinomialModule, load_native  # noqa: E402
 from binomlab_lightning.module import build_network  # noqa: E402
-
-LOG_PHI = {0: 2.0, 1: 3.5}
-"""True log φ by level of the feature ``s``: ρ = 0.119 at s = 0, 0.029 at s = 1."""
-
-
-def _rho(log_phi: float) -> float:
-    return 1.0 / (1.0 + math.exp(log_phi))
-
-
-def simulate(groups: int = 2000, seed: int = 0) -> bl.Grouped:
-    """Beta-binomial counts whose mean depends on x0, x1 and whose ρ depends on s."""
-    rng = np.random.default_rng(seed)
-    x0, x1 = rng.normal(size=groups), rng.normal(size=groups)
-    s = rng.integers(0, 2, groups)
-    mu = expit(0.8 * x0 - 0.4 * x1 - 0.5)
-    phi = np.exp(np.where(s == 1, LOG_PHI[1], LOG_PHI[0]))
-    n = rng.integers(50, 501, groups)
-    k = rng.binomial(n, rng.beta(mu * phi, (1 - mu) * phi))
-    frame = pl.DataFrame({"x0": x0, "x1": x1, "s": s, "n": n, "k": k})
-    return bl.from_counts(frame, ["x0", "x1", "s"])
 
 
 @pytest.fixture(scope="module")
 def grouped() -> bl.Grouped:
-    return simulate()
+    return overdispersed_groups()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +45,7 @@ def test_logistic_recovers_rho_per_level(grouped: bl.Grouped, fitted) -> None:
     for level, log_phi in LOG_PHI.items():
         rho = 1 / (1 + phi[s == level])
         assert np.std(np.log(phi[s == level])) < 0.15  # θ is (nearly) flat in x0, x1
-        assert rho.mean() == pytest.approx(_rho(log_phi), rel=0.1)
+        assert rho.mean() == pytest.approx(intra_class_correlation(math.exp(log_phi)), rel=0.1)
     # the reported NLL is the beta-binomial NLL with every group's own φ
     k, n = (grouped.frame[c].to_numpy().astype(float) for c in ("k", "n"))
     z = fitted.predict_logits(grouped)
@@ -103,7 +82,8 @@ def test_mlp_with_adam_recovers_rho_per_level(grouped: bl.Grouped) -> None:
     )  # fmt: skip
     phi, s = fitted.predict_phi(grouped), _levels(grouped)
     for level, log_phi in LOG_PHI.items():
-        assert (1 / (1 + phi[s == level])).mean() == pytest.approx(_rho(log_phi), rel=0.1)
+        rho = intra_class_correlation(math.exp(log_phi))
+        assert (1 / (1 + phi[s == level])).mean() == pytest.approx(rho, rel=0.1)
     again = bl.fit(
         grouped, model="mlp:16", backend="lightning", loss="beta-binomial", phi="network",
         optimizer="adam", epochs=3, batch_size=256, lr=0.02, seed=1,

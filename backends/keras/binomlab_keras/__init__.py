@@ -5,7 +5,7 @@ losses for any Keras model.
 ``binomlab.backends`` entry point; :class:`BinomialNLL` (a ``keras.losses.Loss``) and
 :class:`BinomialNLLMetric` work in anyone's ``model.compile``, under every Keras backend, and
 so do :class:`BetaBinomialNLL` and its metric with the :class:`LogPhi` layer that holds the
-trainable ``θ = log φ``.
+trainable ``θ = log φ`` (or :class:`LogPhiDense`, a ``θ`` per row from the last hidden layer).
 
 Importing this package sets ``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=0`` unless
 they are set already, so that TensorFlow, imported by Keras, does not print its start-up
@@ -29,6 +29,7 @@ from binomlab_keras.loss import (
     BinomialNLL,
     BinomialNLLMetric,
     LogPhi,
+    LogPhiDense,
     beta_binomial_nll,
     binomial_nll,
     pack_counts,
@@ -48,6 +49,7 @@ __all__ = [
     "KerasBackend",
     "KerasNetwork",
     "LogPhi",
+    "LogPhiDense",
     "__version__",
     "beta_binomial_nll",
     "binomial_nll",

@@ -13,25 +13,35 @@ running (``KERAS_BACKEND``: TensorFlow by default, PyTorch or JAX):
 * ``loss="beta-binomial"`` trains the same network with a :class:`~binomlab_keras.loss.LogPhi`
   layer appended (the trainable ``θ = log φ``, from ``log 100``, never weight-decayed) on
   :class:`~binomlab_keras.loss.BetaBinomialNLL`; the returned network is the logit model
-  alone, with ``phi`` set, so its ONNX export still gives the logit of the mean.
+  alone, with ``phi`` set, so its ONNX export still gives the logit of the mean. With
+  ``phi="network"`` a :class:`~binomlab_keras.loss.LogPhiDense` on the last hidden layer
+  gives a ``θ`` per row instead; the network keeps it (``KerasNetwork.pair``) and its ONNX
+  export has the second output ``log_phi``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import keras
 import numpy as np
 from keras import ops
+from keras.src.backend.common import global_state
+from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
 
+from binomlab._random_state import keep_random_state
 from binomlab.betabinomial import beta_binomial_nll as beta_binomial_oracle
 from binomlab.errors import BinomlabError
 from binomlab.protocol import (
     LOSSES,
     OPTIMIZERS,
+    PHI_MODELS,
     Backend,
     Network,
     ProgressCallback,
@@ -44,15 +54,25 @@ from binomlab.specs import ModelSpec
 from binomlab_keras.data import GroupArrays, GroupBatches
 from binomlab_keras.export import export_onnx, save_native
 from binomlab_keras.loss import (
+    LOG_PHI_RANGE,
     BetaBinomialNLL,
     BetaBinomialNLLMetric,
     BinomialNLL,
     BinomialNLLMetric,
     LogPhi,
+    LogPhiDense,
     beta_binomial_nll,
     binomial_nll,
 )
-from binomlab_keras.model import build_model, forward, kernels, set_output_bias
+from binomlab_keras.model import (
+    build_model,
+    forward,
+    forward_pair,
+    kernels,
+    set_output_bias,
+    split_pair,
+    with_phi_head,
+)
 
 __all__ = ["KerasBackend", "KerasNetwork", "ProgressMonitor"]
 
@@ -87,6 +107,14 @@ def logits(model: keras.Model, X: np.ndarray | list[Any]) -> np.ndarray:
     )
 
 
+def logits_and_log_phi(pair: keras.Model, X: np.ndarray | list[Any]) -> np.ndarray:
+    """``[z, log φ]`` of a model with a φ head in inference mode, float64 ``[rows, 2]``."""
+    parts = chunks(pair, X) if isinstance(X, np.ndarray) else X
+    return np.concatenate(
+        [np.asarray(ops.convert_to_numpy(forward_pair(pair, x)), np.float64) for x in parts]
+    )
+
+
 class KerasNetwork(Network):
     """A trained Keras model of a binomlab spec.
 
@@ -99,8 +127,11 @@ class KerasNetwork(Network):
     stop_reason
         One of :data:`binomlab.protocol.STOP_REASONS`.
     phi
-        The learned beta-binomial concentration ``φ``, None for the binomial loss; not part
-        of ``model``, which gives the logit of the mean either way.
+        The learned beta-binomial concentration ``φ``, None for the binomial loss and with a
+        φ head; not part of ``model``, which gives the logit of the mean either way.
+    pair
+        With ``phi="network"``: ``model`` with its :class:`~binomlab_keras.loss.LogPhiDense`
+        head, ``X -> [z, log φ]`` ``[batch, 2]`` (sharing ``model``'s layers); else None.
     """
 
     def __init__(
@@ -111,18 +142,29 @@ class KerasNetwork(Network):
         *,
         stop_reason: str = "completed",
         phi: float | None = None,
+        pair: keras.Model | None = None,
     ) -> None:
         self.model = model
         self.spec = spec
         self.input_dim = int(input_dim)
         self.stop_reason = stop_reason
         self.phi = None if phi is None else float(phi)
+        self.pair = pair
+        self.phi_output = pair is not None
 
     @property
     def n_params(self) -> int:
-        """Trainable parameters of the model, plus one for a learned ``φ``."""
-        count = sum(math.prod(v.shape) for v in self.model.trainable_variables)
-        return count + (self.phi is not None)
+        """Trainable parameters of the model (and its φ head), plus one for a scalar ``φ``."""
+        variables = (self.pair or self.model).trainable_variables
+        return sum(math.prod(v.shape) for v in variables) + (self.phi is not None)
+
+    def predict_log_phi(self, X: np.ndarray) -> np.ndarray | None:
+        """``log φ``, float64 ``[rows]``: the φ head's, or the scalar ``φ`` repeated; None for
+        the binomial loss."""
+        if self.pair is None:
+            return super().predict_log_phi(X)
+        X = check_encoded(X, self.input_dim)
+        return logits_and_log_phi(self.pair, X)[:, 1]
 
     def predict_logits(self, X: np.ndarray) -> np.ndarray:
         """Logits, float64 ``[rows]``, for ``X [rows, d]`` (inference mode: no dropout).
@@ -136,10 +178,10 @@ class KerasNetwork(Network):
         return logits(self.model, X)
 
     def export_onnx(self, path: Path) -> None:
-        export_onnx(self.model, path)
+        export_onnx(self.model, path, head=None if self.pair is None else split_pair(self.pair)[1])
 
     def save_native(self, directory: Path) -> list[str]:
-        return save_native(self.model, directory, phi=self.phi)
+        return save_native(self.pair or self.model, directory, phi=self.phi)
 
     def __repr__(self) -> str:
         phi = "" if self.phi is None else f", phi={self.phi:.4g}"
@@ -147,6 +189,57 @@ class KerasNetwork(Network):
             f"KerasNetwork({self.spec}, input_dim={self.input_dim}, "
             f"stop_reason={self.stop_reason!r}{phi})"
         )
+
+
+@contextlib.contextmanager
+def _keep_random_state() -> Iterator[None]:
+    """``keras.utils.set_random_seed`` seeds Python, NumPy, TensorFlow (whenever it is
+    installed), torch (when Keras runs on it) and Keras's global seed and ``SeedGenerator``
+    (of ``keras.random`` without a seed): give the caller all of them back on exit."""
+    seed = global_state.get_global_attribute(GLOBAL_RANDOM_SEED)
+    generator = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(keep_random_state())
+        stack.enter_context(_keep_tensorflow_seed())
+        if keras.backend.backend() == "torch":
+            import torch
+
+            accelerators = range(torch.accelerator.device_count())
+            stack.enter_context(torch.random.fork_rng(devices=accelerators))
+        try:
+            yield
+        finally:
+            global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+            global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, generator)
+
+
+@contextlib.contextmanager
+def _keep_tensorflow_seed() -> Iterator[None]:
+    """``tf.random.set_seed`` sets the eager context's global seed and restarts the sequence
+    of operation seeds that unseeded ops (``tf.data``'s shuffle among them) draw from it: put
+    both back. TensorFlow first imported during the run goes back to no global seed."""
+    eager = _tensorflow_eager()
+    seed = None if eager is None else eager.global_seed()
+    sequence = None if eager is None else getattr(eager.context(), "_rng", None)
+    position = None if sequence is None else sequence.getstate()
+    try:
+        yield
+    finally:
+        eager = _tensorflow_eager()
+        if eager is not None:
+            eager.set_global_seed(seed)
+            if position is not None:
+                eager.context()._rng.setstate(position)
+
+
+def _tensorflow_eager() -> Any:
+    """TensorFlow's ``eager.context`` module, where its global seed lives; None while
+    TensorFlow is not imported."""
+    if "tensorflow" not in sys.modules:
+        return None
+    from tensorflow.python.eager import context
+
+    return context
 
 
 class KerasBackend(Backend):
@@ -164,7 +257,8 @@ class KerasBackend(Backend):
 
     Losses: ``"binomial"`` and ``"beta-binomial"`` (``θ = log φ`` trained jointly with the
     weights by every optimiser, excluded from weight decay; ``φ`` returned as
-    :attr:`KerasNetwork.phi`).
+    :attr:`KerasNetwork.phi`); with ``phi="network"`` a
+    :class:`~binomlab_keras.loss.LogPhiDense` head (not decayed either) gives ``θ`` per row.
     """
 
     name: ClassVar[str] = "keras"
@@ -172,6 +266,7 @@ class KerasBackend(Backend):
     optimizers: ClassVar[tuple[str, ...]] = OPTIMIZERS
     options: ClassVar[tuple[str, ...]] = OPTIONS
     losses: ClassVar[tuple[str, ...]] = LOSSES
+    phi_models: ClassVar[tuple[str, ...]] = PHI_MODELS
 
     def versions(self) -> dict[str, str]:
         """``keras``, ``keras_backend`` (its name) and the version of that framework."""
@@ -184,6 +279,7 @@ class KerasBackend(Backend):
             versions[framework] = importlib.import_module(framework).__version__
         return versions
 
+    @_keep_random_state()
     def fit(
         self,
         train: TrainData,
@@ -194,6 +290,9 @@ class KerasBackend(Backend):
     ) -> KerasNetwork:
         """Train ``spec`` on ``train`` following :mod:`binomlab.protocol`.
 
+        The run is seeded with ``config.seed``; the caller's global random state (Python,
+        NumPy, TensorFlow, torch, Keras's) is restored on return, on error or interrupt.
+
         Raises
         ------
         BinomlabError
@@ -203,15 +302,17 @@ class KerasBackend(Backend):
         options = _check(train, spec, config)
         lbfgs = config.optimizer == "lbfgs"
         input_dim = train.X.shape[1]
-        keras.utils.set_random_seed(config.seed)
+        keras.utils.set_random_seed(config.seed)  # undone on exit by @_keep_random_state
         model = build_model(
             spec, input_dim, seed=config.seed, dtype="float64" if lbfgs else "float32"
         )
         # start from the intercept-only model rather than from p = 0.5
         set_output_bias(model, train.base_logit)
-        head = None
+        head: LogPhi | keras.Model | None = None
         trained = model  # what the optimiser trains: the logit model, or it and θ
-        if config.loss == "beta-binomial":
+        if config.loss == "beta-binomial" and config.phi == "network":
+            head = trained = with_phi_head(model)
+        elif config.loss == "beta-binomial":
             head = LogPhi(dtype=model.inputs[0].dtype)
             trained = keras.Model(model.inputs, head(model.outputs[0]), name=model.name + "_bb")
         monitor = ProgressMonitor(
@@ -231,8 +332,11 @@ class KerasBackend(Backend):
         except KeyboardInterrupt:
             monitor.stop_reason = "interrupted"
         monitor.restore_best()
-        phi = None if head is None else head.phi
-        return KerasNetwork(model, spec, input_dim, stop_reason=monitor.stop_reason, phi=phi)
+        phi = head.phi if isinstance(head, LogPhi) else None
+        pair = head if isinstance(head, keras.Model) else None
+        return KerasNetwork(
+            model, spec, input_dim, stop_reason=monitor.stop_reason, phi=phi, pair=pair
+        )
 
 
 def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
@@ -267,6 +371,9 @@ def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, 
             f"Received: loss={config.loss!r}"
         )
         raise BinomlabError(msg)
+    if config.phi not in PHI_MODELS:
+        msg = f"Expected one of {PHI_MODELS}. Received: phi={config.phi!r}"
+        raise BinomlabError(msg)
     if config.optimizer == "lbfgs":
         if config.batch_size is not None and config.batch_size < len(train):
             msg = (
@@ -292,7 +399,8 @@ class ProgressMonitor(keras.callbacks.Callback):
     At every epoch end (``on_epoch_end`` under ``model.fit``, :meth:`report` for L-BFGS):
     take ``train_nll`` (the ``binomial_nll`` metric of the epoch, beta-binomial for that loss)
     and compute ``val_nll`` on all validation groups in inference mode (from ``network``'s
-    logits, and ``head``'s ``φ`` for the beta-binomial), snapshot the weights (``θ``
+    logits, and ``head``'s ``φ`` for the beta-binomial, or the ``[z, θ]`` of ``head`` when it
+    is the model with a φ head), snapshot the weights (``θ``
     included) when the monitored value
     improves (``val_nll``; else ``train_nll`` plus ``weight_decay/2·Σ‖W‖²``), call
     ``callback(epoch, metrics)``, and stop when it returns False, when L-BFGS has converged
@@ -308,7 +416,7 @@ class ProgressMonitor(keras.callbacks.Callback):
         patience: int | None,
         weight_decay: float = 0.0,
         network: keras.Model | None = None,
-        head: LogPhi | None = None,
+        head: LogPhi | keras.Model | None = None,
     ) -> None:
         super().__init__()
         self.network = network
@@ -346,11 +454,16 @@ class ProgressMonitor(keras.callbacks.Callback):
             network = self.network if self.network is not None else self.model
             if self._val_x is None:  # converted once, in the model's dtype
                 self._val_x = chunks(network, self.val.X)
-            z = logits(network, self._val_x)
+            k, n = self.val.k, self.val.n
             if self.head is None:
-                metrics["val_nll"] = grouped_nll(z, self.val.k, self.val.n)
+                metrics["val_nll"] = grouped_nll(logits(network, self._val_x), k, n)
+            elif isinstance(self.head, LogPhi):
+                z = logits(network, self._val_x)
+                metrics["val_nll"] = beta_binomial_oracle(z, k, n, self.head.phi)
             else:
-                metrics["val_nll"] = beta_binomial_oracle(z, self.val.k, self.val.n, self.head.phi)
+                z, theta = logits_and_log_phi(self.head, self._val_x).T
+                phi = np.exp(np.clip(theta, *LOG_PHI_RANGE))
+                metrics["val_nll"] = beta_binomial_oracle(z, k, n, phi)
         # without validation data, the training objective: with weight decay, the NLL alone
         # would prefer the least regularised epoch over the penalised fit that was asked for
         monitored = metrics.get("val_nll", train_nll + self.penalty())
@@ -397,7 +510,7 @@ def _fit_adam(
     penalised = kernels(model) if config.optimizer == "adam" and decay else []
     for kernel in penalised:
         kernel.regularizer = keras.regularizers.L2(decay / 2)
-    beta = any(isinstance(layer, LogPhi) for layer in model.layers)
+    beta = any(isinstance(layer, LogPhi | LogPhiDense) for layer in model.layers)
     model.compile(
         optimizer=optimizer,
         loss=BetaBinomialNLL() if beta else BinomialNLL(),
@@ -426,16 +539,21 @@ def _fit_adam(
 # -- L-BFGS: SciPy over the flattened weights, gradients from the Keras backend -----------------
 
 
-def _per_trial_nll(model: keras.Model, head: LogPhi | None, x: Any, y: Any) -> Any:
-    """The full-batch NLL per trial: binomial, or beta-binomial with ``head``'s ``θ``."""
-    z = forward(model, x)
-    nll = binomial_nll(y, z) if head is None else beta_binomial_nll(y, head(z))
+def _per_trial_nll(model: keras.Model, head: LogPhi | keras.Model | None, x: Any, y: Any) -> Any:
+    """The full-batch NLL per trial: binomial, or beta-binomial with ``head``'s ``θ`` (a
+    :class:`LogPhi`, or the model with a φ head)."""
+    if head is None:
+        nll = binomial_nll(y, forward(model, x))
+    elif isinstance(head, LogPhi):
+        nll = beta_binomial_nll(y, head(forward(model, x)))
+    else:
+        nll = beta_binomial_nll(y, forward_pair(head, x))
     # the operator, not ops.divide, which computes float64 in float32 on torch
     return ops.sum(nll) / ops.sum(y[:, 1])
 
 
 def _tensorflow_gradients(
-    model: keras.Model, head: LogPhi | None, variables: list[Any], x: Any, y: Any
+    model: keras.Model, head: LogPhi | keras.Model | None, variables: list[Any], x: Any, y: Any
 ) -> Callable:
     import tensorflow as tf
 
@@ -449,7 +567,7 @@ def _tensorflow_gradients(
 
 
 def _torch_gradients(
-    model: keras.Model, head: LogPhi | None, variables: list[Any], x: Any, y: Any
+    model: keras.Model, head: LogPhi | keras.Model | None, variables: list[Any], x: Any, y: Any
 ) -> Callable:
     import torch
 
@@ -471,15 +589,17 @@ _GRADIENTS = {
 
 def _fit_lbfgs(
     model: keras.Model,
-    head: LogPhi | None,
+    head: LogPhi | keras.Model | None,
     train: TrainData,
     config: TrainConfig,
     monitor: ProgressMonitor,
 ) -> None:
     from scipy.optimize import minimize
 
-    # the weights, then the beta-binomial θ (named log_phi: not decayed)
-    variables = [*model.trainable_variables, *([] if head is None else head.trainable_variables)]
+    # the weights, then the beta-binomial θ (log_phi, log_phi_kernel: not decayed)
+    variables = [*model.trainable_variables]
+    if head is not None:
+        variables += [v for v in head.trainable_variables if all(v is not w for w in variables)]
     sizes = [math.prod(v.shape) for v in variables]
     splits = np.cumsum(sizes)[:-1]
     decayed = np.concatenate(

@@ -10,7 +10,9 @@ on TensorFlow, which cannot convert the ``Erfc`` of Keras's exact gelu.)
 
 The native format is Keras's ``model.keras`` zip (JSON config plus weights), loaded with
 ``safe_mode=True``: nothing is unpickled. A model trained on the beta-binomial loss also
-writes ``beta_binomial.json`` with its concentration ``φ``.
+writes ``beta_binomial.json`` with its concentration ``φ``; one with a φ head
+(``phi="network"``) saves the model with its :class:`~binomlab_keras.loss.LogPhiDense` layer,
+and its ONNX graph has a second output ``log_phi``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import keras
 import numpy as np
 
 from binomlab.errors import ModelFileError
-from binomlab_keras.model import spec_from_model
+from binomlab_keras.loss import LogPhiDense
+from binomlab_keras.model import spec_from_model, split_pair
 
 __all__ = ["NATIVE_FILE", "PHI_FILE", "export_onnx", "load_native", "save_native"]
 
@@ -75,11 +78,12 @@ _ELEMENTWISE = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 _RSQRT2 = 1.0 / math.sqrt(2.0)
 
 
-def export_onnx(model: keras.Model, path: str | Path) -> None:
+def export_onnx(model: keras.Model, path: str | Path, *, head: LogPhiDense | None = None) -> None:
     """Write ``model`` (from :func:`~binomlab_keras.model.build_model`) as an ONNX file.
 
     The graph has one input ``x``: float32 ``[batch, d]`` with a dynamic batch dimension, and
-    one output ``logit``: float32 ``[batch]``. A float64 model casts ``x`` and computes in
+    one output ``logit``: float32 ``[batch]``, followed by ``log_phi`` (float32 ``[batch]``)
+    when the φ ``head`` of the model is given. A float64 model casts ``x`` and computes in
     float64 inside the graph.
 
     Raises
@@ -95,7 +99,9 @@ def export_onnx(model: keras.Model, path: str | Path) -> None:
     dtype = np.dtype(dense[0].kernel.dtype)
     graph = _Graph(dtype)
     x = "x" if dtype == np.float32 else graph.node("Cast", ["x"], "x64", to=TensorProto.DOUBLE)
+    hidden = x
     for i, layer in enumerate(dense):
+        hidden = x
         kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
         xw = graph.node(
             "MatMul", [x, graph.constant(f"{layer.name}_w", kernel)], f"{layer.name}_xw"
@@ -104,17 +110,28 @@ def export_onnx(model: keras.Model, path: str | Path) -> None:
         if i < len(dense) - 1:
             x = graph.activation(keras.activations.serialize(layer.activation), x, layer.name)
     axes = graph.constant("squeeze_axes", [1], np.int64)
-    if dtype == np.float32:
-        graph.node("Squeeze", [x, axes], "logit")
-    else:
-        z = graph.node("Squeeze", [x, axes], "z64")
-        graph.node("Cast", [z], "logit", to=TensorProto.FLOAT)
+    columns = {"logit": x}
+    if head is not None:  # θ = h·v + c on the input of the logit layer
+        hv = graph.node(
+            "MatMul", [hidden, graph.constant("log_phi_v", head.log_phi_kernel.numpy())], "hv"
+        )
+        columns["log_phi"] = graph.node(
+            "Add", [hv, graph.constant("log_phi_c", head.log_phi.numpy())], "theta"
+        )
+    for name, column in columns.items():
+        if dtype == np.float32:
+            graph.node("Squeeze", [column, axes], name)
+        else:
+            squeezed = graph.node("Squeeze", [column, axes], f"{name}64")
+            graph.node("Cast", [squeezed], name, to=TensorProto.FLOAT)
     d = int(dense[0].kernel.shape[0])
     onnx_graph = helper.make_graph(
         graph.nodes,
         name=model.name,
         inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", d])],
-        outputs=[helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch"])],
+        outputs=[
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch"]) for name in columns
+        ],
         initializer=graph.initializers,
     )
     onnx_model = helper.make_model(
@@ -129,7 +146,8 @@ def save_native(
     model: keras.Model, directory: str | Path, *, phi: float | None = None
 ) -> list[str]:
     """Write ``model.keras`` into ``directory`` (created if needed), and ``beta_binomial.json``
-    holding ``phi`` when it is given; return the names of the files written."""
+    holding ``phi`` when it is given; return the names of the files written. A model with a φ
+    head is saved with it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -168,6 +186,10 @@ def load_native(directory: str | Path):
         msg = f"Unreadable {path}: {type(err).__name__}: {err}"
         raise ModelFileError(msg) from err
     spec = spec_from_model(model)
+    pair = None
+    if any(isinstance(layer, LogPhiDense) for layer in model.layers):
+        pair = model
+        model = split_pair(pair)[0]
     phi = None
     if (path.parent / PHI_FILE).is_file():
         try:
@@ -175,4 +197,4 @@ def load_native(directory: str | Path):
         except (ValueError, KeyError, TypeError) as err:
             msg = f"Unreadable {path.parent / PHI_FILE}: {type(err).__name__}: {err}"
             raise ModelFileError(msg) from err
-    return KerasNetwork(model, spec, int(model.inputs[0].shape[-1]), phi=phi)
+    return KerasNetwork(model, spec, int(model.inputs[0].shape[-1]), phi=phi, pair=pair)

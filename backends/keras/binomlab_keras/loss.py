@@ -16,10 +16,11 @@ Beta(μφ, (1 − μ)φ), with a concentration ``φ = exp(θ)`` learned with the
 
 with ``α = μφ``, ``β = (1 − μ)φ`` (the binomial coefficient dropped). A Keras loss cannot own
 a trainable weight, so ``θ`` lives in the model: the layer :class:`LogPhi` holds it and appends
-it to the logits, and :class:`BetaBinomialNLL` reads ``y_pred = [z, θ]`` per row, shape
-``[batch, 2]``. ``keras.ops`` has no ``lgamma``: the differences ``lgamma(x + m) − lgamma(x)``
-are computed from Stirling's series (shifted by the recurrence below 10), accurate to about
-1e-12 in float64 and free of the cancellation of two huge lgammas when ``φ`` is large.
+it to the logits (or :class:`LogPhiDense` computes a ``θ`` per row from the last hidden layer),
+and :class:`BetaBinomialNLL` reads ``y_pred = [z, θ]`` per row, shape ``[batch, 2]``.
+``keras.ops`` has no ``lgamma``: the differences ``lgamma(x + m) − lgamma(x)`` are computed
+from Stirling's series (shifted by the recurrence below 10), accurate to about 1e-12 in float64
+and free of the cancellation of two huge lgammas when ``φ`` is large.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "BinomialNLL",
     "BinomialNLLMetric",
     "LogPhi",
+    "LogPhiDense",
     "beta_binomial_nll",
     "binomial_nll",
     "pack_counts",
@@ -326,8 +328,8 @@ def beta_binomial_nll(y_true: Any, y_pred: Any) -> Any:
         ``[batch, 2]``: successes ``k`` and trials ``n`` of each group (:func:`pack_counts`).
     y_pred
         ``[batch, 2]``: the logit ``z`` of the mean and ``θ = log φ`` of each row, as
-        :class:`LogPhi` outputs them (one shared ``θ`` broadcast to every row, or a ``θ``
-        per row). ``θ`` is clamped to :data:`LOG_PHI_RANGE`.
+        :class:`LogPhi` (one shared ``θ`` broadcast to every row) or :class:`LogPhiDense`
+        (a ``θ`` per row) output them. ``θ`` is clamped to :data:`LOG_PHI_RANGE`.
 
     Returns
     -------
@@ -397,6 +399,61 @@ class LogPhi(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (input_shape[0], 2)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "initial": self.initial}
+
+
+@keras.saving.register_keras_serializable(package="binomlab")
+class LogPhiDense(keras.layers.Layer):
+    """A ``θ = log φ`` per row, ``θ = h·v + c``, appended to the logits: the beta-binomial's
+    overdispersion as a second output of the network.
+
+    ``[h, logits]`` in — the features ``h [batch, width]`` that ``θ`` depends on (usually the
+    last hidden layer, the input of the logit layer) and the logits ``[batch, 1]`` — and
+    ``[batch, 2]`` out: ``[z, θ]`` per row, what :class:`BetaBinomialNLL` reads::
+
+        logits = keras.layers.Dense(1)(hidden)
+        model = keras.Model(inputs, binomlab_keras.LogPhiDense()([hidden, logits]))
+        model.compile(optimizer="adam", loss=binomlab_keras.BetaBinomialNLL())
+
+    Parameters
+    ----------
+    initial
+        The starting ``θ``: ``v`` starts at 0 and ``c`` at ``initial`` (``log(100)``), so
+        training starts from one ``φ`` for every row.
+    name, dtype, **kwargs
+        As for any Keras layer; the weights are named ``log_phi_kernel`` (``v``) and
+        ``log_phi`` (``c``): binomlab's training decays neither.
+    """
+
+    def __init__(
+        self, initial: float = INITIAL_LOG_PHI, name: str = "log_phi", **kwargs: Any
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.initial = float(initial)
+
+    def build(self, input_shape: list[tuple]) -> None:
+        width = int(input_shape[0][-1])
+        self.log_phi_kernel = self.add_weight(
+            shape=(width, 1), initializer="zeros", trainable=True, name="log_phi_kernel"
+        )
+        self.log_phi = self.add_weight(
+            shape=(1,),
+            initializer=keras.initializers.Constant(self.initial),
+            trainable=True,
+            name="log_phi",
+        )
+
+    def call(self, inputs: list[Any]) -> Any:
+        hidden, logits = inputs
+        z = ops.reshape(logits, (-1, 1))
+        theta = ops.matmul(hidden, ops.cast(self.log_phi_kernel, hidden.dtype))
+        theta = theta + ops.cast(self.log_phi, hidden.dtype)
+        return ops.concatenate([z, ops.cast(theta, z.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return (input_shape[0][0], 2)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "initial": self.initial}

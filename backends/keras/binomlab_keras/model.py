@@ -17,14 +17,18 @@ import numpy as np
 
 from binomlab.errors import ModelFileError
 from binomlab.specs import MLP, Logistic, ModelSpec
+from binomlab_keras.loss import LogPhiDense
 
 __all__ = [
     "ACTIVATIONS",
     "build_model",
     "forward",
+    "forward_pair",
     "kernels",
     "set_output_bias",
     "spec_from_model",
+    "split_pair",
+    "with_phi_head",
 ]
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu", "sigmoid")
@@ -112,6 +116,38 @@ def forward(model: keras.Model, x: Any) -> Any:
     return z
 
 
+def with_phi_head(model: keras.Model) -> keras.Model:
+    """``model`` with a :class:`~binomlab_keras.loss.LogPhiDense` on the input of its logit
+    layer (the last hidden layer, or the features for the logistic spec): ``X [batch, d] ->
+    [z, log φ] [batch, 2]``, sharing ``model``'s layers."""
+    logit = model.get_layer(OUTPUT)
+    head = LogPhiDense(dtype=model.inputs[0].dtype)
+    return keras.Model(model.input, head([logit.input, logit.output]), name=model.name + "_phi")
+
+
+def split_pair(pair: keras.Model) -> tuple[keras.Model, LogPhiDense]:
+    """The logit model and the head of a model made by :func:`with_phi_head`."""
+    head = next(layer for layer in pair.layers if isinstance(layer, LogPhiDense))
+    return keras.Model(pair.input, pair.get_layer(OUTPUT).output, name=pair.name), head
+
+
+def forward_pair(pair: keras.Model, x: Any) -> Any:
+    """``pair(x, training=False)``: ``[z, log φ]``, ``[batch, 2]`` (see :func:`forward` for
+    float64 on the torch backend)."""
+    if keras.backend.backend() != "torch" or pair.inputs[0].dtype != "float64":
+        return pair(x, training=False)
+    import torch
+
+    dense = [layer for layer in pair.layers if isinstance(layer, keras.layers.Dense)]
+    head = next(layer for layer in pair.layers if isinstance(layer, LogPhiDense))
+    h = keras.ops.convert_to_tensor(x, dtype="float64")
+    for layer in dense[:-1]:
+        h = layer.activation(torch.matmul(h, layer.kernel.value) + layer.bias.value)
+    z = torch.matmul(h, dense[-1].kernel.value) + dense[-1].bias.value
+    theta = torch.matmul(h, head.log_phi_kernel.value) + head.log_phi.value
+    return torch.cat([z, theta], dim=-1)
+
+
 def set_output_bias(model: keras.Model, value: float) -> None:
     """Set the output bias, e.g. to the logit of the overall success rate."""
     bias = model.get_layer(OUTPUT).bias
@@ -137,7 +173,8 @@ def spec_from_model(model: keras.Model) -> ModelSpec:
         layer
         for layer in model.layers
         if not isinstance(
-            layer, keras.layers.Dense | keras.layers.Dropout | keras.layers.InputLayer
+            layer,
+            keras.layers.Dense | keras.layers.Dropout | keras.layers.InputLayer | LogPhiDense,
         )
     ]
     if not dense or dense[-1].name != OUTPUT or dense[-1].units != 1 or others:

@@ -1,0 +1,150 @@
+"""``phi="network"`` on the Keras backend: the LogPhiDense head, recovery of a known ρ per
+level, agreement with Lightning, export with two outputs, the native file, and the torch
+Keras backend."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+# the plugin first: it quiets TensorFlow's start-up messages, which must precede its import
+pytest.importorskip("binomlab_keras")
+keras = pytest.importorskip("keras")
+pytest.importorskip("onnxruntime")
+
+import binomlab as bl  # noqa: E402
+from binomlab.betabinomial import beta_binomial_nll, intra_class_correlation  # noqa: E402
+from binomlab.testing import OVERDISPERSION_LOG_PHI as LOG_PHI  # noqa: E402
+from binomlab.testing import overdispersed_groups  # noqa: E402
+from binomlab_keras import BetaBinomialNLL, LogPhiDense, load_native, pack_counts  # noqa: E402
+from binomlab_keras.model import build_model, kernels, with_phi_head  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def grouped() -> bl.Grouped:
+    return overdispersed_groups()
+
+
+@pytest.fixture(scope="module")
+def fitted(grouped: bl.Grouped):
+    return bl.fit(grouped, backend="keras", loss="beta-binomial", phi="network")
+
+
+def test_logistic_recovers_rho_per_level(grouped: bl.Grouped, fitted) -> None:
+    assert fitted.config.optimizer == "lbfgs" and fitted.stop_reason == "converged"
+    assert fitted.phi_model == "network" and fitted.phi_ is None
+    assert fitted.n_params_ == 4 + 4
+    phi, s = fitted.predict_phi(grouped), grouped.frame["s"].to_numpy()
+    for level, log_phi in LOG_PHI.items():
+        rho = intra_class_correlation(math.exp(log_phi))
+        assert (1 / (1 + phi[s == level])).mean() == pytest.approx(rho, rel=0.1)
+    k, n = (grouped.frame[c].to_numpy().astype(float) for c in ("k", "n"))
+    z = fitted.predict_logits(grouped)
+    exact = beta_binomial_nll(z, k, n, phi)  # every group with its own φ
+    assert fitted.history["train_nll"][-1] == pytest.approx(exact, rel=1e-7)
+
+
+def test_agrees_with_lightning(grouped: bl.Grouped, fitted) -> None:
+    pytest.importorskip("binomlab_lightning")
+    other = bl.fit(grouped, backend="lightning", loss="beta-binomial", phi="network")
+    assert fitted.history["train_nll"][-1] == pytest.approx(
+        other.history["train_nll"][-1], rel=1e-7
+    )
+    np.testing.assert_allclose(fitted.predict_phi(grouped), other.predict_phi(grouped), rtol=1e-3)
+    np.testing.assert_allclose(
+        fitted.predict_proba(grouped), other.predict_proba(grouped), atol=1e-5
+    )
+
+
+def test_adam_with_validation_reports_the_per_group_nll(grouped: bl.Grouped) -> None:
+    train, val = grouped.split(test=0.3, seed=0)
+    seen: list[float] = []
+    fitted = bl.fit(
+        train, val=val, model="mlp:8", backend="keras", loss="beta-binomial", phi="network",
+        optimizer="adamw", weight_decay=1e-3, epochs=4, batch_size=128, lr=0.02,
+        callbacks=[lambda e, m: seen.append(m["val_nll"])],
+    )  # fmt: skip
+    best = int(np.argmin(seen))
+    k, n = (val.frame[c].to_numpy().astype(float) for c in ("k", "n"))
+    z, phi = fitted.predict_logits(val), fitted.predict_phi(val)
+    assert beta_binomial_nll(z, k, n, phi) == pytest.approx(seen[best], rel=1e-6)
+    assert np.ptp(np.log(phi)) > 0  # the head moved away from its constant start
+
+
+def test_head_starts_at_phi_100_and_is_not_decayed() -> None:
+    from binomlab.specs import MLP
+
+    model = build_model(MLP(hidden=(8, 4)), 5, seed=0)
+    pair = with_phi_head(model)
+    head = next(layer for layer in pair.layers if isinstance(layer, LogPhiDense))
+    assert tuple(head.log_phi_kernel.shape) == (4, 1)  # on the last hidden layer
+    out = np.asarray(pair(np.random.default_rng(0).normal(size=(6, 5)).astype("float32")))
+    assert out.shape == (6, 2)
+    np.testing.assert_allclose(out[:, 1], math.log(100.0), rtol=1e-6)
+    decayed = {v.path for v in kernels(pair)}
+    assert decayed and not any("log_phi" in name for name in decayed)
+
+
+def test_export_has_two_outputs_and_round_trips(tmp_path, grouped: bl.Grouped, fitted) -> None:
+    directory = fitted.export(tmp_path / "m")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["phi_model"] == "network" and manifest["phi"] is None
+    served = bl.load(directory)
+    assert [o.name for o in served._session.get_outputs()] == ["logit", "log_phi"]
+    rows = grouped.frame.select(grouped.features)
+    np.testing.assert_allclose(served.predict_phi(rows), fitted.predict_phi(rows), rtol=1e-5)
+    np.testing.assert_allclose(served.predict_proba(rows), fitted.predict_proba(rows), atol=1e-5)
+    native = load_native(directory)  # model.keras with its LogPhiDense, safe_mode=True
+    assert native.phi_output and native.phi is None and str(native.spec) == "logistic"
+    X = fitted.encoder.transform(grouped)
+    np.testing.assert_allclose(
+        native.predict_log_phi(X), fitted.network.predict_log_phi(X), rtol=1e-12
+    )
+    np.testing.assert_allclose(native.predict_logits(X), fitted.predict_logits(grouped))
+
+
+def test_log_phi_dense_in_a_users_model_learns_a_rho_per_level(grouped: bl.Grouped) -> None:
+    X = grouped.frame.select(grouped.features).to_numpy().astype("float32")
+    y = pack_counts(*(grouped.frame[c].to_numpy().astype("float32") for c in ("k", "n")))
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,))
+    logits = keras.layers.Dense(1)(inputs)
+    model = keras.Model(inputs, LogPhiDense()([inputs, logits]))
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=BetaBinomialNLL())
+    model.fit(X, y, epochs=150, batch_size=250, verbose=0)
+    theta = np.asarray(model.predict(X, verbose=0))[:, 1]
+    s = grouped.frame["s"].to_numpy()
+    for level, log_phi in LOG_PHI.items():
+        assert theta[s == level].mean() == pytest.approx(log_phi, abs=0.25)
+
+
+def test_torch_keras_backend_gives_the_same_fit(tmp_path, grouped: bl.Grouped, fitted) -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        import binomlab as bl
+        g = bl.read_grouped(sys.argv[1])
+        f = bl.fit(g, backend="keras", loss="beta-binomial", phi="network")
+        print(f.backend_versions["keras_backend"], f.history["train_nll"][-1])
+        """
+    )
+    grouped.write_parquet(tmp_path / "g.parquet")
+    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "g.parquet")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    backend, nll = out.stdout.split()[-2:]
+    assert backend == "torch"
+    assert float(nll) == pytest.approx(fitted.history["train_nll"][-1], rel=1e-7)
