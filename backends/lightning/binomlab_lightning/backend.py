@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -114,21 +114,17 @@ class LightningNetwork(Network):
         BinomlabError
             ``X`` is not 2-D with ``d`` columns.
         """
-        X = check_encoded(X, self.input_dim)
-        dtype = next(self.net.parameters()).dtype
-        self.net.eval()
-        out = np.empty(X.shape[0], dtype=np.float64)
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], CHUNK):
-                x = torch.from_numpy(np.require(X[start : start + CHUNK], None, ["C", "W"]))
-                out[start : start + CHUNK] = self.net(x.to(dtype)).double().numpy()
-        return out
+        return self._run(X, self.net)
 
     def predict_log_phi(self, X: np.ndarray) -> np.ndarray | None:
         """``log φ``, float64 ``[rows]``: the network's head, or the scalar ``φ`` repeated;
         None for the binomial loss."""
         if not self.phi_output:
             return super().predict_log_phi(X)
+        return self._run(X, lambda x: self.net.forward_with_log_phi(x)[1])
+
+    def _run(self, X: np.ndarray, forward: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+        """``forward`` over ``X [rows, d]`` in chunks, in inference mode: float64 ``[rows]``."""
         X = check_encoded(X, self.input_dim)
         dtype = next(self.net.parameters()).dtype
         self.net.eval()
@@ -136,8 +132,7 @@ class LightningNetwork(Network):
         with torch.inference_mode():
             for start in range(0, X.shape[0], CHUNK):
                 x = torch.from_numpy(np.require(X[start : start + CHUNK], None, ["C", "W"]))
-                log_phi = self.net.forward_with_log_phi(x.to(dtype))[1]
-                out[start : start + CHUNK] = log_phi.double().numpy()
+                out[start : start + CHUNK] = forward(x.to(dtype)).double().numpy()
         return out
 
     def export_onnx(self, path: Path) -> None:
