@@ -18,7 +18,22 @@ from scipy.special import expit, gammaln
 
 from binomlab.errors import BinomlabError
 
-__all__ = ["beta_binomial_nll", "intra_class_correlation", "predictive_interval"]
+__all__ = [
+    "PHI_RANGE",
+    "beta_binomial_nll",
+    "intra_class_correlation",
+    "phi_from_log",
+    "predictive_interval",
+]
+
+PHI_RANGE = (1e-8, 1e12)
+"""Where the plugins' losses clamp ``φ`` (``ρ`` from about 1 down to 1e-12, the binomial)."""
+
+
+def phi_from_log(log_phi: np.ndarray) -> np.ndarray:
+    """``φ = exp(θ)`` for ``θ = log φ`` float64 ``[rows]``, clamped to :data:`PHI_RANGE` as the
+    losses clamp it in training."""
+    return np.exp(np.clip(np.asarray(log_phi, np.float64), *np.log(PHI_RANGE)))
 
 
 def beta_binomial_nll(z: np.ndarray, k: np.ndarray, n: np.ndarray, phi: float) -> float:

@@ -154,8 +154,10 @@ class Predictor:
         """φ, float64 ``[rows]`` (the ONNX model's second output, exponentiated, for
         ``phi_model == "network"``; the manifest's φ repeated for ``"scalar"``); None for the
         binomial."""
+        from binomlab.betabinomial import phi_from_log
+
         if self.phi_model == "network":
-            return np.exp(self._run(data)[1])
+            return phi_from_log(self._run(data)[1])
         if self.phi is None:
             return None
         return np.full(self.encoder.transform(data).shape[0], float(self.phi))
@@ -166,12 +168,12 @@ class Predictor:
         """Predictive interval (int64 lower and upper ``[rows]``) for the successes out of
         ``n`` trials; beta-binomial with the model's φ (each row's own for a φ output) when
         it has one."""
-        from binomlab.betabinomial import predictive_interval
+        from binomlab.betabinomial import phi_from_log, predictive_interval
         from binomlab.training import _sigmoid
 
         if self.phi_model == "network":
             z, log_phi = self._run(data)
-            mu, phi = _sigmoid(z), np.exp(log_phi)
+            mu, phi = _sigmoid(z), phi_from_log(log_phi)
         else:
             mu, phi = self.predict_proba(data), self.phi
         return predictive_interval(mu, n, phi=phi, level=level)

@@ -140,8 +140,10 @@ class Fitted:
 
         The intra-group correlation is ``ρ = 1 / (1 + φ)``.
         """
+        from binomlab.betabinomial import phi_from_log
+
         log_phi = self.network.predict_log_phi(self.encoder.transform(data))
-        return None if log_phi is None else np.exp(np.asarray(log_phi, np.float64))
+        return None if log_phi is None else phi_from_log(log_phi)
 
     def predict_interval(
         self, data: Grouped | pl.DataFrame | pl.LazyFrame, n: Any, *, level: float = 0.95

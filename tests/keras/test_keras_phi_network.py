@@ -148,3 +148,12 @@ def test_torch_keras_backend_gives_the_same_fit(tmp_path, grouped: bl.Grouped, f
     backend, nll = out.stdout.split()[-2:]
     assert backend == "torch"
     assert float(nll) == pytest.approx(fitted.history["train_nll"][-1], rel=1e-7)
+
+
+def test_predicted_phi_is_clamped_as_the_loss_clamps_it() -> None:
+    from binomlab.betabinomial import PHI_RANGE, phi_from_log
+    from binomlab_keras.loss import LOG_PHI_RANGE
+
+    assert np.allclose(np.log(PHI_RANGE), LOG_PHI_RANGE, rtol=1e-15)
+    clamped = phi_from_log(np.array([-1e3, 0.0, 1e3]))
+    assert clamped.tolist() == pytest.approx([PHI_RANGE[0], 1.0, PHI_RANGE[1]], rel=1e-12)

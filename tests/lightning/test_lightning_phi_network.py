@@ -156,3 +156,12 @@ def test_a_manifest_promising_a_phi_output_the_onnx_lacks(tmp_path, grouped: bl.
     path.write_text(json.dumps({**manifest, "phi_model": "network"}))
     with pytest.raises(bl.BinomlabError, match=r"second output, but the ONNX model has 1"):
         bl.load(directory).predict_phi(grouped)
+
+
+def test_predicted_phi_is_clamped_as_the_loss_clamps_it() -> None:
+    from binomlab.betabinomial import PHI_RANGE, phi_from_log
+    from binomlab_lightning.loss import LOG_PHI_RANGE
+
+    assert np.allclose(np.log(PHI_RANGE), LOG_PHI_RANGE, rtol=1e-15)
+    clamped = phi_from_log(np.array([-1e3, 0.0, 1e3]))
+    assert clamped.tolist() == pytest.approx([PHI_RANGE[0], 1.0, PHI_RANGE[1]], rel=1e-12)

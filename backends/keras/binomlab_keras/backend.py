@@ -37,6 +37,7 @@ from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
 
 from binomlab._random_state import keep_random_state
 from binomlab.betabinomial import beta_binomial_nll as beta_binomial_oracle
+from binomlab.betabinomial import phi_from_log
 from binomlab.errors import BinomlabError
 from binomlab.protocol import (
     LOSSES,
@@ -54,7 +55,6 @@ from binomlab.specs import ModelSpec
 from binomlab_keras.data import GroupArrays, GroupBatches
 from binomlab_keras.export import export_onnx, save_native
 from binomlab_keras.loss import (
-    LOG_PHI_RANGE,
     BetaBinomialNLL,
     BetaBinomialNLLMetric,
     BinomialNLL,
@@ -462,8 +462,7 @@ class ProgressMonitor(keras.callbacks.Callback):
                 metrics["val_nll"] = beta_binomial_oracle(z, k, n, self.head.phi)
             else:
                 z, theta = logits_and_log_phi(self.head, self._val_x).T
-                phi = np.exp(np.clip(theta, *LOG_PHI_RANGE))
-                metrics["val_nll"] = beta_binomial_oracle(z, k, n, phi)
+                metrics["val_nll"] = beta_binomial_oracle(z, k, n, phi_from_log(theta))
         # without validation data, the training objective: with weight decay, the NLL alone
         # would prefer the least regularised epoch over the penalised fit that was asked for
         monitored = metrics.get("val_nll", train_nll + self.penalty())
