@@ -12,6 +12,7 @@ epoch).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
@@ -99,6 +100,20 @@ def build_network(spec: ModelSpec, input_dim: int, *, phi_output: bool = False) 
     return BinomialNet(nn.Sequential(*layers), head)
 
 
+class _WholeEpoch:
+    """A loader of one item per epoch: the epoch's :class:`GroupBatches` (reshuffled by
+    iterating it), which :meth:`BinomialModule.training_step` steps through."""
+
+    def __init__(self, batches: GroupBatches) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[GroupBatches]:
+        yield self.batches
+
+
 class BinomialModule(L.LightningModule):
     """Trains a :class:`BinomialNet` on the grouped binomial (or beta-binomial) NLL per trial.
 
@@ -155,7 +170,9 @@ class BinomialModule(L.LightningModule):
         self.net = net
         scalar = loss == "beta-binomial" and not phi_output
         self.criterion = BetaBinomialNLLWithLogits("sum") if scalar else None
-        self.automatic_optimization = optimizer != "lbfgs"
+        # every optimiser steps in training_step: with one process, a Lightning "step" is a
+        # whole epoch of mini-batches, so Lightning's per-step machinery runs once per epoch
+        self.automatic_optimization = False
         self.converged = False
         self._train: GroupTensors | None = None
         self._nll_sum: Tensor | None = None
@@ -167,12 +184,14 @@ class BinomialModule(L.LightningModule):
         """The training groups (any device, any float dtype)."""
         self._train = train
 
-    def train_dataloader(self) -> GroupBatches:
+    def train_dataloader(self) -> GroupBatches | _WholeEpoch:
+        """The mini-batches: under data parallelism one per training step (DDP synchronises
+        one backward pass per step); in one process the whole epoch as a single step."""
         if self._train is None:
             msg = "No training data: call module.attach(GroupTensors) before Trainer.fit."
             raise RuntimeError(msg)
-        full_batch = not self.automatic_optimization
-        return GroupBatches(
+        full_batch = self.hparams.optimizer == "lbfgs"
+        batches = GroupBatches(
             self._train.to(self.device, self.dtype),
             batch_size=len(self._train) if full_batch else self.hparams.batch_size,
             shuffle=not full_batch,
@@ -180,6 +199,7 @@ class BinomialModule(L.LightningModule):
             rank=self.trainer.global_rank,
             world_size=self.trainer.world_size,
         )
+        return batches if full_batch or self.trainer.world_size > 1 else _WholeEpoch(batches)
 
     # -- the model ---------------------------------------------------------------------------
 
@@ -227,15 +247,24 @@ class BinomialModule(L.LightningModule):
         self._nll_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         self._trials = torch.zeros((), dtype=torch.float64, device=self.device)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
-        if not self.automatic_optimization:
+    def training_step(self, batch: Batch | GroupBatches, batch_idx: int) -> None:
+        if self.hparams.optimizer == "lbfgs":
             return self._lbfgs_step(batch)
+        for minibatch in batch if isinstance(batch, GroupBatches) else (batch,):
+            self._gradient_step(minibatch)
+        return None
+
+    def _gradient_step(self, batch: Batch) -> None:
+        """One Adam/AdamW update on the per-trial NLL of ``batch``."""
+        optimizer = self.optimizers()
         nll_sum, trials = self.model_step(batch)
         self._nll_sum += nll_sum.detach().double()
         self._trials += trials.double()
+        optimizer.zero_grad()
         # Each process holds a shard of the batch and DDP averages gradients over processes:
         # scaling by world_size makes the update that of the whole batch's per-trial NLL.
-        return nll_sum * (self.trainer.world_size / batch[3])
+        self.manual_backward(nll_sum * (self.trainer.world_size / batch[3]))
+        optimizer.step()
 
     def _lbfgs_step(self, batch: Batch) -> None:
         optimizer = self.optimizers()
