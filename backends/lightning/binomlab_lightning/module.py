@@ -334,5 +334,7 @@ class BinomialModule(L.LightningModule):
             {"params": decayed, "weight_decay": self.hparams.weight_decay},
             {"params": plain, "weight_decay": 0.0},
         ]
+        if not self.hparams.weight_decay:  # one group: one pass of the update per step
+            groups = [{"params": decayed + plain, "weight_decay": 0.0}]
         optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
         return optimizer(groups, lr=lr)
