@@ -1,10 +1,10 @@
-"""``phi="network"`` on the Keras backend: the LogPhiDense head, recovery of a known ρ per
-level, agreement with Lightning, export with two outputs, the native file, and the torch
-Keras backend."""
+"""``phi="network"`` in the Keras plugin: the LogPhiDense head (its start, no weight decay, in a
+user's own model), Adam with validation, the native file, and the torch Keras backend. What
+every backend shares (recovery of ρ per level, coverage, ONNX with two outputs, agreement) is
+in tests/test_phi_network.py."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -20,7 +20,7 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("onnxruntime")
 
 import binomlab as bl  # noqa: E402
-from binomlab.betabinomial import beta_binomial_nll, intra_class_correlation  # noqa: E402
+from binomlab.betabinomial import beta_binomial_nll  # noqa: E402
 from binomlab.testing import OVERDISPERSION_LOG_PHI as LOG_PHI  # noqa: E402
 from binomlab.testing import overdispersed_groups  # noqa: E402
 from binomlab_keras import BetaBinomialNLL, LogPhiDense, load_native, pack_counts  # noqa: E402
@@ -35,32 +35,6 @@ def grouped() -> bl.Grouped:
 @pytest.fixture(scope="module")
 def fitted(grouped: bl.Grouped):
     return bl.fit(grouped, backend="keras", loss="beta-binomial", phi="network")
-
-
-def test_logistic_recovers_rho_per_level(grouped: bl.Grouped, fitted) -> None:
-    assert fitted.config.optimizer == "lbfgs" and fitted.stop_reason == "converged"
-    assert fitted.phi_model == "network" and fitted.phi_ is None
-    assert fitted.n_params_ == 4 + 4
-    phi, s = fitted.predict_phi(grouped), grouped.frame["s"].to_numpy()
-    for level, log_phi in LOG_PHI.items():
-        rho = intra_class_correlation(math.exp(log_phi))
-        assert (1 / (1 + phi[s == level])).mean() == pytest.approx(rho, rel=0.1)
-    k, n = (grouped.frame[c].to_numpy().astype(float) for c in ("k", "n"))
-    z = fitted.predict_logits(grouped)
-    exact = beta_binomial_nll(z, k, n, phi)  # every group with its own φ
-    assert fitted.history["train_nll"][-1] == pytest.approx(exact, rel=1e-7)
-
-
-def test_agrees_with_lightning(grouped: bl.Grouped, fitted) -> None:
-    pytest.importorskip("binomlab_lightning")
-    other = bl.fit(grouped, backend="lightning", loss="beta-binomial", phi="network")
-    assert fitted.history["train_nll"][-1] == pytest.approx(
-        other.history["train_nll"][-1], rel=1e-7
-    )
-    np.testing.assert_allclose(fitted.predict_phi(grouped), other.predict_phi(grouped), rtol=1e-3)
-    np.testing.assert_allclose(
-        fitted.predict_proba(grouped), other.predict_proba(grouped), atol=1e-5
-    )
 
 
 def test_adam_with_validation_reports_the_per_group_nll(grouped: bl.Grouped) -> None:
@@ -92,15 +66,8 @@ def test_head_starts_at_phi_100_and_is_not_decayed() -> None:
     assert decayed and not any("log_phi" in name for name in decayed)
 
 
-def test_export_has_two_outputs_and_round_trips(tmp_path, grouped: bl.Grouped, fitted) -> None:
-    directory = fitted.export(tmp_path / "m")
-    manifest = json.loads((directory / "manifest.json").read_text())
-    assert manifest["phi_model"] == "network" and manifest["phi"] is None
-    served = bl.load(directory)
-    assert [o.name for o in served._session.get_outputs()] == ["logit", "log_phi"]
-    rows = grouped.frame.select(grouped.features)
-    np.testing.assert_allclose(served.predict_phi(rows), fitted.predict_phi(rows), rtol=1e-5)
-    np.testing.assert_allclose(served.predict_proba(rows), fitted.predict_proba(rows), atol=1e-5)
+def test_native_file_keeps_the_head(tmp_path, grouped: bl.Grouped, fitted) -> None:
+    directory = fitted.export(tmp_path / "m", formats=("native",))
     native = load_native(directory)  # model.keras with its LogPhiDense, safe_mode=True
     assert native.phi_output and native.phi is None and str(native.spec) == "logistic"
     X = fitted.encoder.transform(grouped)
@@ -148,12 +115,3 @@ def test_torch_keras_backend_gives_the_same_fit(tmp_path, grouped: bl.Grouped, f
     backend, nll = out.stdout.split()[-2:]
     assert backend == "torch"
     assert float(nll) == pytest.approx(fitted.history["train_nll"][-1], rel=1e-7)
-
-
-def test_predicted_phi_is_clamped_as_the_loss_clamps_it() -> None:
-    from binomlab.betabinomial import PHI_RANGE, phi_from_log
-    from binomlab_keras.loss import LOG_PHI_RANGE
-
-    assert np.allclose(np.log(PHI_RANGE), LOG_PHI_RANGE, rtol=1e-15)
-    clamped = phi_from_log(np.array([-1e3, 0.0, 1e3]))
-    assert clamped.tolist() == pytest.approx([PHI_RANGE[0], 1.0, PHI_RANGE[1]], rel=1e-12)
