@@ -57,10 +57,12 @@ __all__ = [
     "PHI_MODELS",
     "STOP_REASONS",
     "Backend",
+    "BestEpoch",
     "Network",
     "ProgressCallback",
     "TrainConfig",
     "TrainData",
+    "check_config",
     "check_encoded",
 ]
 
@@ -153,6 +155,91 @@ class TrainConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     loss: str = "binomial"
     phi: str = "scalar"
+
+
+class BestEpoch:
+    """The best epoch by the monitored value, and why training should stop, as the training
+    rules above define them: what every backend's progress monitor keeps.
+
+    Parameters
+    ----------
+    patience
+        ``config.early_stopping``: epochs without improvement before stopping, or None.
+    """
+
+    def __init__(self, patience: int | None) -> None:
+        self.patience = patience
+        self.value = math.inf
+        self.epoch = 0
+        self.stale = 0
+
+    def update(self, epoch: int, metrics: Mapping[str, float], penalty: float = 0.0) -> bool:
+        """Record epoch ``epoch`` (1-based); return True when it is the best so far.
+
+        The monitored value is ``val_nll`` if ``metrics`` has it, else ``train_nll`` plus the
+        weight-decay ``penalty`` (the training objective)."""
+        monitored = metrics["val_nll"] if "val_nll" in metrics else metrics["train_nll"] + penalty
+        if monitored < self.value:
+            self.value, self.epoch, self.stale = monitored, epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+    def stop_reason(self, keep_going: bool | None, *, converged: bool = False) -> str | None:
+        """Why training stops after this epoch — ``"callback"`` (``keep_going`` is False),
+        ``"converged"`` or ``"early_stopping"`` — or None to go on."""
+        if keep_going is False:
+            return "callback"
+        if converged:
+            return "converged"
+        if self.patience is not None and self.stale >= self.patience:
+            return "early_stopping"
+        return None
+
+
+def check_config(
+    backend: type[Backend] | Backend, train: TrainData, spec: ModelSpec, config: TrainConfig
+) -> dict[str, Any]:
+    """Check ``config`` and ``spec`` against what ``backend`` declares; return its options.
+
+    ``bl.fit`` checks the same before it calls a backend; a backend calls this too, since it
+    can be used on its own with a :class:`TrainConfig`.
+
+    Raises
+    ------
+    BinomlabError
+        An option, optimiser, spec kind, loss or φ model the backend does not list, or a
+        mini-batch size with ``"lbfgs"`` (which trains on the full batch).
+    """
+    name = backend.name
+    unknown = sorted(set(config.options) - set(backend.options))
+    if unknown:
+        msg = (
+            f"The {name} backend does not take the option(s) {unknown}. "
+            f"Expected any of {list(backend.options)}."
+        )
+        raise BinomlabError(msg)
+    for field_name, value, allowed in (
+        ("optimizer", config.optimizer, backend.optimizers),
+        ("loss", config.loss, backend.losses),
+        ("phi", config.phi, backend.phi_models),
+    ):
+        if value not in allowed:
+            msg = (
+                f"The {name} backend expects {field_name} to be one of {allowed}. "
+                f"Received: {field_name}={value!r}"
+            )
+            raise BinomlabError(msg)
+    if spec.kind not in backend.specs:
+        msg = f"The {name} backend builds the specs {backend.specs}. Received: {spec!r}"
+        raise BinomlabError(msg)
+    if config.optimizer == "lbfgs" and (config.batch_size or len(train)) < len(train):
+        msg = (
+            "optimizer='lbfgs' trains on the full batch of groups; leave batch_size=None or "
+            f"use optimizer='adam'. Received: batch_size={config.batch_size!r}"
+        )
+        raise BinomlabError(msg)
+    return dict(config.options)
 
 
 def check_encoded(X: np.ndarray, input_dim: int) -> np.ndarray:

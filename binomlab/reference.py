@@ -16,7 +16,15 @@ import scipy
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from binomlab.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
+from binomlab.protocol import (
+    Backend,
+    BestEpoch,
+    Network,
+    ProgressCallback,
+    TrainConfig,
+    TrainData,
+    check_config,
+)
 from binomlab.specs import ModelSpec
 
 __all__ = ["LinearNetwork", "ReferenceBackend", "grouped_nll", "grouped_nll_grad"]
@@ -104,6 +112,7 @@ class ReferenceBackend(Backend):
         config: TrainConfig,
         callback: ProgressCallback,
     ) -> Network:
+        check_config(self, train, spec, config)
         X = train.X.astype(np.float64)
         k, n = train.k, train.n
         d = X.shape[1]
@@ -121,7 +130,8 @@ class ReferenceBackend(Backend):
         # features' effects rather than the base rate.
         theta0 = np.zeros(d + 1)
         theta0[d] = train.base_logit
-        best = {"theta": theta0.copy(), "value": np.inf, "reason": "completed"}
+        best = {"theta": theta0.copy(), "reason": "completed"}
+        tracker = BestEpoch(config.early_stopping)
         state = {"epoch": 0}
 
         def on_iteration(intermediate_result) -> None:
@@ -131,16 +141,11 @@ class ReferenceBackend(Backend):
             if Xv is not None:
                 metrics["val_nll"] = grouped_nll(Xv @ theta[:d] + theta[d], val.k, val.n)
             penalty = 0.5 * decay * float(theta[:d] @ theta[:d])
-            monitored = metrics.get("val_nll", metrics["train_nll"] + penalty)
-            if monitored < best["value"]:
-                best.update(theta=theta.copy(), value=monitored, since=0)
-            else:
-                best["since"] = best.get("since", 0) + 1
-            if callback(state["epoch"], metrics) is False:
-                best["reason"] = "callback"
-                raise StopIteration
-            if config.early_stopping is not None and best["since"] >= config.early_stopping:
-                best["reason"] = "early_stopping"
+            if tracker.update(state["epoch"], metrics, penalty):
+                best["theta"] = theta.copy()
+            reason = tracker.stop_reason(callback(state["epoch"], metrics))
+            if reason is not None:
+                best["reason"] = reason
                 raise StopIteration
 
         try:

@@ -64,3 +64,42 @@ def test_listing_imports_no_plugin(plugin_dir) -> None:
         warnings.simplefilter("error")
         bl.backends.available()
     assert "binomlab_lazy_probe" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"optimizer": "adam"}, r"optimizer to be one of \('lbfgs',\)\. Received: optimizer='ad"),
+        ({"loss": "beta-binomial"}, r"loss to be one of \('binomial',\)"),
+        ({"phi": "network"}, r"phi to be one of \('scalar',\)\. Received: phi='network'"),
+        ({"batch_size": 5}, r"full batch of groups.*Received: batch_size=5"),
+        ({"options": {"devices": 2}}, r"does not take the option\(s\) \['devices'\]"),
+    ],
+)
+def test_a_backend_used_directly_checks_its_config(config, match) -> None:
+    from binomlab.protocol import TrainConfig
+    from binomlab.reference import ReferenceBackend
+    from binomlab.specs import Logistic
+    from binomlab.testing import synthetic_train_data
+
+    train = synthetic_train_data(40)
+    with pytest.raises(bl.BinomlabError, match=match):
+        config = TrainConfig(**{"optimizer": "lbfgs", **config})
+        ReferenceBackend().fit(train, None, Logistic(), config, lambda e, m: None)
+    with pytest.raises(bl.BinomlabError, match=r"builds the specs \('logistic',\)"):
+        config = TrainConfig(optimizer="lbfgs")
+        ReferenceBackend().fit(train, None, bl.MLP(), config, lambda e, m: None)
+
+
+def test_best_epoch_follows_the_training_rules() -> None:
+    from binomlab.protocol import BestEpoch
+
+    best = BestEpoch(patience=2)
+    assert best.update(1, {"train_nll": 0.5}, penalty=0.1)  # the objective 0.6
+    assert not best.update(2, {"train_nll": 0.45}, penalty=0.2)  # 0.65: worse with the penalty
+    assert best.stop_reason(True) is None and best.stale == 1
+    assert not best.update(3, {"train_nll": 0.1, "val_nll": 0.7}, penalty=9.0)  # val_nll rules
+    assert (best.epoch, best.value) == (1, 0.6)
+    assert best.stop_reason(None) == "early_stopping"
+    assert best.stop_reason(False) == "callback"
+    assert BestEpoch(None).stop_reason(True, converged=True) == "converged"

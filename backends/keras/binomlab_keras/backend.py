@@ -44,10 +44,12 @@ from binomlab.protocol import (
     OPTIMIZERS,
     PHI_MODELS,
     Backend,
+    BestEpoch,
     Network,
     ProgressCallback,
     TrainConfig,
     TrainData,
+    check_config,
     check_encoded,
 )
 from binomlab.reference import grouped_nll
@@ -340,14 +342,8 @@ class KerasBackend(Backend):
 
 
 def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
-    unknown = sorted(set(config.options) - set(OPTIONS))
-    if unknown:
-        msg = (
-            f"The keras backend does not take the option(s) {unknown}. "
-            f"Expected any of {list(OPTIONS)}."
-        )
-        raise BinomlabError(msg)
-    options = dict(config.options)
+    """:func:`~binomlab.protocol.check_config`, and the Keras options and gradients."""
+    options = check_config(KerasBackend, train, spec, config)
     jit = options.get("jit_compile", False)
     if jit not in (True, False, "auto"):
         msg = f"Expected jit_compile to be True, False or 'auto'. Received: jit_compile={jit!r}"
@@ -359,34 +355,12 @@ def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, 
             f"Received: steps_per_execution={steps!r}"
         )
         raise BinomlabError(msg)
-    if config.optimizer not in OPTIMIZERS:
-        msg = f"Expected one of {OPTIMIZERS}. Received: optimizer={config.optimizer!r}"
-        raise BinomlabError(msg)
-    if spec.kind not in KerasBackend.specs:
-        msg = f"Expected a spec of kind {KerasBackend.specs}. Received: {spec!r}"
-        raise BinomlabError(msg)
-    if config.loss not in LOSSES:
+    if config.optimizer == "lbfgs" and keras.backend.backend() not in _GRADIENTS:
         msg = (
-            f"The keras backend trains the loss(es) {KerasBackend.losses}. "
-            f"Received: loss={config.loss!r}"
+            f"optimizer='lbfgs' needs gradients, which the {keras.backend.backend()!r} "
+            f"Keras backend does not give; set KERAS_BACKEND to one of {sorted(_GRADIENTS)}."
         )
         raise BinomlabError(msg)
-    if config.phi not in PHI_MODELS:
-        msg = f"Expected one of {PHI_MODELS}. Received: phi={config.phi!r}"
-        raise BinomlabError(msg)
-    if config.optimizer == "lbfgs":
-        if config.batch_size is not None and config.batch_size < len(train):
-            msg = (
-                "optimizer='lbfgs' trains on the full batch of groups; leave batch_size=None "
-                f"or use optimizer='adam'. Received: batch_size={config.batch_size!r}"
-            )
-            raise BinomlabError(msg)
-        if keras.backend.backend() not in _GRADIENTS:
-            msg = (
-                f"optimizer='lbfgs' needs gradients, which the {keras.backend.backend()!r} "
-                f"Keras backend does not give; set KERAS_BACKEND to one of {sorted(_GRADIENTS)}."
-            )
-            raise BinomlabError(msg)
     return options
 
 
@@ -423,12 +397,9 @@ class ProgressMonitor(keras.callbacks.Callback):
         self.head = head
         self.callback = callback
         self.val = val
-        self.patience = patience
         self.weight_decay = weight_decay
+        self.best = BestEpoch(patience)
         self.best_weights: list[np.ndarray] | None = None
-        self.best_value = math.inf
-        self.best_epoch = 0
-        self.stale = 0
         self.stop_reason = "completed"
         self._val_x: list[Any] | None = None
 
@@ -465,19 +436,10 @@ class ProgressMonitor(keras.callbacks.Callback):
                 metrics["val_nll"] = beta_binomial_oracle(z, k, n, phi_from_log(theta))
         # without validation data, the training objective: with weight decay, the NLL alone
         # would prefer the least regularised epoch over the penalised fit that was asked for
-        monitored = metrics.get("val_nll", train_nll + self.penalty())
-        if monitored < self.best_value:
-            self.best_value, self.best_epoch, self.stale = monitored, epoch, 0
+        penalty = 0.0 if "val_nll" in metrics else self.penalty()
+        if self.best.update(epoch, metrics, penalty):
             self.best_weights = [np.array(w, copy=True) for w in self.model.get_weights()]
-        else:
-            self.stale += 1
-        if self.callback(epoch, metrics) is False:
-            return "callback"
-        if converged:
-            return "converged"
-        if self.patience is not None and self.stale >= self.patience:
-            return "early_stopping"
-        return None
+        return self.best.stop_reason(self.callback(epoch, metrics), converged=converged)
 
     def restore_best(self) -> None:
         """Put the weights of the best epoch back (if an epoch was reported)."""

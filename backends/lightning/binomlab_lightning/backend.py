@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import lightning as L
 import numpy as np
@@ -33,10 +32,12 @@ from binomlab.protocol import (
     OPTIMIZERS,
     PHI_MODELS,
     Backend,
+    BestEpoch,
     Network,
     ProgressCallback,
     TrainConfig,
     TrainData,
+    check_config,
     check_encoded,
 )
 from binomlab.specs import ModelSpec
@@ -189,7 +190,7 @@ class LightningBackend(Backend):
         BinomlabError
             An unknown option, optimiser or spec, or a mini-batch size with ``"lbfgs"``.
         """
-        options = _check(train, spec, config)
+        options = check_config(self, train, spec, config)
         lbfgs = config.optimizer == "lbfgs"
         epochs = config.epochs or (LBFGS_MAX_ITERATIONS if lbfgs else ADAM_EPOCHS)
         lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
@@ -260,39 +261,6 @@ class LightningBackend(Backend):
         return LightningNetwork(network, spec, input_dim, stop_reason=stop_reason, phi=module.phi)
 
 
-def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
-    unknown = sorted(set(config.options) - set(OPTIONS))
-    if unknown:
-        msg = (
-            f"The lightning backend does not take the option(s) {unknown}. "
-            f"Expected any of {list(OPTIONS)}."
-        )
-        raise BinomlabError(msg)
-    if config.optimizer not in OPTIMIZERS:
-        msg = f"Expected one of {OPTIMIZERS}. Received: optimizer={config.optimizer!r}"
-        raise BinomlabError(msg)
-    if spec.kind not in LightningBackend.specs:
-        msg = f"Expected a spec of kind {LightningBackend.specs}. Received: {spec!r}"
-        raise BinomlabError(msg)
-    if config.loss not in LOSSES:
-        msg = f"Expected one of {LOSSES}. Received: loss={config.loss!r}"
-        raise BinomlabError(msg)
-    if config.phi not in PHI_MODELS:
-        msg = f"Expected one of {PHI_MODELS}. Received: phi={config.phi!r}"
-        raise BinomlabError(msg)
-    if (
-        config.optimizer == "lbfgs"
-        and config.batch_size is not None
-        and (config.batch_size < len(train))
-    ):
-        msg = (
-            "optimizer='lbfgs' trains on the full batch of groups; leave batch_size=None or "
-            f"use optimizer='adam'. Received: batch_size={config.batch_size!r}"
-        )
-        raise BinomlabError(msg)
-    return dict(config.options)
-
-
 def _check_launcher(trainer: L.Trainer) -> None:
     """Refuse strategies that train in spawned or forked processes (``ddp_spawn``,
     ``ddp_notebook``, ...): the history, best weights and stop reason would stay in them."""
@@ -331,11 +299,8 @@ class ProgressMonitor(Callback):
     ) -> None:
         self.callback = callback
         self.val = val
-        self.patience = patience
+        self.best = BestEpoch(patience)
         self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_value = math.inf
-        self.best_epoch = 0
-        self.stale = 0
         self.stop_reason = "completed"
         self.interrupted = False
 
@@ -349,23 +314,12 @@ class ProgressMonitor(Callback):
         if self.val is not None:
             metrics["val_nll"] = pl_module.nll(self.val)
         pl_module.log_dict({name.replace("_", "/"): v for name, v in metrics.items()})
-        monitored = metrics.get("val_nll")
-        if monitored is None:
-            # the training objective: with weight decay, the NLL alone would prefer the
-            # least regularised epoch over the penalised fit that was asked for
-            monitored = metrics["train_nll"] + float(pl_module.penalty().detach())
-        if monitored < self.best_value:
-            self.best_value, self.best_epoch, self.stale = monitored, epoch, 0
+        # without validation data, the training objective: with weight decay, the NLL alone
+        # would prefer the least regularised epoch over the penalised fit that was asked for
+        penalty = 0.0 if "val_nll" in metrics else float(pl_module.penalty().detach())
+        if self.best.update(epoch, metrics, penalty):
             self.best_state = {k: t.detach().clone() for k, t in pl_module.state_dict().items()}
-        else:
-            self.stale += 1
-        reason = None
-        if self.callback(epoch, metrics) is False:
-            reason = "callback"
-        elif pl_module.converged:
-            reason = "converged"
-        elif self.patience is not None and self.stale >= self.patience:
-            reason = "early_stopping"
+        reason = self.best.stop_reason(self.callback(epoch, metrics), converged=pl_module.converged)
         # a process asking to stop stops them all: they must run the same epochs
         if trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
             trainer.should_stop = True
