@@ -19,7 +19,7 @@ Training rules every backend follows
   With ``config.phi = "network"`` (backends that list it in :attr:`Backend.phi_models`),
   ``θ`` is instead a second output of the network, ``θ(x) = h(x)·v + c`` on the last hidden
   layer ``h`` (on the features for the logistic spec), ``v`` starting at 0 and ``c`` at
-  ``log(100)``, not weight-decayed; the network then sets :attr:`Network.phi_output` and
+  ``log(100)``, not weight-decayed; the network then reports :attr:`Network.phi_output` and
   answers :meth:`Network.predict_log_phi` row by row.
 * After every epoch call ``callback(epoch, metrics)`` with the 1-based epoch and a dict holding
   ``"train_nll"`` (the trial-weighted mean of the epoch's mini-batch losses, or the exact

@@ -152,7 +152,11 @@ class KerasNetwork(Network):
         self.stop_reason = stop_reason
         self.phi = None if phi is None else float(phi)
         self.pair = pair
-        self.phi_output = pair is not None
+
+    @property
+    def phi_output(self) -> bool:
+        """True when the network has a φ head (:attr:`pair`)."""
+        return self.pair is not None
 
     @property
     def n_params(self) -> int:

@@ -99,7 +99,11 @@ class LightningNetwork(Network):
         self.input_dim = int(input_dim)
         self.stop_reason = stop_reason
         self.phi = None if phi is None else float(phi)
-        self.phi_output = getattr(net, "phi_head", None) is not None
+
+    @property
+    def phi_output(self) -> bool:
+        """True when ``net`` has a ``log φ`` head."""
+        return getattr(self.net, "phi_head", None) is not None
 
     @property
     def n_params(self) -> int:

@@ -330,11 +330,12 @@ class BinomialModule(L.LightningModule):
         # biases and the beta-binomial θ (scalar, or the head) are not decayed
         plain = [p for p in self.net.parameters() if all(p is not q for q in decayed)]
         plain += [] if self.criterion is None else list(self.criterion.parameters())
-        groups = [
-            {"params": decayed, "weight_decay": self.hparams.weight_decay},
-            {"params": plain, "weight_decay": 0.0},
-        ]
-        if not self.hparams.weight_decay:  # one group: one pass of the update per step
+        if self.hparams.weight_decay:
+            groups = [
+                {"params": decayed, "weight_decay": self.hparams.weight_decay},
+                {"params": plain, "weight_decay": 0.0},
+            ]
+        else:  # one group: one pass of the update per step
             groups = [{"params": decayed + plain, "weight_decay": 0.0}]
         optimizer = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
         return optimizer(groups, lr=lr)
