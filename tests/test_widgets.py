@@ -62,6 +62,17 @@ def _choose(panel: TrainPanel, backend: str, *, epochs: int) -> str:
     return spec
 
 
+def _train(panel: TrainPanel, *, timeout: float = 120) -> str | None:
+    """Click Train, wait for the run to end and return the name of the model it added.
+
+    Fails with the run's exception when the run failed.
+    """
+    panel.train_button.click()
+    assert panel.wait(timeout)
+    assert panel.last_error is None, panel.last_error
+    return panel.last_name
+
+
 def test_import_binomlab_does_not_import_widgets() -> None:
     code = (
         "import sys, binomlab as bl; heavy = ('ipywidgets', 'matplotlib');"
@@ -126,11 +137,7 @@ def test_train_click_adds_a_model_and_a_leaderboard_row(split, glm, backend) -> 
     spec = _choose(panel, backend, epochs=6)
     assert lab.leaderboard.height == 1
 
-    panel.train_button.click()
-    assert panel.wait(120)
-
-    assert panel.last_error is None, panel.last_error
-    name = panel.last_name
+    name = _train(panel)
     assert name == f"{spec}/{backend}"
     model = lab.models[name]
     assert model.backend == backend
@@ -180,11 +187,7 @@ def test_train_with_the_beta_binomial_loss(split, glm, backend) -> None:
     panel.loss.value = "beta-binomial"
     assert panel.fit_options()["loss"] == "beta-binomial"
 
-    panel.train_button.click()
-    assert panel.wait(120)
-
-    assert panel.last_error is None, panel.last_error
-    name = panel.last_name
+    name = _train(panel)
     assert name == f"logistic/{backend}/beta-binomial"
     model = lab.models[name]
     assert model.loss == "beta-binomial"
@@ -220,12 +223,9 @@ def test_train_with_phi_from_the_network(split, backend) -> None:
     options = panel.fit_options()
     assert (options["loss"], options["phi"]) == ("beta-binomial", "network")
 
-    panel.train_button.click()
-    assert panel.wait(120)
-
-    assert panel.last_error is None, panel.last_error
-    assert panel.last_name == f"logistic/{backend}/beta-binomial/network"
-    model = lab.models[panel.last_name]
+    name = _train(panel)
+    assert name == f"logistic/{backend}/beta-binomial/network"
+    model = lab.models[name]
     assert model.phi_model == "network" and model.phi_ is None
     rho = 1 / (1 + model.predict_phi(train))
     assert f"ρ from {rho.min():.4f} to {rho.max():.4f}" in panel.status.value
@@ -304,8 +304,7 @@ def test_names_stay_unique(split) -> None:
     panel = TrainPanel(train, val)
     panel.backend.value = "reference"
     for _ in range(2):
-        panel.train_button.click()
-        assert panel.wait(60)
+        _train(panel, timeout=60)
     assert list(panel.state.models) == ["logistic/reference", "logistic/reference #2"]
 
 
@@ -439,8 +438,7 @@ def test_lab_export_tab_after_training(split, tmp_path) -> None:
     train, val = split
     lab = Lab(train, val, export_folder=str(tmp_path))
     _choose(lab.train_panel, PLUGINS[0], epochs=2)
-    lab.train_panel.train_button.click()
-    assert lab.train_panel.wait(120)
+    _train(lab.train_panel)
     export = lab.export_panel
     assert export.model.value == lab.train_panel.last_name
     export.export_button.click()
@@ -476,8 +474,7 @@ def test_lab_without_validation_data_compares_on_train(split) -> None:
     lab = Lab(train)
     panel = lab.train_panel
     panel.backend.value = "reference"
-    panel.train_button.click()
-    assert panel.wait(60)
+    _train(panel, timeout=60)
     model = lab.models["logistic/reference"]
     assert model.history["val_nll"].null_count() == model.epochs_
     assert panel.curve_view.value.count("<polyline") == 1  # train NLL only

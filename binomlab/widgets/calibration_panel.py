@@ -11,8 +11,9 @@ import polars as pl
 
 from binomlab.calibration import STRATEGIES, calibration, plot_calibration
 from binomlab.grouped import Grouped
-from binomlab.widgets._render import error_html, frame_html, show_figure
+from binomlab.widgets._render import frame_html, show_figure
 from binomlab.widgets.checklist import ModelChecklist
+from binomlab.widgets.panel import Panel
 from binomlab.widgets.state import LabState
 
 __all__ = ["CalibrationPanel", "worst_groups"]
@@ -49,7 +50,7 @@ def worst_groups(
     )
 
 
-class CalibrationPanel(widgets.VBox):
+class CalibrationPanel(Panel):
     """Reliability diagram (95% Wilson intervals) of the selected models, with bins/strategy.
 
     Parameters
@@ -88,13 +89,11 @@ class CalibrationPanel(widgets.VBox):
         state: LabState | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.state = state if state is not None else LabState(data, models=models)
+        super().__init__(state if state is not None else LabState(data, models=models), **kwargs)
         self.tables: dict[str, pl.DataFrame] = {}
         self.figure: Any = None
         self.axes: Any = None
         self.group_table: pl.DataFrame | None = None
-        self.last_error: BaseException | None = None
         self.bins = widgets.IntSlider(
             value=10, min=2, max=50, description="bins", continuous_update=False
         )
@@ -108,7 +107,6 @@ class CalibrationPanel(widgets.VBox):
         self.plot = widgets.Output(layout=widgets.Layout(min_width="420px"))
         self.message = widgets.HTML()
         self.groups_view = widgets.HTML()
-        self.error = widgets.HTML("")
         self.bins.observe(lambda _change: self.redraw(), names="value")
         self.overdispersed.observe(lambda _change: self.redraw(), names="value")
         self.strategy.observe(self._on_strategy, names="value")
@@ -160,11 +158,9 @@ class CalibrationPanel(widgets.VBox):
             )
             show_figure(self.plot, figure)
         except Exception as err:
-            self.last_error = err
-            self.error.value = error_html(err)
+            self._show_error(err)
             return
-        self.last_error = None
-        self.error.value = ""
+        self._clear_error()
         self.tables, self.figure, self.axes = tables, figure, axes
         self.message.value = (
             f"{data.trials:,} trials; x: mean prediction of the bin, y: observed rate with its "

@@ -10,14 +10,15 @@ import polars as pl
 
 from binomlab.compare import LEADERBOARD_SCHEMA
 from binomlab.grouped import Grouped
-from binomlab.widgets._render import error_html, frame_html
+from binomlab.widgets._render import frame_html
 from binomlab.widgets.checklist import ModelChecklist
+from binomlab.widgets.panel import Panel
 from binomlab.widgets.state import LabState
 
 __all__ = ["ComparePanel"]
 
 
-class ComparePanel(widgets.VBox):
+class ComparePanel(Panel):
     """``bl.compare`` of every model on the held-out data, refreshed when a model is added.
 
     Parameters
@@ -47,15 +48,12 @@ class ComparePanel(widgets.VBox):
         state: LabState | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.state = state if state is not None else LabState(data, models=models)
+        super().__init__(state if state is not None else LabState(data, models=models), **kwargs)
         self.table = pl.DataFrame(schema=LEADERBOARD_SCHEMA)
-        self.last_error: BaseException | None = None
         self.checklist = ModelChecklist(self.state, title="show in Calibration:", wrap=True)
         self.caption = widgets.HTML()
         self.board = widgets.HTML()
         self.board.add_class("binomlab-leaderboard")
-        self.error = widgets.HTML("")
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _button: self.refresh())
         self.state.subscribe(self._on_state)
@@ -81,11 +79,9 @@ class ComparePanel(widgets.VBox):
             table = self.state.leaderboard()
             data = self.state.eval_data
         except Exception as err:
-            self.last_error = err
-            self.error.value = error_html(err)
+            self._show_error(err)
             return
-        self.last_error = None
-        self.error.value = ""
+        self._clear_error()
         self.table = table
         part = "validation" if self.state.val is not None else "given"
         self.caption.value = (

@@ -9,7 +9,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from binomlab.widgets._render import error_html, slug
+from binomlab.widgets._render import slug
+from binomlab.widgets.panel import Panel
 from binomlab.widgets.state import LabState
 
 __all__ = ["FORMAT_CHOICES", "ExportPanel"]
@@ -21,7 +22,7 @@ FORMAT_CHOICES = {
 }
 
 
-class ExportPanel(widgets.VBox):
+class ExportPanel(Panel):
     """Choose a model, the formats and a folder; Export writes ``folder/<model name>``.
 
     Parameters
@@ -50,10 +51,8 @@ class ExportPanel(widgets.VBox):
         folder: str | Path = "models",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.state = state if state is not None else LabState(models=models)
+        super().__init__(state if state is not None else LabState(models=models), **kwargs)
         self.last_path: Path | None = None
-        self.last_error: BaseException | None = None
         style = {"description_width": "70px"}
         self.model = widgets.Dropdown(
             description="model", style=style, layout=widgets.Layout(width="360px")
@@ -74,7 +73,6 @@ class ExportPanel(widgets.VBox):
             description="Export", button_style="primary", icon="download"
         )
         self.result = widgets.HTML("")
-        self.error = widgets.HTML("")
         self.export_button.on_click(self._on_export)
         self.state.subscribe(lambda _event: self.sync())
         self.sync()
@@ -104,7 +102,7 @@ class ExportPanel(widgets.VBox):
         return Path(self.folder.value).expanduser() / slug(str(self.model.value))
 
     def _on_export(self, _button: Any) -> None:
-        self.error.value = ""
+        self._clear_error()
         self.result.value = ""
         try:
             name = self.model.value
@@ -113,10 +111,8 @@ class ExportPanel(widgets.VBox):
                 raise ValueError(msg)
             path = self.state.models[name].export(self.destination(), formats=self.formats.value)
         except Exception as err:
-            self.last_error = err
-            self.error.value = error_html(err)
+            self._show_error(err)
             return
-        self.last_error = None
         self.last_path = Path(path).resolve()
         files = ", ".join(sorted(p.name for p in self.last_path.iterdir()))
         self.result.value = (

@@ -14,7 +14,8 @@ from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
 from binomlab.specs import Logistic, ModelSpec, parse_spec
 from binomlab.training import Fitted, fit
-from binomlab.widgets._render import curve_svg, error_html
+from binomlab.widgets._render import curve_svg
+from binomlab.widgets.panel import Panel
 from binomlab.widgets.state import LabState
 
 __all__ = ["TrainPanel"]
@@ -36,7 +37,7 @@ def loss_choices(engine: Any) -> list[tuple[str, str]]:
     return choices
 
 
-class TrainPanel(widgets.VBox):
+class TrainPanel(Panel):
     """Train a model with ``bl.fit`` in a background thread, with progress, curve and Stop.
 
     Parameters
@@ -79,8 +80,7 @@ class TrainPanel(widgets.VBox):
         backend_names: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.state = state if state is not None else LabState(train, val)
+        super().__init__(state if state is not None else LabState(train, val), **kwargs)
         names = list(backend_names) if backend_names is not None else backends.available(check=True)
         default = (
             "lightning"
@@ -90,7 +90,6 @@ class TrainPanel(widgets.VBox):
         self._engines: dict[str, Any] = {}
         self.last_model: Fitted | None = None
         self.last_name: str | None = None
-        self.last_error: BaseException | None = None
         self.callbacks: list[Callable[[int, Mapping[str, float]], bool | None]] = []
         self._stop = threading.Event()
         self._drawn = 0.0
@@ -166,7 +165,6 @@ class TrainPanel(widgets.VBox):
         )
         self.status = widgets.HTML("Choose a backend and a model, then press <b>Train</b>.")
         self.curve_view = widgets.HTML(curve_svg([]))
-        self.error = widgets.HTML("")
         self.train_button.add_class("binomlab-train")
         self.stop_button.add_class("binomlab-stop")
         self.progress.add_class("binomlab-progress")
@@ -296,15 +294,10 @@ class TrainPanel(widgets.VBox):
             self.epochs.value = LBFGS_MAX_ITERATIONS if lbfgs else ADAM_EPOCHS
         self._mode = mode
 
-    def _show_error(self, err: BaseException) -> None:
-        self.last_error = err
-        self.error.value = error_html(err)
-
     def _on_train(self, _button: Any) -> None:
         if self.running:
             return
-        self.last_error = None
-        self.error.value = ""
+        self._clear_error()
         try:
             if self.state.train is None:
                 msg = "The Train panel needs training data: TrainPanel(train, val)."
