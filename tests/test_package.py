@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import imported_modules
 
 import binomlab as bl
 
@@ -16,12 +17,8 @@ FRAMEWORKS = ("torch", "lightning", "pytorch_lightning", "tensorflow", "keras", 
 
 
 def test_import_binomlab_imports_no_framework() -> None:
-    code = (
-        "import sys, binomlab, binomlab.grouping, binomlab.metrics, binomlab.calibration;"
-        f"print([m for m in {FRAMEWORKS!r} if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    statement = "import binomlab, binomlab.grouping, binomlab.metrics, binomlab.calibration"
+    assert imported_modules(statement, FRAMEWORKS) == []
 
 
 def test_public_names() -> None:

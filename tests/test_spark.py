@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from helpers import BAD_LABEL_IDS, BAD_LABELS
 
 import binomlab as bl
 
@@ -72,19 +73,7 @@ def test_spark_group_equals_group_on_the_same_parquet(spark, tmp_path) -> None:
     assert g2.successes == int(events.filter(pl.col("hour") >= 18)["clicked"].sum())
 
 
-BAD_LABELS = [
-    ("ints", pl.Series([0, 1, 2, 1], dtype=pl.Int64), {}),
-    ("floats", pl.Series([0.0, 0.5, 1.0, 1.0]), {}),
-    ("nan", pl.Series([0.0, float("nan"), 1.0, 1.0]), {}),
-    ("two strings", pl.Series(["no", "yes", "no", "no"]), {}),
-    ("three strings", pl.Series(["a", "b", "c", "a"]), {"positive": "a"}),
-    ("wrong positive", pl.Series(["no", "yes", "no", "no"]), {"positive": "Yes"}),
-    ("nulls", pl.Series([1, None, 0, None], dtype=pl.Int64), {}),
-    ("all null", pl.Series([None] * 4, dtype=pl.Int64), {"drop_null_labels": True}),
-]
-
-
-@pytest.mark.parametrize(("case", "label", "kwargs"), BAD_LABELS, ids=[c[0] for c in BAD_LABELS])
+@pytest.mark.parametrize(("case", "label", "kwargs"), BAD_LABELS, ids=BAD_LABEL_IDS)
 def test_spark_label_errors_match_group(spark, case, label, kwargs) -> None:
     frame = pl.DataFrame({"f": ["a", "a", "b", "b"], "y": label})
     sdf = to_spark(spark, frame)

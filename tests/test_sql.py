@@ -7,7 +7,6 @@ COPY; DuckDB, SQLite and SQLAlchemy connections are checked on files in a temp f
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 import sqlalchemy as sa
+from helpers import BAD_LABEL_IDS, BAD_LABELS, imported_modules
 
 import binomlab as bl
 from binomlab.sql import quote_identifier
@@ -151,20 +151,8 @@ def test_postgres_injection_in_a_name_is_quoted_or_rejected(pg_events: str) -> N
     assert postgres_rows(pg_events) == ROWS
 
 
-BAD_LABELS = [
-    ("ints", pl.Series([0, 1, 2, 1], dtype=pl.Int64), {}),
-    ("floats", pl.Series([0.0, 0.5, 1.0, 1.0]), {}),
-    ("nan", pl.Series([0.0, float("nan"), 1.0, 1.0]), {}),
-    ("two strings", pl.Series(["no", "yes", "no", "no"]), {}),
-    ("three strings", pl.Series(["a", "b", "c", "a"]), {"positive": "a"}),
-    ("wrong positive", pl.Series(["no", "yes", "no", "no"]), {"positive": "Yes"}),
-    ("nulls", pl.Series([1, None, 0, None], dtype=pl.Int64), {}),
-    ("all null", pl.Series([None] * 4, dtype=pl.Int64), {"drop_null_labels": True}),
-]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(("case", "label", "kwargs"), BAD_LABELS, ids=[c[0] for c in BAD_LABELS])
+@pytest.mark.parametrize(("case", "label", "kwargs"), BAD_LABELS, ids=BAD_LABEL_IDS)
 def test_postgres_label_errors_match_group(postgres_uri: str, case, label, kwargs) -> None:
     frame = pl.DataFrame({"f": ["a", "a", "b", "b"], "y": label})
     table = "labels_" + case.replace(" ", "_")
@@ -214,7 +202,7 @@ def test_duckdb_file_equals_group_on_the_rows_read_locally(tmp_path, events) -> 
     assert bl.group_sql("events", f"duckdb:///{path}", FEATURES, "clicked").equals(expected)
 
 
-@pytest.mark.parametrize(("case", "label", "kwargs"), BAD_LABELS, ids=[c[0] for c in BAD_LABELS])
+@pytest.mark.parametrize(("case", "label", "kwargs"), BAD_LABELS, ids=BAD_LABEL_IDS)
 def test_duckdb_label_errors_match_group(case, label, kwargs) -> None:
     frame = pl.DataFrame({"f": ["a", "a", "b", "b"], "y": label})
     with duckdb.connect() as con:
@@ -326,13 +314,8 @@ def test_sql_in_names_never_reaches_the_database_as_code(tmp_path) -> None:
 
 
 def test_binomlab_does_not_import_optional_engines() -> None:
-    code = (
-        "import sys, binomlab as bl; "
-        "print(sorted(m for m in ('pyspark', 'adbc_driver_postgresql', 'sqlalchemy', 'duckdb') "
-        "if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    engines = ("pyspark", "adbc_driver_postgresql", "sqlalchemy", "duckdb")
+    assert imported_modules("import binomlab", engines) == []
 
 
 def test_postgresql_uri_without_the_driver_says_what_to_install(monkeypatch) -> None:

@@ -7,8 +7,6 @@ curve data, the matplotlib axes — and compared with the pure functions the pan
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -16,6 +14,8 @@ import polars as pl
 import pytest
 
 pytest.importorskip("ipywidgets")
+
+from helpers import imported_modules
 
 import binomlab as bl
 from binomlab.testing import synthetic_rows
@@ -74,13 +74,11 @@ def _train(panel: TrainPanel, *, timeout: float = 120) -> str | None:
 
 
 def test_import_binomlab_does_not_import_widgets() -> None:
-    code = (
-        "import sys, binomlab as bl; heavy = ('ipywidgets', 'matplotlib');"
-        "print([m for m in heavy if m in sys.modules]);"
-        "import binomlab.widgets; print(bl.widgets.Lab is binomlab.widgets.lab.Lab)"
+    assert imported_modules("import binomlab", ("ipywidgets", "matplotlib")) == []
+    statement = (
+        "import binomlab as bl, binomlab.widgets; assert bl.widgets.Lab is bl.widgets.lab.Lab"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["[]", "True"]
+    assert imported_modules(statement, ("ipywidgets",)) == ["ipywidgets"]
 
 
 def test_data_panel_numbers(split) -> None:
