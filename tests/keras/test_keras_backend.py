@@ -1,4 +1,9 @@
-"""The Keras backend: the protocol's training rules, the GLM fit, options and quietness."""
+"""The Keras backend's own training: an L-BFGS MLP, Adam's and AdamW's weight decay, PyTorch's
+initialisation, its options and batches, a quiet import, and the conformance suite and random
+state under KERAS_BACKEND=torch.
+
+The rules every plugin keeps are tested for Keras in tests/test_plugin_backends.py.
+"""
 
 from __future__ import annotations
 
@@ -16,18 +21,13 @@ pytest.importorskip("binomlab_keras")
 keras = pytest.importorskip("keras")
 
 import binomlab as bl  # noqa: E402
-from binomlab import backends  # noqa: E402
 from binomlab.errors import BinomlabError  # noqa: E402
 from binomlab.protocol import TrainConfig, TrainData  # noqa: E402
-from binomlab.reference import grouped_nll  # noqa: E402
 from binomlab.specs import MLP, Logistic  # noqa: E402
-from binomlab.testing import Recorder, rows_as_groups, synthetic_train_data  # noqa: E402
+from binomlab.testing import Recorder, synthetic_train_data  # noqa: E402
 from binomlab_keras import KerasBackend, build_model  # noqa: E402
 from binomlab_keras.data import GroupArrays, GroupBatches  # noqa: E402
 from binomlab_keras.model import spec_from_model  # noqa: E402
-
-synthetic = synthetic_train_data
-as_rows = rows_as_groups
 
 
 def train(data, val=None, spec=None, *, callback=None, **config):
@@ -36,88 +36,9 @@ def train(data, val=None, spec=None, *, callback=None, **config):
     )
 
 
-def nll_of(network, data: TrainData) -> float:
-    return grouped_nll(network.predict_logits(data.X), data.k, data.n)
-
-
 @pytest.fixture(scope="module")
 def data() -> TrainData:
-    return synthetic()
-
-
-@pytest.fixture(scope="module")
-def val() -> TrainData:
-    return synthetic(80, seed=1)
-
-
-# -- the identity: grouped counts train exactly like their raw rows ---------------------------
-
-
-@pytest.mark.parametrize("epochs", [1, 3, 6])
-def test_lbfgs_on_groups_and_rows_take_the_same_steps(data: TrainData, epochs: int) -> None:
-    rows = as_rows(data)
-    on_groups, on_rows = Recorder(), Recorder()
-    grouped = train(data, spec=Logistic(), callback=on_groups, optimizer="lbfgs", epochs=epochs)
-    raw = train(rows, spec=Logistic(), callback=on_rows, optimizer="lbfgs", epochs=epochs)
-    np.testing.assert_allclose(
-        on_groups.column("train_nll"), on_rows.column("train_nll"), rtol=1e-10
-    )
-    np.testing.assert_allclose(
-        grouped.predict_logits(data.X), raw.predict_logits(data.X), rtol=0, atol=1e-8
-    )
-
-
-def test_full_batch_adam_on_groups_and_rows_follow_one_trajectory(data: TrainData) -> None:
-    rows = as_rows(data)
-    config = {"optimizer": "adam", "batch_size": 10**9, "epochs": 8, "lr": 0.05, "seed": 4}
-    on_groups, on_rows = Recorder(), Recorder()
-    grouped = train(data, callback=on_groups, **config)
-    raw = train(rows, callback=on_rows, **config)
-    np.testing.assert_allclose(
-        on_groups.column("train_nll"), on_rows.column("train_nll"), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        grouped.predict_logits(data.X), raw.predict_logits(data.X), rtol=0, atol=1e-5
-    )
-
-
-# -- the GLM: L-BFGS reaches statsmodels' maximum-likelihood fit ---------------------------------
-
-
-def test_star98_logistic_matches_statsmodels() -> None:
-    sm = pytest.importorskip("statsmodels.api")
-    from binomlab import datasets
-
-    g = datasets.star98()
-    frame = g.frame.to_pandas()
-    exog = sm.add_constant(frame[list(g.features)].astype(float))
-    endog = np.column_stack([frame["k"], frame["n"] - frame["k"]])
-    glm = sm.GLM(endog, exog, family=sm.families.Binomial()).fit()
-
-    fitted = bl.fit(g, model="logistic", backend="keras", optimizer="lbfgs")
-    assert fitted.stop_reason == "converged"
-    deviance = bl.evaluate(g, fitted)["deviance"]
-    assert deviance == pytest.approx(glm.deviance, rel=1e-3)  # the issue's 0.1%
-    assert deviance == pytest.approx(glm.deviance, rel=1e-6)  # what it actually reaches
-    coefficients = fitted.coefficients()
-    assert coefficients["term"].to_list() == ["(intercept)", *g.features]
-    np.testing.assert_allclose(
-        coefficients["raw_coefficient"].to_numpy(), glm.params.to_numpy(), rtol=1e-3
-    )
-
-
-def test_lbfgs_trains_in_float64_and_reports_exact_nll(data: TrainData, val: TrainData) -> None:
-    record = Recorder()
-    network = train(data, val, Logistic(), callback=record, optimizer="lbfgs")
-    assert network.stop_reason == "converged"
-    assert {v.dtype for v in network.model.weights} == {"float64"}
-    assert keras.config.floatx() == "float32", "the global float type is left alone"
-    # full batch: the reported NLLs are the exact ones of the weights at the end of each
-    # iteration; those of the best validation epoch are returned
-    best = record.column("val_nll").argmin()
-    assert nll_of(network, val) == pytest.approx(record.column("val_nll")[best], rel=1e-9)
-    assert nll_of(network, data) == pytest.approx(record.column("train_nll")[best], rel=1e-9)
-    assert len(record.metrics) < 100
+    return synthetic_train_data()
 
 
 def test_lbfgs_mlp_converges_to_a_stationary_point(data: TrainData) -> None:
@@ -127,44 +48,6 @@ def test_lbfgs_mlp_converges_to_a_stationary_point(data: TrainData) -> None:
     assert network.stop_reason == "converged"
     nll = record.column("train_nll")
     assert nll[-1] <= nll.min() and nll[-1] < nll[0]
-
-
-def test_lbfgs_respects_the_iteration_cap(data: TrainData) -> None:
-    record = Recorder()
-    network = train(
-        data, spec=Logistic(), callback=record, optimizer="lbfgs", epochs=3, tolerance=1e-14
-    )
-    assert (len(record.metrics), network.stop_reason) == (3, "completed")
-
-
-def _penalised_optimum(data: TrainData, decay: float) -> np.ndarray:
-    from scipy.optimize import minimize
-    from scipy.special import expit
-
-    # penalty weight_decay/2·‖W‖² on the weights, not the intercept (as the reference backend)
-    X = data.X.astype(np.float64)
-
-    def objective(theta):
-        z = X @ theta[:-1] + theta[-1]
-        g = (data.n * expit(z) - data.k) / data.n.sum()
-        value = grouped_nll(z, data.k, data.n) + 0.5 * decay * theta[:-1] @ theta[:-1]
-        return value, np.append(X.T @ g + decay * theta[:-1], g.sum())
-
-    optimum = minimize(objective, np.zeros(5), jac=True, method="BFGS", options={"gtol": 1e-12})
-    return X @ optimum.x[:-1] + optimum.x[-1]
-
-
-def test_lbfgs_weight_decay_reaches_the_penalised_optimum(data: TrainData) -> None:
-    decay = 0.05
-    record = Recorder()
-    config = TrainConfig(optimizer="lbfgs", weight_decay=decay, tolerance=1e-8)
-    ours = KerasBackend().fit(data, None, Logistic(), config, record)
-    assert ours.stop_reason == "converged"
-    expected = _penalised_optimum(data, decay)
-    np.testing.assert_allclose(ours.predict_logits(data.X), expected, rtol=0, atol=1e-6)
-    # the NLL alone rises on the way to the penalised fit, yet the last weights are kept
-    assert record.column("train_nll").argmin() < len(record.metrics) - 1
-    assert nll_of(ours, data) == pytest.approx(record.column("train_nll")[-1], rel=1e-12)
 
 
 def test_adam_weight_decay_is_the_l2_penalty(data: TrainData) -> None:
@@ -212,25 +95,8 @@ def test_adamw_decay_spares_the_biases(data: TrainData) -> None:
     assert bias == pytest.approx(np.log(rate / (1 - rate)), abs=0.1)
 
 
-# -- determinism -----------------------------------------------------------------------------------
-
-
-def test_same_seed_same_predictions(data: TrainData, val: TrainData) -> None:
-    spec = MLP(hidden=(16, 8), dropout=0.2)
-    config = {"epochs": 3, "batch_size": 32, "seed": 5}
-    a = train(data, val, spec, **config).predict_logits(val.X)
-    b = train(data, val, spec, **config).predict_logits(val.X)
-    c = train(data, val, spec, **{**config, "seed": 6}).predict_logits(val.X)
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-
-
-def test_defaults(data: TrainData) -> None:
-    record = Recorder()
-    network = train(data, callback=record)  # adam, 20 epochs
-    assert (len(record.metrics), network.stop_reason) == (20, "completed")
-    assert {v.dtype for v in network.model.weights} == {"float32"}
-    assert network.n_params == 4 * 8 + 8 + 8 + 1
+def test_the_default_model_reads_back_as_its_spec(data: TrainData) -> None:
+    network = train(data)  # adam, 20 epochs
     assert spec_from_model(network.model) == MLP(hidden=(8,))
 
 
@@ -246,78 +112,7 @@ def test_initialisation_is_pytorchs(data: TrainData) -> None:
     assert abs(kernel.std() - bound / np.sqrt(3)) < 0.01
 
 
-# -- stopping keeps the best weights --------------------------------------------------------------
-
-
-def test_callback_returning_false_stops_with_the_best_weights(data, val) -> None:
-    record = Recorder(stop_at=2)
-    network = train(data, val, callback=record, epochs=10, batch_size=16)
-    assert len(record.metrics) == 2
-    assert network.stop_reason == "callback"
-    assert nll_of(network, val) == pytest.approx(record.column("val_nll").min(), rel=1e-6)
-
-
-def test_early_stopping_returns_the_best_epoch(data: TrainData) -> None:
-    # validation labels flipped: every step on the training data makes them less likely
-    flipped = TrainData(data.X, data.n - data.k, data.n)
-    record = Recorder()
-    network = train(data, flipped, callback=record, epochs=20, early_stopping=2, lr=0.05)
-    assert network.stop_reason == "early_stopping"
-    assert len(record.metrics) == 3
-    val_nll = record.column("val_nll")
-    assert val_nll.argmin() == 0
-    assert nll_of(network, flipped) == pytest.approx(val_nll[0], rel=1e-6)
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
-def test_keyboard_interrupt_returns_the_network(data, val, optimizer) -> None:
-    record = Recorder(raise_at=(3, KeyboardInterrupt()))
-    spec = Logistic() if optimizer == "lbfgs" else None
-    network = train(data, val, spec, callback=record, epochs=10, optimizer=optimizer)
-    assert network.stop_reason == "interrupted"
-    assert len(record.metrics) == 3
-    assert nll_of(network, val) == pytest.approx(record.column("val_nll").min(), rel=1e-6)
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
-def test_callback_exceptions_propagate_unchanged(data: TrainData, optimizer: str) -> None:
-    class Boom(RuntimeError):
-        pass
-
-    error = Boom("from the callback")
-    spec = Logistic() if optimizer == "lbfgs" else None
-    with pytest.raises(Boom) as info:
-        train(
-            data, spec=spec, callback=Recorder(raise_at=(2, error)), epochs=5, optimizer=optimizer
-        )
-    assert info.value is error
-
-
-def test_divergence_error_from_the_core_propagates() -> None:
-    g = bl.from_counts(pl.DataFrame({"x": ["a", "b"], "n": [10, 10], "k": [3, 7]}), ["x"])
-    # steps of 1e30 overflow float32: the core's callback raises on the non-finite loss
-    with pytest.raises(bl.errors.TrainingDivergedError, match="diverged at epoch 2"):
-        bl.fit(g, model="mlp:4", backend="keras", epochs=5, lr=1e30)
-
-
 # -- options ---------------------------------------------------------------------------------------
-
-
-def test_options_are_declared() -> None:
-    assert set(KerasBackend.options) == {"jit_compile", "steps_per_execution"}
-    assert KerasBackend.name == "keras"
-    versions = KerasBackend().versions()
-    assert versions["keras"] == keras.__version__
-    assert versions["keras_backend"] == keras.backend.backend()
-    assert keras.backend.backend() in versions
-
-
-def test_unknown_option_lists_the_accepted_ones(data: TrainData) -> None:
-    with pytest.raises(BinomlabError, match=r"\['no_such'\].*'jit_compile'"):
-        train(data, options={"no_such": 1})
-    g = bl.from_counts(pl.DataFrame({"x": ["a", "b"], "n": [10, 10], "k": [3, 7]}), ["x"])
-    with pytest.raises(BinomlabError, match="no_such"):
-        bl.fit(g, backend="keras", no_such=1)
 
 
 @pytest.mark.parametrize(
@@ -352,21 +147,6 @@ def test_unknown_loss(data: TrainData) -> None:
     g = bl.from_counts(pl.DataFrame({"x": ["a", "b"], "n": [10, 10], "k": [3, 7]}), ["x"])
     with pytest.raises(BinomlabError, match="loss='poisson'"):
         bl.fit(g, backend="keras", loss="poisson")
-
-
-def test_lbfgs_refuses_mini_batches(data: TrainData) -> None:
-    with pytest.raises(BinomlabError, match=r"full batch.*batch_size=16"):
-        train(data, spec=Logistic(), optimizer="lbfgs", batch_size=16)
-
-
-def test_quiet_and_writes_nothing(data, tmp_path, monkeypatch, capfd) -> None:
-    monkeypatch.chdir(tmp_path)
-    capfd.readouterr()
-    train(data, epochs=2)
-    train(data, spec=Logistic(), optimizer="lbfgs", epochs=2)
-    out, err = capfd.readouterr()
-    assert (out, err) == ("", "")
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_import_is_quiet() -> None:
@@ -424,24 +204,28 @@ def test_fit_reshuffles_every_epoch(data: TrainData, monkeypatch) -> None:
     assert len(complete) == 4, by_epoch
 
 
-# -- the registry and the conformance suite --------------------------------------------------------
+# -- under KERAS_BACKEND=torch ---------------------------------------------------------------------
 
 
-def test_registered() -> None:
-    assert "keras" in backends.available()
-    assert isinstance(backends.get("keras"), KerasBackend)
-
-
-def test_check_backend() -> None:
-    testing = pytest.importorskip("binomlab.testing")
-    testing.check_backend("keras")
+def run_on_torch(script: str) -> None:
+    """Run ``script`` in a fresh interpreter with KERAS_BACKEND=torch; it must end printing ok."""
+    pytest.importorskip("torch")
+    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
 
 
 @pytest.mark.slow
 def test_check_backend_under_torch() -> None:
     """The conformance suite and the float64 GLM also pass with KERAS_BACKEND=torch."""
-    pytest.importorskip("torch")
-    script = textwrap.dedent(
+    run_on_torch(
         """
         import keras
         from binomlab.testing import check_backend
@@ -459,9 +243,30 @@ def test_check_backend_under_torch() -> None:
         print("ok")
         """
     )
-    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+
+
+@pytest.mark.slow
+def test_torch_state_is_restored_under_keras_on_torch() -> None:
+    """With KERAS_BACKEND=torch, set_random_seed seeds torch too: its generator comes back."""
+    run_on_torch(
+        """
+        import random
+        import numpy as np
+        import torch
+        import keras
+        import binomlab as bl
+        from binomlab.testing import synthetic_rows
+
+        assert keras.backend.backend() == "torch"
+        g = bl.group(synthetic_rows(300), ["colour", "size", "flag"], "y")
+        torch.manual_seed(123)
+        torch.rand(3)
+        before = torch.random.get_rng_state()
+        python, numpy = random.getstate(), np.random.get_state()[1].copy()
+        bl.fit(g, model="mlp:4", backend="keras", epochs=2, seed=7)
+        assert torch.equal(torch.random.get_rng_state(), before)
+        assert random.getstate() == python
+        assert np.array_equal(np.random.get_state()[1], numpy)
+        print("ok")
+        """
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith("ok")
