@@ -32,6 +32,8 @@ __all__ = [
     "OVERDISPERSION_LOG_PHI",
     "Recorder",
     "check_backend",
+    "counts_as_groups",
+    "overdispersed_counts",
     "overdispersed_groups",
     "rows_as_groups",
     "synthetic_rows",
@@ -73,6 +75,43 @@ def overdispersed_groups(groups: int = 2000, *, seed: int = 0) -> Grouped:
     k = rng.binomial(n, rng.beta(mu * phi, (1 - mu) * phi))
     frame = pl.DataFrame({"x0": x0, "x1": x1, "s": s, "n": n, "k": k})
     return from_counts(frame, ["x0", "x1", "s"])
+
+
+def overdispersed_counts(
+    rho: float, *, groups: int = 300, d: int = 3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Beta-binomial counts with one known intra-group correlation ``rho``, for one learned φ.
+
+    The mean is ``σ(X·w − 0.5)`` with ``w`` evenly spaced from 0.8 to −0.4, ``φ = 1/ρ − 1``
+    and ``n`` from 50 to 500 per group; ``rho=0`` draws plain binomial counts.
+
+    Returns
+    -------
+    X, k, n
+        Standard-normal features float64 ``[groups, d]``, and successes and trials float64
+        ``[groups]``; :func:`counts_as_groups` makes them a :class:`~binomlab.Grouped`.
+    """
+    from scipy.special import expit
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(groups, d))
+    mu = expit(X @ np.linspace(0.8, -0.4, d) - 0.5)
+    n = rng.integers(50, 501, groups)
+    if rho == 0:
+        k = rng.binomial(n, mu)
+    else:
+        phi = 1 / rho - 1
+        k = rng.binomial(n, rng.beta(mu * phi, (1 - mu) * phi))
+    return X, k.astype(np.float64), n.astype(np.float64)
+
+
+def counts_as_groups(X: np.ndarray, k: np.ndarray, n: np.ndarray) -> Grouped:
+    """Features ``X`` ``[groups, d]`` and counts ``k``, ``n`` ``[groups]`` as a
+    :class:`~binomlab.Grouped` with features ``x0`` … ``x{d-1}`` (in
+    :func:`~binomlab.from_counts`'s order, not the arrays')."""
+    frame = pl.DataFrame({f"x{j}": X[:, j] for j in range(X.shape[1])})
+    frame = frame.with_columns(n=pl.Series(n.astype(np.int64)), k=pl.Series(k.astype(np.int64)))
+    return from_counts(frame, frame.columns[:-2])
 
 
 def synthetic_train_data(groups: int = 200, d: int = 4, *, seed: int = 0) -> TrainData:

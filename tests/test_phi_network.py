@@ -1,7 +1,8 @@
 """``loss="beta-binomial", phi="network"`` through every installed backend that learns it:
 the concentration φ as a second output of the network, so that the overdispersion varies with
 the features — recovery of a known ρ per level, intervals that cover per level, export with
-two ONNX outputs, the backends agreeing, and the clamp on predicted φ."""
+two ONNX outputs, the head kept in the native files, the backends agreeing, and the clamp on
+predicted φ."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ BACKENDS = [
     if "network" in bl.backends.get(name).phi_models
 ]
 pytestmark = pytest.mark.skipif(not BACKENDS, reason="no backend learns phi='network'")
+
+NATIVE_LOG_PHI_RTOL = {"keras": 1e-12}
+"""How far the log φ from a plugin's reloaded native files may stray from the fitted network's
+(relative); a plugin not named here must reproduce it to the last bit."""
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +104,18 @@ def test_export_has_two_outputs_and_round_trips(tmp_path, grouped: bl.Grouped, f
         served.predict_interval(rows, n), fitted.predict_interval(rows, n), strict=True
     ):
         assert np.abs(served_bound - fitted_bound).max() <= 1
+
+
+def test_native_files_keep_the_head(tmp_path, grouped: bl.Grouped, fitted) -> None:
+    load_native = importlib.import_module(f"binomlab_{fitted.backend}").load_native
+    native = load_native(fitted.export(tmp_path / "m", formats=("native",)))
+    assert native.phi_output and native.phi is None and str(native.spec) == "logistic"
+    X = fitted.encoder.transform(grouped)
+    rtol = NATIVE_LOG_PHI_RTOL.get(fitted.backend, 0.0)  # 0: equal to the last bit
+    np.testing.assert_allclose(
+        native.predict_log_phi(X), fitted.network.predict_log_phi(X), rtol=rtol, equal_nan=False
+    )
+    np.testing.assert_allclose(native.predict_logits(X), fitted.predict_logits(grouped))
 
 
 @pytest.mark.skipif(len(BACKENDS) < 2, reason="needs two backends that learn phi='network'")

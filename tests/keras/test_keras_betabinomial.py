@@ -1,7 +1,9 @@
 """The beta-binomial loss of the Keras plugin: the loss (keras.ops only) against SciPy, its
-gradients, the LogPhi layer in a user's own model, the learned φ in training (recovery of a
-known ρ, the binomial limit, best weights, no weight decay), export, and agreement with the
-Lightning backend."""
+gradients, the LogPhi layer in a user's own model, φ not weight-decayed by any optimizer,
+agreement with the Lightning backend, and the loss and fits (one φ, and φ from the network)
+under Keras's torch backend. What every plugin shares in training and export (recovery of a
+known ρ, the binomial limit, best weights, the seed, the native files) is in
+tests/test_plugin_betabinomial.py."""
 
 from __future__ import annotations
 
@@ -12,13 +14,11 @@ import sys
 import textwrap
 
 import numpy as np
-import polars as pl
 import pytest
 
 # the plugin first: it quiets TensorFlow's start-up messages, which must precede its import
 pytest.importorskip("binomlab_keras")
 keras = pytest.importorskip("keras")
-pytest.importorskip("onnxruntime")
 
 from keras import ops  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -27,14 +27,18 @@ from scipy.special import expit, gammaln  # noqa: E402
 import binomlab as bl  # noqa: E402
 from binomlab.betabinomial import beta_binomial_nll as oracle  # noqa: E402
 from binomlab.protocol import TrainConfig, TrainData  # noqa: E402
-from binomlab.specs import MLP, Logistic  # noqa: E402
+from binomlab.specs import Logistic  # noqa: E402
+from binomlab.testing import (  # noqa: E402
+    counts_as_groups,
+    overdispersed_counts,
+    overdispersed_groups,
+)
 from binomlab_keras import (  # noqa: E402
     BetaBinomialNLL,
     BetaBinomialNLLMetric,
     KerasBackend,
     LogPhi,
     beta_binomial_nll,
-    load_native,
     pack_counts,
 )
 from binomlab_keras.loss import LOG_PHI_RANGE  # noqa: E402
@@ -168,26 +172,6 @@ def test_shape_errors_point_to_log_phi() -> None:
 # -- the LogPhi layer in anyone's model ------------------------------------------------------
 
 
-def _simulate(rho: float, *, groups: int = 300, seed: int = 0, d: int = 3):
-    """Counts from a beta-binomial with mean σ(Xw + b) and intra-group correlation ρ."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(groups, d))
-    z = X @ np.linspace(0.8, -0.4, d) - 0.5
-    n = rng.integers(50, 501, groups)
-    if rho == 0:
-        k = rng.binomial(n, expit(z))
-    else:
-        phi = 1 / rho - 1
-        k = rng.binomial(n, rng.beta(expit(z) * phi, (1 - expit(z)) * phi))
-    return X, k.astype(np.float64), n.astype(np.float64)
-
-
-def _grouped(X, k, n) -> bl.Grouped:
-    frame = pl.DataFrame({f"x{j}": X[:, j] for j in range(X.shape[1])})
-    frame = frame.with_columns(n=pl.Series(n.astype(np.int64)), k=pl.Series(k.astype(np.int64)))
-    return bl.from_counts(frame, list(frame.columns[:-2]))
-
-
 def test_log_phi_layer() -> None:
     layer = LogPhi()
     out = _np(layer(np.array([[0.5], [-1.0]], np.float32)))
@@ -201,7 +185,7 @@ def test_log_phi_layer() -> None:
 # Keras 3.15 saves TensorFlow variables with np.array(x), which NumPy 2 flags
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_standalone_model_recovers_rho_and_saves(tmp_path) -> None:
-    X, k, n = _simulate(0.2, groups=2000, seed=7)
+    X, k, n = overdispersed_counts(0.2, groups=2000, seed=7)
     keras.utils.set_random_seed(0)
     inputs = keras.Input(shape=(X.shape[1],))
     outputs = LogPhi()(keras.layers.Dense(1)(inputs))
@@ -230,61 +214,10 @@ def test_standalone_model_recovers_rho_and_saves(tmp_path) -> None:
 # -- training through the backend ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rho", [0.05, 0.2])
-def test_lbfgs_recovers_a_known_rho(rho: float) -> None:
-    # 2,000 groups: the sampling error of the estimate is then a few % (about 10% at 300)
-    g = _grouped(*_simulate(rho, groups=2000))
-    fitted = bl.fit(g, backend="keras", loss="beta-binomial")
-    assert fitted.config.optimizer == "lbfgs"
-    assert fitted.stop_reason == "converged"
-    assert 1 / (1 + fitted.phi_) == pytest.approx(rho, rel=0.1)
-    k, n = (g.frame[c].to_numpy().astype(float) for c in ("k", "n"))
-    exact = oracle(fitted.predict_logits(g), k, n, fitted.phi_)
-    assert fitted.history["train_nll"][-1] == pytest.approx(exact, rel=1e-9)
-    assert fitted.n_params_ == 4 + 1
-
-
-def test_adam_recovers_a_known_rho() -> None:
-    g = _grouped(*_simulate(0.2, groups=2000, seed=1))
-    fitted = bl.fit(
-        g, backend="keras", loss="beta-binomial", optimizer="adam", epochs=30,
-        batch_size=256, lr=0.05,
-    )  # fmt: skip
-    assert 1 / (1 + fitted.phi_) == pytest.approx(0.2, rel=0.1)
-
-
-def test_binomial_data_sends_phi_to_the_binomial_limit() -> None:
-    g = _grouped(*_simulate(0.0, seed=2))
-    beta = bl.fit(g, backend="keras", loss="beta-binomial")
-    binomial = bl.fit(g, backend="keras")
-    assert beta.phi_ > 200 and 1 / (1 + beta.phi_) < 0.005
-    assert beta.history["train_nll"][-1] == pytest.approx(
-        binomial.history["train_nll"][-1], rel=1e-3
-    )
-    assert np.allclose(beta.predict_proba(g), binomial.predict_proba(g), atol=1e-3)
-
-
-def test_best_weights_include_phi() -> None:
-    X, k, n = _simulate(0.1, seed=3, groups=260)
-    train, val = (
-        TrainData(X[s].astype(np.float32), k[s], n[s]) for s in (slice(60), slice(60, None))
-    )
-    seen: list[float] = []
-    config = TrainConfig(epochs=30, batch_size=16, lr=0.1, loss="beta-binomial", seed=1)
-    network = KerasBackend().fit(
-        train, val, MLP(hidden=(32,)), config, lambda e, m: seen.append(m["val_nll"])
-    )
-    best = int(np.argmin(seen))
-    assert best < len(seen) - 1, "the test needs a best epoch before the last"
-    z = network.predict_logits(val.X)
-    # the val_nll of the best epoch is reproduced only with that epoch's φ as well
-    assert oracle(z, val.k, val.n, network.phi) == pytest.approx(seen[best], rel=1e-6)
-
-
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adamw", "adam"])
 def test_phi_is_not_weight_decayed(optimizer: str) -> None:
     """A decayed θ would be pulled to 0 (φ = 1, ρ = 0.5) by so strong a decay."""
-    X, k, n = _simulate(0.2, groups=2000, seed=1)
+    X, k, n = overdispersed_counts(0.2, groups=2000, seed=1)
     train = TrainData(X.astype(np.float32), k, n)
     options = {} if optimizer == "lbfgs" else {"epochs": 15, "batch_size": 256, "lr": 0.05}
     config = TrainConfig(optimizer=optimizer, weight_decay=1.0, loss="beta-binomial", **options)
@@ -292,55 +225,12 @@ def test_phi_is_not_weight_decayed(optimizer: str) -> None:
     assert 1 / (1 + network.phi) < 0.4
 
 
-def test_same_seed_same_phi() -> None:
-    X, k, n = _simulate(0.1, seed=5)
-    train = TrainData(X.astype(np.float32), k, n)
-    config = TrainConfig(epochs=5, batch_size=50, loss="beta-binomial", seed=3)
-    a, b = (
-        KerasBackend().fit(train, None, MLP(hidden=(4,)), config, lambda e, m: None)
-        for _ in range(2)
-    )
-    assert a.phi == b.phi
-    assert np.array_equal(a.predict_logits(train.X), b.predict_logits(train.X))
-
-
-def test_backend_declares_both_losses() -> None:
-    assert KerasBackend.losses == ("binomial", "beta-binomial")
-
-
-# -- export ----------------------------------------------------------------------------------
-
-
-def test_export_round_trip_keeps_phi(tmp_path) -> None:
-    g = _grouped(*_simulate(0.05, seed=6))
-    fitted = bl.fit(g, backend="keras", loss="beta-binomial")
-    served = bl.load(fitted.export(tmp_path / "m"))
-    assert served.loss == "beta-binomial"
-    assert served.phi == fitted.phi_
-    rows = g.frame.select(g.features)
-    assert np.allclose(served.predict_proba(rows), fitted.predict_proba(rows), atol=1e-5)
-    # the ONNX graph outputs the logits of the mean only; φ lives in the manifest
-    assert [o.name for o in served._session.get_outputs()] == ["logit"]
-    trials = g.frame["n"].to_numpy()
-    lower, upper = served.predict_interval(rows, trials)
-    f_lower, f_upper = fitted.predict_interval(rows, trials)
-    assert np.abs(lower - f_lower).max() <= 1 and np.abs(upper - f_upper).max() <= 1
-    k = g.frame["k"].to_numpy()
-    assert np.mean((lower <= k) & (k <= upper)) > 0.9
-    native = load_native(tmp_path / "m")
-    assert native.phi == fitted.phi_
-    X = fitted.encoder.transform(g)
-    assert np.array_equal(native.predict_logits(X), fitted.network.predict_logits(X))
-    assert load_native(bl.fit(g, backend="keras").export(tmp_path / "b")).phi is None
-
-
 # -- the same fits as Lightning --------------------------------------------------------------
 
 
 def test_lightning_and_keras_agree() -> None:
     pytest.importorskip("binomlab_lightning")
-    X, k, n = _simulate(0.1, groups=2000, seed=8)
-    g = _grouped(X, k, n)
+    g = counts_as_groups(*overdispersed_counts(0.1, groups=2000, seed=8))
     train, val = g.split(0.25, seed=0)
     fits = {
         (backend, optimizer): bl.fit(
@@ -362,13 +252,32 @@ def test_lightning_and_keras_agree() -> None:
     assert fits["keras", "lbfgs"].phi_ == pytest.approx(fits["lightning", "lbfgs"].phi_, rel=1e-3)
 
 
+# -- under Keras's torch backend -------------------------------------------------------------
+
+
+def _under_keras_torch(tmp_path, script: str, g: bl.Grouped) -> list[str]:
+    """The words ``script`` prints when run by a Python whose Keras runs on torch, with ``g``
+    written to a parquet file whose path is ``sys.argv[1]``."""
+    path = tmp_path / "g.parquet"
+    g.write_parquet(path)
+    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
 @pytest.mark.slow
 def test_loss_and_fit_under_keras_torch_backend(tmp_path) -> None:
     """The loss keeps float64 on Keras's torch backend, whose ops.maximum/ops.clip with a
     Python float would compute in float32, and L-BFGS there reaches the φ found here."""
     pytest.importorskip("torch")
-    script = textwrap.dedent(
-        """
+    script = """
         import math
         import sys
         import numpy as np
@@ -394,19 +303,24 @@ def test_loss_and_fit_under_keras_torch_backend(tmp_path) -> None:
         print(bl.fit(g, backend="keras", loss="beta-binomial").phi_)
         print("ok")
         """
-    )
-    g = _grouped(*_simulate(0.2, seed=9))
-    g.write_parquet(tmp_path / "g.parquet")
+    g = counts_as_groups(*overdispersed_counts(0.2, seed=9))
     here = bl.fit(g, backend="keras", loss="beta-binomial").phi_
-    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "g.parquet")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    *_, phi, ok = out.stdout.split()
+    *_, phi, ok = _under_keras_torch(tmp_path, script, g)
     assert ok == "ok"
     assert float(phi) == pytest.approx(here, rel=1e-4)
+
+
+def test_torch_keras_backend_gives_the_same_fit(tmp_path) -> None:
+    """``phi="network"``: L-BFGS on Keras's torch backend reaches the NLL reached here."""
+    grouped = overdispersed_groups()
+    fitted = bl.fit(grouped, backend="keras", loss="beta-binomial", phi="network")
+    script = """
+        import sys
+        import binomlab as bl
+        g = bl.read_grouped(sys.argv[1])
+        f = bl.fit(g, backend="keras", loss="beta-binomial", phi="network")
+        print(f.backend_versions["keras_backend"], f.history["train_nll"][-1])
+        """
+    backend, nll = _under_keras_torch(tmp_path, script, grouped)[-2:]
+    assert backend == "torch"
+    assert float(nll) == pytest.approx(fitted.history["train_nll"][-1], rel=1e-7)

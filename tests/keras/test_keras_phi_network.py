@@ -1,15 +1,11 @@
 """``phi="network"`` in the Keras plugin: the LogPhiDense head (its start, no weight decay, in a
-user's own model), Adam with validation, the native file, and the torch Keras backend. What
-every backend shares (recovery of ρ per level, coverage, ONNX with two outputs, agreement) is
-in tests/test_phi_network.py."""
+user's own model) and Adam with validation. What every backend shares (recovery of ρ per
+level, coverage, ONNX with two outputs, the native files, agreement) is in
+tests/test_phi_network.py; the fit on Keras's torch backend is in test_keras_betabinomial.py."""
 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -17,24 +13,18 @@ import pytest
 # the plugin first: it quiets TensorFlow's start-up messages, which must precede its import
 pytest.importorskip("binomlab_keras")
 keras = pytest.importorskip("keras")
-pytest.importorskip("onnxruntime")
 
 import binomlab as bl  # noqa: E402
 from binomlab.betabinomial import beta_binomial_nll  # noqa: E402
 from binomlab.testing import OVERDISPERSION_LOG_PHI as LOG_PHI  # noqa: E402
 from binomlab.testing import overdispersed_groups  # noqa: E402
-from binomlab_keras import BetaBinomialNLL, LogPhiDense, load_native, pack_counts  # noqa: E402
+from binomlab_keras import BetaBinomialNLL, LogPhiDense, pack_counts  # noqa: E402
 from binomlab_keras.model import build_model, kernels, with_phi_head  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def grouped() -> bl.Grouped:
     return overdispersed_groups()
-
-
-@pytest.fixture(scope="module")
-def fitted(grouped: bl.Grouped):
-    return bl.fit(grouped, backend="keras", loss="beta-binomial", phi="network")
 
 
 def test_adam_with_validation_reports_the_per_group_nll(grouped: bl.Grouped) -> None:
@@ -66,17 +56,6 @@ def test_head_starts_at_phi_100_and_is_not_decayed() -> None:
     assert decayed and not any("log_phi" in name for name in decayed)
 
 
-def test_native_file_keeps_the_head(tmp_path, grouped: bl.Grouped, fitted) -> None:
-    directory = fitted.export(tmp_path / "m", formats=("native",))
-    native = load_native(directory)  # model.keras with its LogPhiDense, safe_mode=True
-    assert native.phi_output and native.phi is None and str(native.spec) == "logistic"
-    X = fitted.encoder.transform(grouped)
-    np.testing.assert_allclose(
-        native.predict_log_phi(X), fitted.network.predict_log_phi(X), rtol=1e-12
-    )
-    np.testing.assert_allclose(native.predict_logits(X), fitted.predict_logits(grouped))
-
-
 def test_log_phi_dense_in_a_users_model_learns_a_rho_per_level(grouped: bl.Grouped) -> None:
     X = grouped.frame.select(grouped.features).to_numpy().astype("float32")
     y = pack_counts(*(grouped.frame[c].to_numpy().astype("float32") for c in ("k", "n")))
@@ -90,28 +69,3 @@ def test_log_phi_dense_in_a_users_model_learns_a_rho_per_level(grouped: bl.Group
     s = grouped.frame["s"].to_numpy()
     for level, log_phi in LOG_PHI.items():
         assert theta[s == level].mean() == pytest.approx(log_phi, abs=0.25)
-
-
-def test_torch_keras_backend_gives_the_same_fit(tmp_path, grouped: bl.Grouped, fitted) -> None:
-    script = textwrap.dedent(
-        """
-        import sys
-        import binomlab as bl
-        g = bl.read_grouped(sys.argv[1])
-        f = bl.fit(g, backend="keras", loss="beta-binomial", phi="network")
-        print(f.backend_versions["keras_backend"], f.history["train_nll"][-1])
-        """
-    )
-    grouped.write_parquet(tmp_path / "g.parquet")
-    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "g.parquet")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    backend, nll = out.stdout.split()[-2:]
-    assert backend == "torch"
-    assert float(nll) == pytest.approx(fitted.history["train_nll"][-1], rel=1e-7)

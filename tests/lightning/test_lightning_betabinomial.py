@@ -1,18 +1,18 @@
 """The beta-binomial loss of the Lightning plugin: the loss against SciPy, its gradients, the
-learned concentration φ in training (recovery of a known ρ, the binomial limit, best weights,
-no weight decay) and in export."""
+module form in a plain torch loop, and the learned concentration φ in the LightningModule (no
+weight decay, trained by L-BFGS with weight decay). What every plugin shares in training and
+export (recovery of a known ρ, the binomial limit, best weights, the seed, the native files)
+is in tests/test_plugin_betabinomial.py."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import polars as pl
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("binomlab_lightning")
-pytest.importorskip("onnxruntime")
 
 from scipy import stats  # noqa: E402
 from scipy.special import expit, gammaln  # noqa: E402
@@ -21,13 +21,13 @@ import binomlab as bl  # noqa: E402
 from binomlab.betabinomial import beta_binomial_nll  # noqa: E402
 from binomlab.protocol import TrainConfig, TrainData  # noqa: E402
 from binomlab.specs import MLP, Logistic  # noqa: E402
+from binomlab.testing import counts_as_groups, overdispersed_counts  # noqa: E402
 from binomlab_lightning import (  # noqa: E402
     BetaBinomialNLLWithLogits,
     BinomialModule,
     LightningBackend,
     beta_binomial_nll_with_logits,
     binomial_nll_with_logits,
-    load_native,
 )
 from binomlab_lightning.loss import LOG_PHI_RANGE  # noqa: E402
 
@@ -189,22 +189,8 @@ def test_module_form_owns_a_trainable_log_phi() -> None:
         BetaBinomialNLLWithLogits("avg")
 
 
-def _simulate(rho: float, *, groups: int = 300, seed: int = 0, d: int = 3):
-    """Counts from a beta-binomial with mean σ(Xw + b) and intra-group correlation ρ."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(groups, d))
-    z = X @ np.linspace(0.8, -0.4, d) - 0.5
-    n = rng.integers(50, 501, groups)
-    if rho == 0:
-        k = rng.binomial(n, expit(z))
-    else:
-        phi = 1 / rho - 1
-        k = rng.binomial(n, rng.beta(expit(z) * phi, (1 - expit(z)) * phi))
-    return X, k.astype(np.float64), n.astype(np.float64)
-
-
 def test_module_form_in_a_plain_torch_loop_recovers_rho() -> None:
-    X, k, n = _simulate(0.1, seed=7)
+    X, k, n = overdispersed_counts(0.1, seed=7)
     torch.manual_seed(0)
     model = torch.nn.Linear(X.shape[1], 1).double()
     criterion = BetaBinomialNLLWithLogits()
@@ -223,71 +209,11 @@ def test_module_form_in_a_plain_torch_loop_recovers_rho() -> None:
     optimizer.step(closure)
     # the maximum-likelihood ρ of this sample (0.114), which the backend finds too
     assert 1 / (1 + criterion.phi) == pytest.approx(0.1, rel=0.2)
-    fitted = bl.fit(_grouped(X, k, n), backend="lightning", loss="beta-binomial")
+    fitted = bl.fit(counts_as_groups(X, k, n), backend="lightning", loss="beta-binomial")
     assert criterion.phi == pytest.approx(fitted.phi_, rel=1e-4)
 
 
 # -- training through the backend ------------------------------------------------------------
-
-
-def _grouped(X, k, n) -> bl.Grouped:
-    frame = pl.DataFrame({f"x{j}": X[:, j] for j in range(X.shape[1])})
-    frame = frame.with_columns(n=pl.Series(n.astype(np.int64)), k=pl.Series(k.astype(np.int64)))
-    return bl.from_counts(frame, list(frame.columns[:-2]))
-
-
-@pytest.mark.parametrize("rho", [0.05, 0.2])
-def test_lbfgs_recovers_a_known_rho(rho: float) -> None:
-    # 2,000 groups: the sampling error of the estimate is then a few % (about 10% at 300)
-    g = _grouped(*_simulate(rho, groups=2000))
-    fitted = bl.fit(g, backend="lightning", loss="beta-binomial")
-    assert fitted.config.optimizer == "lbfgs"
-    assert fitted.stop_reason == "converged"
-    assert fitted.loss == "beta-binomial"
-    assert 1 / (1 + fitted.phi_) == pytest.approx(rho, rel=0.1)
-    # the reported train_nll is the beta-binomial NLL per trial at the returned weights
-    k, n = (g.frame[c].to_numpy().astype(float) for c in ("k", "n"))
-    exact = beta_binomial_nll(fitted.predict_logits(g), k, n, fitted.phi_)
-    assert fitted.history["train_nll"][-1] == pytest.approx(exact, rel=1e-9)
-    assert fitted.n_params_ == 4 + 1  # three weights, the bias and φ
-
-
-def test_adam_recovers_a_known_rho() -> None:
-    g = _grouped(*_simulate(0.2, groups=2000, seed=1))
-    fitted = bl.fit(
-        g, backend="lightning", loss="beta-binomial", optimizer="adam", epochs=30,
-        batch_size=256, lr=0.05,
-    )  # fmt: skip
-    assert 1 / (1 + fitted.phi_) == pytest.approx(0.2, rel=0.1)
-
-
-def test_binomial_data_sends_phi_to_the_binomial_limit() -> None:
-    g = _grouped(*_simulate(0.0, seed=2))
-    beta = bl.fit(g, backend="lightning", loss="beta-binomial")
-    binomial = bl.fit(g, backend="lightning")
-    assert beta.phi_ > 200 and 1 / (1 + beta.phi_) < 0.005
-    assert binomial.phi_ is None
-    assert beta.history["train_nll"][-1] == pytest.approx(
-        binomial.history["train_nll"][-1], rel=1e-3
-    )
-    assert np.allclose(beta.predict_proba(g), binomial.predict_proba(g), atol=1e-3)
-
-
-def test_best_weights_include_phi() -> None:
-    X, k, n = _simulate(0.1, seed=3, groups=260)
-    train, val = (
-        TrainData(X[s].astype(np.float32), k[s], n[s]) for s in (slice(60), slice(60, None))
-    )
-    seen: list[float] = []
-    config = TrainConfig(epochs=30, batch_size=16, lr=0.1, loss="beta-binomial", seed=1)
-    network = LightningBackend().fit(
-        train, val, MLP(hidden=(32,)), config, lambda e, m: seen.append(m["val_nll"])
-    )
-    best = int(np.argmin(seen))
-    assert best < len(seen) - 1, "the test needs a best epoch before the last"
-    z = network.predict_logits(val.X)
-    # the val_nll of the best epoch is reproduced only with that epoch's φ as well
-    assert beta_binomial_nll(z, val.k, val.n, network.phi) == pytest.approx(seen[best], rel=1e-6)
 
 
 def test_phi_is_not_weight_decayed() -> None:
@@ -308,51 +234,8 @@ def test_phi_is_not_weight_decayed() -> None:
 
 
 def test_lbfgs_with_weight_decay_trains_phi() -> None:
-    X, k, n = _simulate(0.2, seed=4)
+    X, k, n = overdispersed_counts(0.2, seed=4)
     train = TrainData(X.astype(np.float32), k, n)
     config = TrainConfig(optimizer="lbfgs", weight_decay=1e-3, loss="beta-binomial")
     network = LightningBackend().fit(train, None, Logistic(), config, lambda e, m: None)
     assert 1 / (1 + network.phi) == pytest.approx(0.2, rel=0.1)
-
-
-def test_same_seed_same_phi() -> None:
-    X, k, n = _simulate(0.1, seed=5)
-    train = TrainData(X.astype(np.float32), k, n)
-    config = TrainConfig(epochs=5, batch_size=50, loss="beta-binomial", seed=3)
-    a, b = (
-        LightningBackend().fit(train, None, MLP(hidden=(4,)), config, lambda e, m: None)
-        for _ in range(2)
-    )
-    assert a.phi == b.phi
-    assert np.array_equal(a.predict_logits(train.X), b.predict_logits(train.X))
-
-
-def test_backend_declares_both_losses() -> None:
-    assert LightningBackend.losses == ("binomial", "beta-binomial")
-    g = _grouped(*_simulate(0.1, groups=30))
-    with pytest.raises(bl.BinomlabError, match=r"Received: loss='quasi'"):
-        bl.fit(g, backend="lightning", loss="quasi")
-
-
-# -- export ----------------------------------------------------------------------------------
-
-
-def test_export_round_trip_keeps_phi(tmp_path) -> None:
-    g = _grouped(*_simulate(0.05, seed=6))
-    fitted = bl.fit(g, backend="lightning", loss="beta-binomial")
-    served = bl.load(fitted.export(tmp_path / "m"))
-    assert served.loss == "beta-binomial"
-    assert served.phi == fitted.phi_
-    rows = g.frame.select(g.features)
-    assert np.allclose(served.predict_proba(rows), fitted.predict_proba(rows), atol=1e-5)
-    # the ONNX graph outputs the logits of the mean only; φ lives in the manifest
-    assert [o.name for o in served._session.get_outputs()] == ["logit"]
-    lower, upper = served.predict_interval(rows, g.frame["n"].to_numpy())
-    f_lower, f_upper = fitted.predict_interval(rows, g.frame["n"].to_numpy())
-    assert np.abs(lower - f_lower).max() <= 1 and np.abs(upper - f_upper).max() <= 1
-    k = g.frame["k"].to_numpy()
-    assert np.mean((lower <= k) & (k <= upper)) > 0.9
-    native = load_native(tmp_path / "m")
-    assert native.phi == fitted.phi_
-    X = fitted.encoder.transform(g)
-    assert np.array_equal(native.predict_logits(X), fitted.network.predict_logits(X))

@@ -1,6 +1,6 @@
-"""``phi="network"`` in the Lightning plugin: the ``log φ`` head (its start, no weight decay),
-an MLP trained by Adam, and the native files. What every backend shares (recovery of ρ per
-level, coverage, ONNX with two outputs) is in tests/test_phi_network.py."""
+"""``phi="network"`` in the Lightning plugin: the ``log φ`` head (its start, no weight decay)
+and an MLP trained by Adam. What every backend shares (recovery of ρ per level, coverage, ONNX
+with two outputs, the native files) is in tests/test_phi_network.py."""
 
 from __future__ import annotations
 
@@ -11,25 +11,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("binomlab_lightning")
-pytest.importorskip("onnxruntime")
 
 import binomlab as bl  # noqa: E402
 from binomlab.betabinomial import intra_class_correlation  # noqa: E402
 from binomlab.specs import MLP  # noqa: E402
 from binomlab.testing import OVERDISPERSION_LOG_PHI as LOG_PHI  # noqa: E402
 from binomlab.testing import overdispersed_groups  # noqa: E402
-from binomlab_lightning import BinomialModule, load_native  # noqa: E402
+from binomlab_lightning import BinomialModule  # noqa: E402
 from binomlab_lightning.module import build_network  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def grouped() -> bl.Grouped:
     return overdispersed_groups()
-
-
-@pytest.fixture(scope="module")
-def fitted(grouped: bl.Grouped):
-    return bl.fit(grouped, backend="lightning", loss="beta-binomial", phi="network")
 
 
 def _levels(g: bl.Grouped) -> np.ndarray:
@@ -82,11 +76,3 @@ def test_head_starts_at_phi_100_and_is_not_weight_decayed() -> None:
             build_network(MLP(hidden=(4,)), 5), spec=MLP(hidden=(4,)).to_dict(), input_dim=5,
             loss="beta-binomial", phi="network",
         )  # fmt: skip
-
-
-def test_native_files_keep_the_head(tmp_path, grouped: bl.Grouped, fitted) -> None:
-    directory = fitted.export(tmp_path / "m", formats=("native",))
-    native = load_native(directory)
-    assert native.phi_output and native.phi is None
-    X = fitted.encoder.transform(grouped)
-    assert np.array_equal(native.predict_log_phi(X), fitted.network.predict_log_phi(X))
