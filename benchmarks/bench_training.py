@@ -1058,13 +1058,14 @@ def keras_initial_weights(width: int, base_rate: float, seed: int) -> list[np.nd
 def keras_plain_model(width: int, weights: list[np.ndarray], lr: float) -> tuple[Any, Any]:
     """The model a Keras user writes: Dense(64, relu) → Dense(32, relu) → Dense(1) → sigmoid,
     Adam, ``loss="binary_crossentropy"``; it starts from ``weights`` (see
-    :func:`keras_initial_weights`) and Adam's epsilon is the backend's (PyTorch's 1e-8), so
-    only the data and the loss differ from ``bl.fit``.
+    :func:`keras_initial_weights`), and Adam's epsilon (PyTorch's 1e-8) and
+    ``steps_per_execution`` (32 on TensorFlow) are the backend's defaults, so only the data
+    and the loss differ from ``bl.fit``.
 
     Returns the compiled model and a model of the same layers that outputs the logits."""
     import keras
 
-    from binomlab_keras.backend import ADAM_EPSILON
+    from binomlab_keras.backend import ADAM_EPSILON, default_steps_per_execution
 
     inputs = keras.Input(shape=(width,))
     x = inputs
@@ -1076,6 +1077,7 @@ def keras_plain_model(width: int, weights: list[np.ndarray], lr: float) -> tuple
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=lr, epsilon=ADAM_EPSILON),
         loss="binary_crossentropy",
+        steps_per_execution=default_steps_per_execution(),
     )
     return model, keras.Model(inputs, z)
 
@@ -1295,13 +1297,14 @@ def keras_plain_epochs(data: TrainData, epochs: int, *, binomial: bool = False) 
     clock = _Clock()
     model, logit_model = keras_plain_model(X.shape[1], weights, OVERHEAD_LR)
     if binomial:
-        from binomlab_keras.backend import ADAM_EPSILON
+        from binomlab_keras.backend import ADAM_EPSILON, default_steps_per_execution
 
         model = logit_model
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=OVERHEAD_LR, epsilon=ADAM_EPSILON),
             loss=BinomialNLL(),
             metrics=[BinomialNLLMetric()],
+            steps_per_execution=default_steps_per_execution(),
         )
         fit_args: dict[str, Any] = {"x": X, "y": np.column_stack([k, n])}
     else:

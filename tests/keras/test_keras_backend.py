@@ -26,6 +26,7 @@ from binomlab.protocol import TrainConfig, TrainData  # noqa: E402
 from binomlab.specs import MLP, Logistic  # noqa: E402
 from binomlab.testing import Recorder, synthetic_train_data  # noqa: E402
 from binomlab_keras import KerasBackend, build_model  # noqa: E402
+from binomlab_keras.backend import STEPS_PER_EXECUTION  # noqa: E402
 from binomlab_keras.data import GroupArrays, GroupBatches  # noqa: E402
 from binomlab_keras.model import spec_from_model  # noqa: E402
 
@@ -130,10 +131,14 @@ def test_bad_option_values(data: TrainData, options, match: str) -> None:
 
 def test_options_reach_keras(data: TrainData) -> None:
     base = {"epochs": 2, "batch_size": 32, "seed": 1}
-    plain = train(data, **base).predict_logits(data.X)
-    grouped_steps = train(data, options={"steps_per_execution": 3}, **base)
-    assert grouped_steps.model.steps_per_execution == 3
-    np.testing.assert_allclose(grouped_steps.predict_logits(data.X), plain, atol=1e-5)
+    default = train(data, **base)
+    expected = 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION
+    assert default.model.steps_per_execution == expected
+    plain = default.predict_logits(data.X)
+    for steps in (1, 3):  # 200 groups: 7 batches per epoch, in calls of 1, 3 (3, 3, 1) or 32
+        grouped_steps = train(data, options={"steps_per_execution": steps}, **base)
+        assert grouped_steps.model.steps_per_execution == steps
+        np.testing.assert_allclose(grouped_steps.predict_logits(data.X), plain, atol=1e-5)
     jitted = train(data, options={"jit_compile": True}, **base)
     assert jitted.model.jit_compile is True or keras.backend.backend() != "tensorflow"
     np.testing.assert_allclose(jitted.predict_logits(data.X), plain, atol=1e-4)

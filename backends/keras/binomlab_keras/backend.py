@@ -88,6 +88,11 @@ ADAM_EPSILON = 1e-8
 """PyTorch's Adam epsilon (Keras's default is 1e-7), so both backends take the same steps."""
 CHUNK = 65_536
 """Groups per forward pass when evaluating or predicting."""
+STEPS_PER_EXECUTION = 32
+"""Adam/AdamW mini-batches per call of the compiled train step, by default, where Keras can
+run several (TensorFlow, JAX; its torch backend runs one). binomlab's callbacks run at epoch
+ends, so nothing needs Keras's per-batch hooks; a 256-group epoch of the flights MLP takes
+0.07 s instead of 0.11 s on two CPU cores. The updates are the same."""
 TRAIN_METRIC = "binomial_nll"
 
 
@@ -253,7 +258,8 @@ class KerasBackend(Backend):
 
     Options (``bl.fit(..., backend="keras", **options)``), passed to ``model.compile`` for
     Adam/AdamW (L-BFGS ignores them): ``jit_compile`` (default False) and
-    ``steps_per_execution`` (default 1).
+    ``steps_per_execution`` (default :data:`STEPS_PER_EXECUTION` = 32 on TensorFlow and JAX,
+    1 on torch, the only value Keras accepts there).
 
     Adam/AdamW default to 20 epochs of 1,024 groups per batch at ``lr=1e-2``; Adam's
     ``weight_decay`` is an L2 penalty ``weight_decay/2·Σ‖W‖²`` on the weight matrices
@@ -345,6 +351,11 @@ class KerasBackend(Backend):
         )
 
 
+def default_steps_per_execution() -> int:
+    """:data:`STEPS_PER_EXECUTION`, or 1 under Keras's torch backend (which refuses more)."""
+    return 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION
+
+
 def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
     """:func:`~binomlab.protocol.check_config`, and the Keras options and gradients."""
     options = check_config(KerasBackend, train, spec, config)
@@ -352,7 +363,7 @@ def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, 
     if jit not in (True, False, "auto"):
         msg = f"Expected jit_compile to be True, False or 'auto'. Received: jit_compile={jit!r}"
         raise BinomlabError(msg)
-    steps = options.get("steps_per_execution", 1)
+    steps = options.get("steps_per_execution", default_steps_per_execution())
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         msg = (
             "Expected steps_per_execution to be a positive integer. "
@@ -481,7 +492,7 @@ def _fit_adam(
         loss=BetaBinomialNLL() if beta else BinomialNLL(),
         metrics=[(BetaBinomialNLLMetric if beta else BinomialNLLMetric)(name=TRAIN_METRIC)],
         jit_compile=options.get("jit_compile", False),
-        steps_per_execution=options.get("steps_per_execution", 1),
+        steps_per_execution=options.get("steps_per_execution", default_steps_per_execution()),
     )
     batches = GroupBatches(
         GroupArrays.from_train_data(train, "float32"),
