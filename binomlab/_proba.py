@@ -16,7 +16,7 @@ from binomlab.errors import BinomlabError, EmptyDataError, InvalidProbabilityErr
 if TYPE_CHECKING:
     from binomlab.grouped import Grouped
 
-__all__ = ["check_bins", "counts", "resolve_proba"]
+__all__ = ["check_bins", "counts", "resolve_proba", "uniform_bins"]
 
 
 def resolve_proba(data: Grouped, proba_or_fitted: Any) -> np.ndarray:
@@ -117,3 +117,9 @@ def check_bins(bins: Any) -> None:
     if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
         msg = f"Expected bins to be an integer >= 1. Received: bins={bins!r}"
         raise BinomlabError(msg)
+
+
+def uniform_bins(proba: np.ndarray, bins: int) -> np.ndarray:
+    """The bin of each probability among ``bins`` equal-width bins of [0, 1]: bin ``b`` holds
+    ``[b/bins, (b+1)/bins)``, and 1.0 falls in the last one. int64, the shape of ``proba``."""
+    return np.minimum(np.floor(bins * proba), bins - 1).astype(np.int64)

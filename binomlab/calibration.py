@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from binomlab._proba import check_bins, counts, resolve_proba
+from binomlab._proba import check_bins, counts, resolve_proba, uniform_bins
 from binomlab.errors import BinomlabError, InvalidCountsError
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def calibration(
     phi = _dispersion(data, proba_or_fitted, proba, overdispersed, params)
 
     if strategy == "uniform":
-        bin_of = np.minimum(np.floor(bins * proba), bins - 1).astype(np.int64)
+        bin_of = uniform_bins(proba, bins)
     elif strategy == "quantile":
         edges = _weighted_quantile_edges(proba, trials, bins)
         _, bin_of = np.unique(np.searchsorted(edges, proba, side="left"), return_inverse=True)

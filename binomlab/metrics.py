@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import xlogy
 from scipy.stats import chi2 as chi2_distribution
 
-from binomlab._proba import check_bins, counts, resolve_proba
+from binomlab._proba import check_bins, counts, resolve_proba, uniform_bins
 from binomlab.errors import BinomlabError
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ def _auc(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:
 
 def _ece(n: np.ndarray, k: np.ndarray, p: np.ndarray, *, bins: int) -> float:
     # Σ_b (n_b/N)|Σ_b n p / n_b - Σ_b k / n_b| simplifies to Σ_b |Σ_b n p - Σ_b k| / N.
-    bin_of = np.minimum(np.floor(bins * p), bins - 1).astype(np.intp)
+    bin_of = uniform_bins(p, bins)
     gap = np.bincount(bin_of, weights=n * p - k, minlength=bins)
     return float(np.sum(np.abs(gap)) / n.sum())
 
