@@ -108,3 +108,42 @@ def test_batches_cover_every_group_once_per_epoch(data: TrainData) -> None:
     for (X0, _, n0, t0), (X1, _, n1, t1) in zip(*shards, strict=True):
         assert t0 == t1 == n0.sum() + n1.sum()
         assert abs(len(X0) - len(X1)) <= 1
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "weight_decay"), [("adam", 0.0), ("adam", 0.1), ("adamw", 0.1)]
+)
+def test_adam_is_fused_and_takes_the_steps_of_torchs_plain_loop(optimizer, weight_decay) -> None:
+    import torch
+
+    from binomlab_lightning import binomial_nll_with_logits
+
+    module = BinomialModule(
+        spec=MLP(hidden=(4,)).to_dict(), input_dim=4, optimizer=optimizer, weight_decay=weight_decay
+    )
+    fused = module.configure_optimizers()
+    assert fused.defaults["fused"] is True
+    # the same parameter groups, on a copy of the network, with torch's per-tensor loop
+    twin = BinomialModule(spec=MLP(hidden=(4,)).to_dict(), input_dim=4).net
+    twin.load_state_dict(module.net.state_dict())
+    position = {id(p): i for i, p in enumerate(module.net.parameters())}
+    twin_params = list(twin.parameters())
+    groups = [
+        {
+            "params": [twin_params[position[id(p)]] for p in g["params"]],
+            "weight_decay": g["weight_decay"],
+        }
+        for g in fused.param_groups
+    ]
+    plain = type(fused)(groups, lr=fused.defaults["lr"], foreach=False)
+    data = synthetic_train_data(64, 4)
+    X, k, n = (torch.as_tensor(a, dtype=torch.float32) for a in (data.X, data.k, data.n))
+    start = [p.detach().clone() for p in module.net.parameters()]
+    for net, opt in ((module.net, fused), (twin, plain)):
+        for _ in range(5):
+            opt.zero_grad()
+            binomial_nll_with_logits(net(X), k, n).backward()
+            opt.step()
+    for a, b, before in zip(module.net.parameters(), twin.parameters(), start, strict=True):
+        assert (a - before).abs().max() > 1e-3  # five steps of lr 0.01 moved every tensor
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
