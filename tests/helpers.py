@@ -1,5 +1,6 @@
 """What several test modules share: the bad labels that every engine must refuse exactly as
-``bl.group`` does, and the modules a fresh interpreter has imported after a statement."""
+``bl.group`` does, the modules a fresh interpreter has imported after a statement, and the
+hard cases (k = 0, k = n, saturated logits, extreme φ) the plugins' loss tests run on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 BAD_LABELS = [
@@ -33,3 +35,35 @@ def imported_modules(statement: str, modules: Sequence[str]) -> list[str]:
     code = f"import json, sys; {statement}; print(json.dumps({found}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def binomial_loss_cases(
+    seed: int = 0, groups: int = 40
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits ``z`` float64 and integer counts ``k``, ``n`` (``[groups]``, ``n`` 1..8) with
+    k = 0 and k = n groups, and saturated logits (±35, 60) on some of them."""
+    rng = np.random.default_rng(seed)
+    n = rng.integers(1, 9, groups)
+    k = rng.binomial(n, 0.4)
+    k[:3], k[3:6] = 0, n[3:6]
+    z = rng.normal(0.0, 3.0, groups)
+    z[0], z[3], z[6] = 35.0, -35.0, 60.0  # saturated logits on the k = 0 and k = n groups
+    return z, k, n
+
+
+PHIS = [1e-3, 0.3, 4.0, 25.0, 250.0, 1e5]
+"""Concentrations on both sides of the Stirling threshold (α, β, φ below and above 10)."""
+
+
+def beta_binomial_loss_cases(
+    seed: int = 0, groups: int = 120
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits ``z`` and counts ``k``, ``n``, all float64 ``[groups]``, with k = 0 and k = n
+    groups, a single raw row (n = 1) and ``n`` up to a few hundred."""
+    rng = np.random.default_rng(seed)
+    n = rng.integers(1, 400, groups).astype(np.float64)
+    k = np.floor(rng.random(groups) * (n + 1))
+    k[:4], k[4:8] = 0, n[4:8]
+    n[8], k[8] = 1, 1  # a single raw row
+    z = rng.normal(0.0, 2.0, groups)
+    return z, k, n

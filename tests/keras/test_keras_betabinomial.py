@@ -20,6 +20,8 @@ import pytest
 pytest.importorskip("binomlab_keras")
 keras = pytest.importorskip("keras")
 
+from helpers import PHIS  # noqa: E402
+from helpers import beta_binomial_loss_cases as _groups  # noqa: E402
 from keras import ops  # noqa: E402
 from scipy import stats  # noqa: E402
 from scipy.special import expit, gammaln  # noqa: E402
@@ -42,20 +44,6 @@ from binomlab_keras import (  # noqa: E402
     pack_counts,
 )
 from binomlab_keras.loss import LOG_PHI_RANGE  # noqa: E402
-
-PHIS = [1e-3, 0.3, 4.0, 25.0, 250.0, 1e5]
-"""Concentrations on both sides of the Stirling threshold (α, β, φ below and above 10)."""
-
-
-def _groups(seed: int = 0, groups: int = 120):
-    """float64 logits and counts with k = 0 and k = n groups, n up to a few hundred."""
-    rng = np.random.default_rng(seed)
-    n = rng.integers(1, 400, groups).astype(np.float64)
-    k = np.floor(rng.random(groups) * (n + 1))
-    k[:4], k[4:8] = 0, n[4:8]
-    n[8], k[8] = 1, 1  # a single raw row
-    z = rng.normal(0.0, 2.0, groups)
-    return z, k, n
 
 
 def _scipy_per_group(z, k, n, phi) -> np.ndarray:

@@ -18,23 +18,13 @@ import pytest
 pytest.importorskip("binomlab_keras")  # first: it quiets TensorFlow's start-up messages
 keras = pytest.importorskip("keras")
 
+from helpers import binomial_loss_cases as _groups  # noqa: E402
 from keras import ops  # noqa: E402
 
 from binomlab.reference import grouped_nll  # noqa: E402
 from binomlab_keras import BinomialNLL, BinomialNLLMetric, binomial_nll, pack_counts  # noqa: E402
 
 BACKEND = keras.backend.backend()
-
-
-def _groups(seed: int = 0, groups: int = 40):
-    """float64 logits and counts, with k = 0 and k = n groups and large |z| included."""
-    rng = np.random.default_rng(seed)
-    n = rng.integers(1, 9, groups)
-    k = rng.binomial(n, 0.4)
-    k[:3], k[3:6] = 0, n[3:6]
-    z = rng.normal(0.0, 3.0, groups)
-    z[0], z[3], z[6] = 35.0, -35.0, 60.0  # saturated logits on the k = 0 and k = n groups
-    return z, k, n
 
 
 def _expanded(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("binomlab_lightning")
 
+from helpers import binomial_loss_cases  # noqa: E402
+
 from binomlab_lightning import BinomialNLLWithLogits, binomial_nll_with_logits  # noqa: E402
 
 
 def _groups(seed: int = 0, groups: int = 40):
-    """float64 logits and counts, with k = 0 and k = n groups and large |z| included."""
-    rng = np.random.default_rng(seed)
-    n = rng.integers(1, 9, groups)
-    k = rng.binomial(n, 0.4)
-    k[:3], k[3:6] = 0, n[3:6]
-    z = rng.normal(0.0, 3.0, groups)
-    z[0], z[3], z[6] = 35.0, -35.0, 60.0  # saturated logits on the k = 0 and k = n groups
+    """:func:`helpers.binomial_loss_cases` as tensors; the logits require grad."""
+    z, k, n = binomial_loss_cases(seed, groups)
     return (
         torch.tensor(z, dtype=torch.float64, requires_grad=True),
         torch.tensor(k),

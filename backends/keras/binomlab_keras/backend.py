@@ -357,7 +357,8 @@ def default_steps_per_execution() -> int:
 
 
 def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
-    """:func:`~binomlab.protocol.check_config`, and the Keras options and gradients."""
+    """:func:`~binomlab.protocol.check_config`, and the Keras options and gradients; returns
+    the ``model.compile`` options, defaults filled in."""
     options = check_config(KerasBackend, train, spec, config)
     jit = options.get("jit_compile", False)
     if jit not in (True, False, "auto"):
@@ -376,7 +377,7 @@ def _check(train: TrainData, spec: ModelSpec, config: TrainConfig) -> dict[str, 
             f"Keras backend does not give; set KERAS_BACKEND to one of {sorted(_GRADIENTS)}."
         )
         raise BinomlabError(msg)
-    return options
+    return {"jit_compile": jit, "steps_per_execution": steps}
 
 
 # -- progress, stopping, best weights ---------------------------------------------------------
@@ -491,8 +492,7 @@ def _fit_adam(
         optimizer=optimizer,
         loss=BetaBinomialNLL() if beta else BinomialNLL(),
         metrics=[(BetaBinomialNLLMetric if beta else BinomialNLLMetric)(name=TRAIN_METRIC)],
-        jit_compile=options.get("jit_compile", False),
-        steps_per_execution=options.get("steps_per_execution", default_steps_per_execution()),
+        **options,
     )
     batches = GroupBatches(
         GroupArrays.from_train_data(train, "float32"),
