@@ -1,12 +1,16 @@
 """From raw rows (or existing counts) to a :class:`~binomlab.Grouped`, with Polars.
 
 :func:`group` is the SQL ``select features, count(*) n, sum(label) k from t group by
-features`` as one lazy Polars query on the streaming engine, run together (``collect_all``)
-with a few global aggregates of the label (rows, nulls, values outside {0, 1} or up to three
-distinct values) that tell whether it is binary. The label is read again only to quote its
-values in an error. Databases and Spark (and :func:`group_files`) instead count rows by the
-features *and* the label, at most two rows per group, and :func:`fold_label_counts` checks
-and folds that small table; both paths raise the same errors.
+features`` as lazy Polars queries on the streaming engine. A few global aggregates of the
+label (rows, nulls, values outside {0, 1} or up to three distinct values) tell whether it
+is binary; the label is read again only to quote its values in an error. When every feature
+is an integer, bool or enum column (binned features are enums), those aggregates also give
+the features' ranges, and the rows are counted by a dense integer key
+(:mod:`binomlab.dense_keys`); otherwise, or when the ranges are too wide, by a hash group-by
+run together (``collect_all``) with the label's aggregates. Databases and Spark (and
+:func:`group_files`) instead count rows by the features *and* the label, at most two rows
+per group, and :func:`fold_label_counts` checks and folds that small table; all paths raise
+the same errors.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from binomlab import binning
+from binomlab import binning, dense_keys
 from binomlab.errors import (
     BinomlabError,
     ColumnNotFoundError,
@@ -25,8 +29,9 @@ from binomlab.errors import (
     InvalidLabelError,
 )
 from binomlab.grouped import Grouped, check_feature_names
+from binomlab.parquet_stats import footer_stats
 from binomlab.progress import iterate
-from binomlab.sources import expand_paths, is_spark_dataframe, to_lazy
+from binomlab.sources import expand_paths, is_spark_dataframe, parquet_files, to_lazy
 
 __all__ = [
     "check_group_arguments",
@@ -180,32 +185,88 @@ def group(
 
     edges = binning.resolve_bins(lf, bins, features=features, schema=schema)
     dtype = schema[label]
-    y = pl.col(label)
-    if positive is None and (dtype == pl.Boolean or dtype.is_numeric()):
-        k = y.sum()  # the successes of a 0/1 or bool label, checked by _check_label below
-    elif positive is None:  # not binary without positive=: _check_label raises
-        k = pl.lit(0)
-    else:
-        k = (y == positive).sum()
     rows = binning.apply_bins(lf.select(*features, label), edges)
-    if drop_null_labels:
-        rows = rows.filter(y.is_not_null())
-    grouping = rows.group_by(features).agg(
-        # not strict: a label with NaN or 0.5 gets a null k here and an error below
-        pl.len().cast(pl.Int64).alias("n"),
-        k.cast(pl.Int64, strict=False).alias("k"),
-    )
-    # One streaming run: the label's summary (a few global aggregates) next to the grouping.
-    summary, counts = pl.collect_all(
-        [lf.select(_label_summary(label, dtype, positive)), grouping], engine="streaming"
-    )
-    _check_label(lf, label, dtype, positive, summary.row(0, named=True), drop_null_labels)
+    kept = rows.filter(pl.col(label).is_not_null()) if drop_null_labels else rows
+    binned_schema = rows.collect_schema()
+    if dense_keys.eligible(binned_schema, features):
+        counts = _count_small_ranges(
+            data, rows, kept, binned_schema, features, label, positive, drop_null_labels
+        )
+    else:
+        # One streaming run: the label's summary (a few global aggregates) next to the grouping.
+        found, counts = pl.collect_all(
+            [
+                lf.select(_label_summary(label, dtype, positive)),
+                _hash_counts(kept, features, label, dtype, positive),
+            ],
+            engine="streaming",
+        )
+        _check_label(lf, label, dtype, positive, found.row(0, named=True), drop_null_labels)
     counts = counts.sort(features, nulls_last=False)
     if counts.height == 0:
         msg = f"Every row has a null label {label!r}; nothing is left to group."
         raise EmptyDataError(msg)
     counts = binning.check_binned(counts, edges, source=lf)
     return Grouped(counts, features, bins=edges)
+
+
+def _count_small_ranges(
+    data: Any,
+    rows: pl.LazyFrame,
+    kept: pl.LazyFrame,
+    schema: pl.Schema,
+    features: Sequence[str],
+    label: str,
+    positive: Any,
+    drop_null_labels: bool,
+) -> pl.DataFrame:
+    """``n`` and ``k`` per combination of integer, bool and enum features: by dense key when
+    their ranges are small enough (:mod:`binomlab.dense_keys`), else by hash.
+
+    The label's summary and the features' ranges come from the parquet footers when ``data``
+    is parquet files that have them, else from a first pass over ``rows``. Should the
+    footers disagree with the rows, the rows are counted again after that pass.
+    """
+    dtype = schema[label]
+
+    def count_from(stats: dict[str, Any], *, checked: bool) -> pl.DataFrame:
+        _check_label(rows, label, dtype, positive, stats, drop_null_labels)
+        dense = dense_keys.layout(schema, features, stats)
+        if dense is None:
+            return _hash_counts(kept, features, label, dtype, positive).collect(engine="streaming")
+        return dense_keys.count(kept, dense, _success(label, positive), checked=checked)
+
+    files = parquet_files(data)
+    footers = files and footer_stats(files, features, schema, label, positive)
+    if footers:
+        try:
+            return count_from(footers, checked=True)
+        except dense_keys.OutsideLayout:
+            pass  # statistics that do not describe the rows: use the rows themselves
+    summary = _label_summary(label, dtype, positive)
+    ranges = dense_keys.range_exprs(schema, features)
+    stats = rows.select(*summary, *ranges).collect(engine="streaming").row(0, named=True)
+    return count_from(stats, checked=False)
+
+
+def _success(label: str, positive: Any) -> pl.Expr:
+    """1 where the label is a success: a 0/1 or bool label itself, else ``label == positive``."""
+    return pl.col(label) if positive is None else pl.col(label) == positive
+
+
+def _hash_counts(
+    rows: pl.LazyFrame, features: Sequence[str], label: str, dtype: pl.DataType, positive: Any
+) -> pl.LazyFrame:
+    """``n`` and ``k`` per feature combination by a hash group-by (any feature dtypes)."""
+    if positive is None and not (dtype == pl.Boolean or dtype.is_numeric()):
+        k = pl.lit(0)  # not binary without positive=: _check_label raises
+    else:
+        k = _success(label, positive).sum()
+    return rows.group_by(features).agg(
+        # not strict: a label with NaN or 0.5 gets a null k here and an error from _check_label
+        pl.len().cast(pl.Int64).alias("n"),
+        k.cast(pl.Int64, strict=False).alias("k"),
+    )
 
 
 def _label_summary(label: str, dtype: pl.DataType, positive: Any) -> list[pl.Expr]:

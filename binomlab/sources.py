@@ -108,6 +108,28 @@ def _scan_files(paths: Sequence[str | os.PathLike[str]]) -> pl.LazyFrame:
     return pl.scan_ndjson(files)
 
 
+def _paths(data: Any) -> list[str | os.PathLike[str]] | None:
+    if isinstance(data, str | os.PathLike):
+        return [data]
+    if (
+        isinstance(data, list | tuple)
+        and data
+        and all(isinstance(p, str | os.PathLike) for p in data)
+    ):
+        return list(data)
+    return None
+
+
+def parquet_files(data: Any) -> list[str] | None:
+    """The parquet files ``data`` names (a path, glob, directory or list of them), or None
+    when ``data`` is not paths or names other files. Call after :func:`to_lazy` succeeded."""
+    paths = _paths(data)
+    if paths is None:
+        return None
+    files = expand_paths(paths)
+    return files if all(_file_kind(f) == "parquet" for f in files) else None
+
+
 def to_lazy(data: Any) -> pl.LazyFrame:
     """Return ``data`` as a :class:`polars.LazyFrame` without copying where Polars can avoid it.
 
@@ -126,14 +148,9 @@ def to_lazy(data: Any) -> pl.LazyFrame:
         return data
     if isinstance(data, pl.DataFrame):
         return data.lazy()
-    if isinstance(data, str | os.PathLike):
-        return _scan_files([data])
-    if (
-        isinstance(data, list | tuple)
-        and data
-        and all(isinstance(p, str | os.PathLike) for p in data)
-    ):
-        return _scan_files(data)
+    paths = _paths(data)
+    if paths is not None:
+        return _scan_files(paths)
     if _is_instance_of(data, "pandas", ("DataFrame",)):
         return pl.from_pandas(data).lazy()
     if _is_instance_of(data, "pyarrow", ("Table", "RecordBatch")):
