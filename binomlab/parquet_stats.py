@@ -11,12 +11,14 @@ once more.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from binomlab.dense_keys import stat_name
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 __all__ = ["footer_stats"]
 
@@ -74,6 +76,8 @@ def footer_stats(
     label_dtype = binned_schema[label]
     if positive is not None or not (label_dtype == pl.Boolean or label_dtype.is_integer()):
         return None
+    import pyarrow.parquet as pq  # only for files: `import binomlab` stays light
+
     metas = [pq.read_metadata(f) for f in files]
     label_stats = _column_stats(metas, label)
     if label_stats is None:
