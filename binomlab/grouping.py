@@ -224,29 +224,29 @@ def _count_small_ranges(
     their ranges are small enough (:mod:`binomlab.dense_keys`), else by hash.
 
     The label's summary and the features' ranges come from the parquet footers when ``data``
-    is parquet files that have them, else from a first pass over ``rows``. Should the
-    footers disagree with the rows, the rows are counted again after that pass.
+    is parquet files that have them (and their ranges are small enough), else from a first
+    pass over ``rows``. Should the footers disagree with the rows, the rows are counted
+    again after that pass.
     """
     dtype = schema[label]
-
-    def count_from(stats: dict[str, Any], *, checked: bool) -> pl.DataFrame:
-        _check_label(rows, label, dtype, positive, stats, drop_null_labels)
-        dense = dense_keys.layout(schema, features, stats)
-        if dense is None:
-            return _hash_counts(kept, features, label, dtype, positive).collect(engine="streaming")
-        return dense_keys.count(kept, dense, _success(label, positive), checked=checked)
-
+    success = _success(label, positive)
     files = parquet_files(data)
     footers = files and footer_stats(files, features, schema, label, positive)
-    if footers:
+    dense = footers and dense_keys.layout(schema, features, footers)
+    if dense:
+        _check_label(rows, label, dtype, positive, footers, drop_null_labels)
         try:
-            return count_from(footers, checked=True)
+            return dense_keys.count(kept, dense, success, checked=True)
         except dense_keys.OutsideLayout:
             pass  # statistics that do not describe the rows: use the rows themselves
     summary = _label_summary(label, dtype, positive)
     ranges = dense_keys.range_exprs(schema, features)
     stats = rows.select(*summary, *ranges).collect(engine="streaming").row(0, named=True)
-    return count_from(stats, checked=False)
+    _check_label(rows, label, dtype, positive, stats, drop_null_labels)
+    dense = dense_keys.layout(schema, features, stats)
+    if dense is None:
+        return _hash_counts(kept, features, label, dtype, positive).collect(engine="streaming")
+    return dense_keys.count(kept, dense, success)
 
 
 def _success(label: str, positive: Any) -> pl.Expr:

@@ -140,10 +140,15 @@ def test_only_integer_bool_and_enum_features_take_the_dense_path() -> None:
         assert binned.equals(bl.group(df, ["i", "x"], "y", bins={"x": 4}))
 
 
-def test_wide_ranges_fall_back_to_hashing() -> None:
+@pytest.mark.parametrize("source", ["frame", "parquet"])
+def test_wide_ranges_fall_back_to_hashing(source, tmp_path) -> None:
     df = pl.DataFrame({"id": [0, 10**12, 0, 5], "f": [1, 2, 1, 2], "y": [1, 0, 0, 1]})
+    data = df
+    if source == "parquet":
+        data = tmp_path / "wide.parquet"
+        df.write_parquet(data)
     with dense_calls() as seen:
-        g = bl.group(df, ["id", "f"], "y")
+        g = bl.group(data, ["id", "f"], "y")
     assert seen == []
     assert_frame_equal(g.frame, duckdb_counts(df, ["id", "f"], "y"))
 
