@@ -1,7 +1,9 @@
-"""Shared fixtures: a throwaway PostgreSQL server and a local Spark session.
+"""Shared fixtures: a throwaway PostgreSQL server, a local Spark session, and the small
+synthetic training and validation sets the backend tests share.
 
-Both skip with a reason when their software is missing, except under CI (``CI=true``), where
-``.ci/run`` installs them and a skip would hide a path that never ran: there they fail.
+The server and the session skip with a reason when their software is missing, except under
+CI (``CI=true``), where ``.ci/run`` installs them and a skip would hide a path that never
+ran: there they fail.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 
 import pytest
 from pg_cluster import PostgresCluster, find_bin_dir
+
+from binomlab.protocol import TrainData
+from binomlab.testing import synthetic_train_data
 
 
 def skip_or_fail(reason: str) -> None:
@@ -64,3 +69,15 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module")
+def data() -> TrainData:
+    """Encoded training groups for the backend tests (:func:`synthetic_train_data`)."""
+    return synthetic_train_data()
+
+
+@pytest.fixture(scope="module")
+def val() -> TrainData:
+    """Validation groups drawn like :func:`data`'s, with another seed."""
+    return synthetic_train_data(80, seed=1)

@@ -21,7 +21,7 @@ from binomlab.errors import BinomlabError
 from binomlab.protocol import TrainConfig, TrainData
 from binomlab.reference import grouped_nll
 from binomlab.specs import MLP, Logistic
-from binomlab.testing import Recorder, check_backend, rows_as_groups, synthetic_train_data
+from binomlab.testing import Recorder, check_backend, rows_as_groups
 
 #: each plugin's backend class, as ``module:class``
 CLASSES = {
@@ -98,16 +98,6 @@ def two_groups() -> bl.Grouped:
 @pytest.fixture(scope="module", params=PLUGINS)
 def backend(request) -> str:
     return request.param
-
-
-@pytest.fixture(scope="module")
-def data() -> TrainData:
-    return synthetic_train_data()
-
-
-@pytest.fixture(scope="module")
-def val() -> TrainData:
-    return synthetic_train_data(80, seed=1)
 
 
 # -- the identity: grouped counts train exactly like their raw rows ---------------------------

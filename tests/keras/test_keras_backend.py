@@ -24,7 +24,7 @@ import binomlab as bl  # noqa: E402
 from binomlab.errors import BinomlabError  # noqa: E402
 from binomlab.protocol import TrainConfig, TrainData  # noqa: E402
 from binomlab.specs import MLP, Logistic  # noqa: E402
-from binomlab.testing import Recorder, synthetic_train_data  # noqa: E402
+from binomlab.testing import Recorder  # noqa: E402
 from binomlab_keras import KerasBackend, build_model  # noqa: E402
 from binomlab_keras.backend import STEPS_PER_EXECUTION  # noqa: E402
 from binomlab_keras.data import GroupArrays, GroupBatches  # noqa: E402
@@ -35,11 +35,6 @@ def train(data, val=None, spec=None, *, callback=None, **config):
     return KerasBackend().fit(
         data, val, spec or MLP(hidden=(8,)), TrainConfig(**config), callback or Recorder()
     )
-
-
-@pytest.fixture(scope="module")
-def data() -> TrainData:
-    return synthetic_train_data()
 
 
 def test_lbfgs_mlp_converges_to_a_stationary_point(data: TrainData) -> None:

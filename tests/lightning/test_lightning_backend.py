@@ -28,16 +28,6 @@ def train(data, val=None, spec=None, *, callback=None, **config):
     )
 
 
-@pytest.fixture(scope="module")
-def data() -> TrainData:
-    return synthetic_train_data()
-
-
-@pytest.fixture(scope="module")
-def val() -> TrainData:
-    return synthetic_train_data(80, seed=1)
-
-
 # -- options ---------------------------------------------------------------------------------------
 
 
