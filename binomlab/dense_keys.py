@@ -236,7 +236,10 @@ def count(
     totals = np.zeros(bins, dtype=np.int64)
     keys = rows.select(dense.key(success, checked=checked))
     try:
-        for batch in keys.collect_batches(chunk_size=CHUNK_ROWS, maintain_order=False):
+        batches = keys.collect_batches(
+            chunk_size=CHUNK_ROWS, maintain_order=False, engine="streaming"
+        )
+        for batch in batches:
             key = batch.to_series().to_numpy()
             if checked and key.size and key.min() < 0:
                 msg = "a row lies outside the dense key's layout"
