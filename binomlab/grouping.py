@@ -188,11 +188,12 @@ def group(
     rows = binning.apply_bins(lf.select(*features, label), edges)
     kept = rows.filter(pl.col(label).is_not_null()) if drop_null_labels else rows
     binned_schema = rows.collect_schema()
+    counts = None
     if dense_keys.eligible(binned_schema, features):
         counts = _count_small_ranges(
             data, rows, kept, binned_schema, features, label, positive, drop_null_labels
         )
-    else:
+    if counts is None:
         # One streaming run: the label's summary (a few global aggregates) next to the grouping.
         found, counts = pl.collect_all(
             [
@@ -219,20 +220,23 @@ def _count_small_ranges(
     label: str,
     positive: Any,
     drop_null_labels: bool,
-) -> pl.DataFrame:
+) -> pl.DataFrame | None:
     """``n`` and ``k`` per combination of integer, bool and enum features: by dense key when
     their ranges are small enough (:mod:`binomlab.dense_keys`), else by hash.
 
     The label's summary and the features' ranges come from the parquet footers when ``data``
-    is parquet files that have them (and their ranges are small enough), else from a first
-    pass over ``rows``. Should the footers disagree with the rows, the rows are counted
-    again after that pass.
+    is parquet files that have them, else from a first pass over ``rows``. Should the
+    footers disagree with the rows, the rows are counted again after that pass. Returns
+    None when the footers show ranges too wide for a dense key: the caller's hash group-by
+    then reads the label's summary in the same run, with no first pass.
     """
     dtype = schema[label]
     success = _success(label, positive)
     files = parquet_files(data)
     footers = files and footer_stats(files, features, schema, label, positive)
     dense = footers and dense_keys.layout(schema, features, footers)
+    if footers and dense is None:
+        return None
     if dense:
         _check_label(rows, label, dtype, positive, footers, drop_null_labels)
         try:
