@@ -133,19 +133,20 @@ class Setting:
 
 # Picked with --tune (see benchmarks/README.md): for each contender the setting of the grid
 # that reached the target soonest.
-RAW = Setting(batch_size=1024, lr=1e-2, epochs=12)
-GROUPED = Setting(batch_size=1024, lr=1e-2, epochs=30)
-RAW_QUICK = Setting(batch_size=1024, lr=1e-2, epochs=4)
-GROUPED_QUICK = Setting(batch_size=1024, lr=1e-2, epochs=12)
-TUNE_RAW = [(b, lr) for b in (256, 1024, 4096) for lr in (1e-3, 3e-3, 1e-2)]
-TUNE_GROUPED = [(b, lr) for b in (64, 256, 1024) for lr in (3e-3, 1e-2, 3e-2)]
+RAW = Setting(batch_size=4096, lr=2e-2, epochs=12)
+GROUPED = Setting(batch_size=1024, lr=2e-2, epochs=30)
+RAW_QUICK = Setting(batch_size=4096, lr=2e-2, epochs=5)
+GROUPED_QUICK = Setting(batch_size=1024, lr=2e-2, epochs=12)
+TUNE_RAW = [(b, lr) for b in (1024, 2048, 4096, 8192) for lr in (3e-3, 1e-2, 2e-2, 4e-2)]
+TUNE_RAW_EPOCHS = 8  # the raw rows reach the target in 2-5 epochs with the grid's best settings
+TUNE_GROUPED = [(b, lr) for b in (256, 512, 1024, 2048) for lr in (3e-3, 1e-2, 2e-2, 4e-2)]
 
 # Part 4 (Keras), picked with --tune --parts 4 (see benchmarks/README.md) on one grid of
 # learning rates for both contenders and four batch sizes each.
-KERAS_RAW = Setting(batch_size=4096, lr=1e-2, epochs=10)
-KERAS_GROUPED = Setting(batch_size=256, lr=1e-2, epochs=30)
-KERAS_RAW_QUICK = Setting(batch_size=4096, lr=1e-2, epochs=4)
-KERAS_GROUPED_QUICK = Setting(batch_size=256, lr=1e-2, epochs=10)
+KERAS_RAW = Setting(batch_size=1024, lr=1e-2, epochs=10)
+KERAS_GROUPED = Setting(batch_size=1024, lr=3e-2, epochs=30)
+KERAS_RAW_QUICK = Setting(batch_size=1024, lr=1e-2, epochs=4)
+KERAS_GROUPED_QUICK = Setting(batch_size=1024, lr=3e-2, epochs=12)
 TUNE_KERAS_RAW = [(b, lr) for b in (256, 1024, 4096, 16384) for lr in (1e-3, 3e-3, 1e-2, 3e-2)]
 TUNE_KERAS_GROUPED = [(b, lr) for b in (64, 256, 1024, 4096) for lr in (1e-3, 3e-3, 1e-2, 3e-2)]
 KERAS_OVERHEAD_EPOCHS = 4  # the first traces and compiles; the others are the steady state
@@ -626,24 +627,37 @@ def _curve_line(curve: Curve) -> str:
     return " ".join(f"{v:.4f}@{s:.2f}s" for v, s in zip(curve.val, curve.seconds, strict=True))
 
 
+GridRow = tuple[str, Setting, list[Curve]]  # a contender's name, its setting, a curve per seed
+
+
 def tune(args: argparse.Namespace) -> int:
-    """Run the grids of parts 1 and 4 (those in ``--parts``) once per setting (seed 0); print
-    each setting's time to the target of its grid."""
+    """Run the grids of parts 1 and 4 (those in ``--parts``), each setting once per seed of
+    ``--seeds`` (default 3 here); print each setting's median time to the target of its grid."""
     data = load_flights()
-    print(f"{data.train_rows:,} rows → {len(data.train):,} groups", flush=True)
+    seeds = list(range(args.seeds))
+    print(f"{data.train_rows:,} rows → {len(data.train):,} groups; seeds {seeds}", flush=True)
+
+    def grid_row(name: str, s: Setting, run: Callable[[int], Curve]) -> GridRow:
+        curves = []
+        for seed in seeds:
+            curves.append(run(seed))
+            print(f"{name} {s} seed {seed}: {_curve_line(curves[-1])}", flush=True)
+        return name, s, curves
+
     if 1 in args.parts:
         warm_up(data)
-        results: list[tuple[str, Setting, Curve]] = []
+        results: list[GridRow] = []
         for b, lr in TUNE_RAW:
-            s = Setting(b, lr, RAW.epochs)
-            results.append(("raw", s, run_raw(data, s, 0)[0]))
-            print(f"raw     {s}: {_curve_line(results[-1][2])}", flush=True)
+            s = Setting(b, lr, TUNE_RAW_EPOCHS)
+            results.append(grid_row("raw", s, lambda seed, s=s: run_raw(data, s, seed)[0]))
         for b, lr in TUNE_GROUPED:
             s = Setting(b, lr, GROUPED.epochs)
-            results.append(("grouped", s, run_grouped(data, s, 0)[0]))
-            print(f"grouped {s}: {_curve_line(results[-1][2])}", flush=True)
-            results.append(("(grouped torch loop)", s, run_grouped_torch(data, s, 0)))
-            print(f"(grouped torch loop) {s}: {_curve_line(results[-1][2])}", flush=True)
+            results.append(grid_row("grouped", s, lambda seed, s=s: run_grouped(data, s, seed)[0]))
+            results.append(
+                grid_row(
+                    "(grouped torch loop)", s, lambda seed, s=s: run_grouped_torch(data, s, seed)
+                )
+            )
         _print_grid("part 1 (Lightning)", results)
     if 4 in args.parts:
         keras_setup(args.train_threads)
@@ -651,27 +665,34 @@ def tune(args: argparse.Namespace) -> int:
         results = []
         for b, lr in TUNE_KERAS_RAW:
             s = Setting(b, lr, KERAS_RAW.epochs)
-            results.append(("raw model.fit", s, run_keras_raw(data, s, 0)[0]))
-            print(f"raw model.fit {s}: {_curve_line(results[-1][2])}", flush=True)
+            results.append(
+                grid_row("raw model.fit", s, lambda seed, s=s: run_keras_raw(data, s, seed)[0])
+            )
         for b, lr in TUNE_KERAS_GROUPED:
             s = Setting(b, lr, KERAS_GROUPED.epochs)
-            results.append(("grouped bl.fit", s, run_grouped(data, s, 0, "keras")[0]))
-            print(f"grouped bl.fit {s}: {_curve_line(results[-1][2])}", flush=True)
+            results.append(
+                grid_row(
+                    "grouped bl.fit", s, lambda seed, s=s: run_grouped(data, s, seed, "keras")[0]
+                )
+            )
         _print_grid("part 4 (Keras)", results)
     return 0
 
 
-def _print_grid(title: str, results: list[tuple[str, Setting, Curve]]) -> None:
-    best = min(min(c.val) for name, _, c in results if not name.startswith("("))
+def _print_grid(title: str, results: list[GridRow]) -> None:
+    best = min(min(c.val) for name, _, cs in results if not name.startswith("(") for c in cs)
     threshold = (1 + TOLERANCE) * best
     print(f"\n{title}: best {best:.5f}, target {threshold:.5f}")
-    print("| contender | batch | lr | best val NLL | first epoch ≤ target | time to target s |")
+    print(
+        "| contender | batch | lr | best val NLL | first epoch ≤ target (per seed) | "
+        "time to target s (median) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
-    for name, s, c in results:
-        e = c.epoch_reaching(threshold)
+    for name, s, cs in results:
+        epochs = ", ".join(str(c.epoch_reaching(threshold) or "—") for c in cs)
         print(
-            f"| {name} | {s.batch_size} | {s.lr:g} | {min(c.val):.5f} | {e or '—'} | "
-            f"{_fmt(c.time_to(threshold))} |"
+            f"| {name} | {s.batch_size} | {s.lr:g} | {min(min(c.val) for c in cs):.5f} | "
+            f"{epochs} | {_fmt(_median_time(cs, threshold))} |"
         )
 
 
@@ -1424,7 +1445,9 @@ def bench_keras_overhead(args: argparse.Namespace) -> tuple[str, dict[str, float
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short runs: a smoke run (~40 s)")
-    p.add_argument("--seeds", type=int, default=None, help="parts 1 and 4 seeds (default 5)")
+    p.add_argument(
+        "--seeds", type=int, default=None, help="parts 1 and 4 seeds (default 5; --tune: 3)"
+    )
     p.add_argument("--repeat", type=int, default=None, help="parts 3 and 5 runs (default 3)")
     p.add_argument("--groups", type=int, default=None, help="parts 3 and 5 groups (default 1M)")
     p.add_argument("--loss-repeat", type=int, default=None, help="part 2 timings (best of)")
@@ -1450,7 +1473,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
     if args.seeds is None:
-        args.seeds = 1 if args.quick else 5
+        args.seeds = 1 if args.quick else 3 if args.tune else 5
     if args.groups is None:
         args.groups = 200_000 if args.quick else 1_000_000
     if args.loss_repeat is None:
