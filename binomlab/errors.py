@@ -13,10 +13,15 @@ __all__ = [
     "BackendNotFoundError",
     "BinomlabError",
     "ColumnNotFoundError",
+    "ConvergenceWarning",
     "EmptyDataError",
     "InvalidCountsError",
     "InvalidLabelError",
     "InvalidProbabilityError",
+    "ModelFileError",
+    "NotFittedError",
+    "PerfectSeparationWarning",
+    "TrainingDivergedError",
 ]
 
 
@@ -77,8 +82,19 @@ class NotFittedError(BinomlabError):
 
 
 class TrainingDivergedError(BinomlabError):
-    """The training loss became NaN or infinite."""
+    """Training went astray: a loss became NaN or infinite, or the training NLL rose far above
+    the constant base-rate model's (see :data:`binomlab.backends.loop.DIVERGENCE_RULE`)."""
 
 
 class ModelFileError(BinomlabError):
     """An exported model directory that is missing files, corrupted or of an unknown format."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A deterministic optimiser stopped before it met its tolerance: the estimate it returns
+    is not the optimum (statsmodels and scikit-learn warn the same way)."""
+
+
+class PerfectSeparationWarning(ConvergenceWarning):
+    """The maximum-likelihood estimate does not exist: some groups are predicted perfectly
+    (success rate 0 or 1) and their coefficients grow without bound."""

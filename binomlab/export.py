@@ -72,7 +72,7 @@ def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = F
         files["onnx"] = ONNX_FILE
     if "native" in formats:
         files["native"] = fitted.network.save_native(directory)
-    last = fitted.history.tail(1).to_dicts()
+    kept = fitted.kept_epoch()
     manifest = {
         "format": "binomlab-model",
         "format_version": FORMAT_VERSION,
@@ -90,12 +90,14 @@ def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = F
         "bins": {c: [e if np.isfinite(e) else str(e) for e in v] for c, v in fitted.bins.items()},
         "training": {
             "epochs": fitted.epochs_,
+            "best_epoch": fitted.best_epoch_,
             "stop_reason": fitted.stop_reason,
             "seconds": fitted.seconds_,
+            "config": fitted.config.to_dict(),
             "optimizer": fitted.config.optimizer,
             "seed": fitted.config.seed,
-            "train_nll": last[0]["train_nll"] if last else None,
-            "val_nll": last[0]["val_nll"] if last else None,
+            "train_nll": kept["train_nll"] if kept else None,
+            "val_nll": kept["val_nll"] if kept else None,
         },
         "files": files,
     }

@@ -1,40 +1,50 @@
-"""``check_backend``: the conformance suite every backend plugin runs in its tests.
+"""The conformance checks every backend runs, and the synthetic data the tests share.
+
+Each check is small and named, as scikit-learn's ``check_estimator`` checks are:
+:func:`backend_checks` yields ``(name, check)`` pairs, :func:`parametrize_with_checks` gives
+pytest one test id per check and backend, and :func:`check_backend` runs them all:
 
 >>> from binomlab.testing import check_backend
 >>> check_backend("reference")
 
-It trains small models on synthetic grouped data and checks the promises of
-:mod:`binomlab.protocol`: the identity (grouped data and its raw rows train the same model),
-agreement with the reference GLM, determinism, stopping with the best weights kept (callback
-and Ctrl-C), exceptions passing through, export round trips and argument errors. A failed
-check raises ``AssertionError`` naming it.
+They train small models on synthetic grouped data and check the promises of
+:mod:`binomlab.backends.protocol`: the identity (grouped data and its raw rows train the same
+model), the maximum-likelihood optimum of L-BFGS (with or without validation data, and the
+warning at its iteration cap), determinism, divergence, the best epoch kept (without
+validation data, after a callback stop and after Ctrl-C), exceptions passing through, export
+round trips and argument errors. A failed check raises ``AssertionError`` naming it.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from binomlab import backends
-from binomlab.errors import BinomlabError
+from binomlab.backends.protocol import Backend, TrainData
+from binomlab.errors import BinomlabError, ConvergenceWarning, TrainingDivergedError
 from binomlab.export import load
 from binomlab.grouped import Grouped
 from binomlab.grouping import from_counts, group
 from binomlab.metrics import evaluate
-from binomlab.protocol import Backend, TrainData
 from binomlab.training import fit
 
 __all__ = [
     "OVERDISPERSION_LOG_PHI",
     "Recorder",
+    "backend_checks",
     "check_backend",
     "counts_as_groups",
     "overdispersed_counts",
     "overdispersed_groups",
+    "parametrize_with_checks",
     "rows_as_groups",
     "synthetic_rows",
     "synthetic_train_data",
@@ -180,62 +190,139 @@ def _check(condition: bool, name: str, detail: str) -> None:
         raise AssertionError(msg)
 
 
-def check_backend(backend: str | Backend | type[Backend]) -> None:
-    """Run the conformance checks against ``backend``; raise AssertionError on the first failure.
-
-    Takes about a minute or less for a CPU backend.
-    """
-    engine = backends.get(backend)
+@cache
+def _split() -> tuple[Grouped, Grouped]:
+    """The checks' training and validation groups (of :func:`synthetic_rows`)."""
     g = group(synthetic_rows(), ["colour", "size", "flag"], "y")
-    train, val = g.split(0.25, seed=0)
-    optimizer = "lbfgs" if "lbfgs" in engine.optimizers else engine.optimizers[0]
-    spec = "mlp:8" if "mlp" in engine.specs else "logistic"
+    return g.split(0.25, seed=0)
 
-    # The identity: full-batch training on the groups and on their raw rows is the same fit.
-    full = {"optimizer": optimizer, "batch_size": 10**9, "seed": 3}
-    if optimizer != "lbfgs":
-        full |= {"epochs": 30, "lr": 0.05}
+
+def _mini_batch(engine: Backend) -> dict[str, Any]:
+    """Options of a short mini-batch run (or of L-BFGS, for a backend that has only it)."""
+    train, val = _split()
+    spec = "mlp:8" if "mlp" in engine.specs else "logistic"
+    opts: dict[str, Any] = {"model": spec, "val": val, "seed": 1}
+    stochastic = [o for o in engine.optimizers if o not in ("lbfgs",)]
+    if stochastic:
+        opts |= {"optimizer": stochastic[0], "batch_size": 16, "epochs": 3}
+    return opts
+
+
+def check_identity(engine: Backend) -> None:
+    """Full-batch training on the groups and on their raw rows is the same fit."""
+    train, val = _split()
+    full: dict[str, Any] = {"seed": 3}
+    if "lbfgs" not in engine.optimizers:
+        full |= {"optimizer": engine.optimizers[0], "batch_size": 10**9, "epochs": 30, "lr": 0.05}
     grouped_fit = fit(train, model="logistic", backend=engine, **full)
     rows_fit = fit(_rows_as_groups(train), model="logistic", backend=engine, **full)
     gap = np.max(np.abs(grouped_fit.predict_proba(val) - rows_fit.predict_proba(val)))
     _check(gap < 1e-4, "identity (groups vs raw rows)", f"max |Δp| = {gap:.2e}")
 
-    # Agreement with the reference GLM (maximum likelihood) when the backend has L-BFGS.
-    if optimizer == "lbfgs":
-        glm = fit(train, model="logistic", backend="reference")
-        ours, ref = evaluate(train, grouped_fit)["nll"], evaluate(train, glm)["nll"]
-        _check(abs(ours - ref) <= 1e-5 * ref, "MLE vs reference", f"nll {ours} vs {ref}")
 
-    # Determinism under the seed.
-    opts = {"model": spec, "val": val, "epochs": 3, "seed": 1}
-    if optimizer != "lbfgs":
-        opts["optimizer"] = optimizer
-    if spec != "logistic" or optimizer != "lbfgs":  # mini-batches (L-BFGS takes the full batch)
-        opts["batch_size"] = 16
+def check_lbfgs_optimum(engine: Backend) -> None:
+    """L-BFGS on the logistic spec reaches the reference GLM's maximum-likelihood estimate,
+    with validation data too (recorded, never used to pick an iterate), and converges."""
+    train, val = _split()
+    glm = fit(train, model="logistic", backend="reference")
+    for kwargs in ({}, {"val": val}):
+        ours = fit(train, model="logistic", backend=engine, optimizer="lbfgs", **kwargs)
+        gap = np.max(np.abs(ours.predict_proba(val) - glm.predict_proba(val)))
+        _check(gap <= 1e-6, f"L-BFGS optimum {list(kwargs)}", f"max |Δp| = {gap:.2e}")
+        _check(ours.stop_reason == "converged", "L-BFGS optimum", f"{ours.stop_reason!r}")
+        last = ours.history.tail(1)
+        now = evaluate(train, ours)["nll"]
+        _check(
+            abs(last["train_nll"][0] - now) <= 1e-9 * now,
+            "L-BFGS optimum",
+            f"history's last train_nll {last['train_nll'][0]} but the model has {now}",
+        )
+        if "val" in kwargs:
+            _check(last["val_nll"].null_count() == 0, "L-BFGS optimum", "val_nll not recorded")
+
+
+def check_lbfgs_iteration_cap(engine: Backend) -> None:
+    """L-BFGS stopped by its iteration cap says so: ``max_iter`` and a ConvergenceWarning."""
+    train, _ = _split()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        capped = fit(train, model="logistic", backend=engine, optimizer="lbfgs", epochs=2)
+    _check(capped.stop_reason == "max_iter", "L-BFGS cap", f"stop_reason {capped.stop_reason!r}")
+    _check(capped.history.height == 2, "L-BFGS cap", f"{capped.history.height} iterations")
+    kinds = [w.category for w in caught]
+    _check(ConvergenceWarning in kinds, "L-BFGS cap", f"warnings {kinds}")
+
+
+def check_determinism(engine: Backend) -> None:
+    """Same data, spec, config and seed give identical predictions."""
+    train, val = _split()
+    opts = _mini_batch(engine)
     a = fit(train, backend=engine, **opts).predict_proba(val)
     b = fit(train, backend=engine, **opts).predict_proba(val)
     _check(np.array_equal(a, b), "determinism", f"max |Δp| = {np.max(np.abs(a - b)):.2e}")
 
-    # Stopping from the callback keeps the best weights seen.
+
+def check_divergence(engine: Backend) -> None:
+    """A learning rate that blows the loss up raises TrainingDivergedError naming the epoch."""
+    train, _ = _split()
+    opts = _mini_batch(engine)
+    if opts.get("optimizer") is None:
+        return  # L-BFGS only: its line search takes no learning rate
+    opts |= {"lr": 1e6, "val": None}
+    try:
+        fit(train, backend=engine, **opts)
+    except TrainingDivergedError as err:
+        _check("epoch" in str(err), "divergence", f"the message names no epoch: {err}")
+    else:
+        _check(False, "divergence", "lr=1e6 trained without TrainingDivergedError")
+
+
+def check_best_epoch_without_val(engine: Backend) -> None:
+    """Without validation data the kept weights are those of the epoch of least training NLL,
+    and that is the number the history reports."""
+    train, _ = _split()
+    opts = _mini_batch(engine) | {"val": None}
+    if "epochs" in opts:
+        opts["epochs"] = 4
+    fitted = fit(train, backend=engine, **opts)
+    best, now = float(fitted.history["train_nll"].min()), evaluate(train, fitted)["nll"]
+    _check(abs(now - best) <= 1e-5 * best, "best epoch", f"train nll {now}, best epoch {best}")
+
+
+def check_callback_stop(engine: Backend) -> None:
+    """A callback returning False stops training after that epoch, keeping the best weights."""
+    train, val = _split()
+
     def stop_at_2(epoch: int, metrics: Mapping[str, float]) -> bool:
         return epoch < 2
 
-    stopped = fit(train, backend=engine, callbacks=[stop_at_2], **opts)
+    stopped = fit(train, backend=engine, callbacks=[stop_at_2], **_mini_batch(engine))
     _check(stopped.history.height == 2, "callback stop", f"{stopped.history.height} epochs run")
     _check(stopped.stop_reason == "callback", "callback stop", f"reason {stopped.stop_reason!r}")
     _best_weights(stopped, val, "callback stop")
 
-    # Ctrl-C during training returns the best weights instead of raising.
+
+def check_interrupt(engine: Backend) -> None:
+    """Ctrl-C during training returns the best weights instead of raising."""
+    train, val = _split()
+
     def interrupt_at_3(epoch: int, metrics: Mapping[str, float]) -> None:
         if epoch == 3:
             raise KeyboardInterrupt
 
+    opts = _mini_batch(engine)
+    if "epochs" in opts:
+        opts["epochs"] = 5
     interrupted = fit(train, backend=engine, callbacks=[interrupt_at_3], **opts)
     reason = interrupted.stop_reason
     _check(reason == "interrupted", "KeyboardInterrupt", f"stop_reason {reason!r}")
     _best_weights(interrupted, val, "KeyboardInterrupt")
 
-    # Any other exception from a callback reaches the caller unchanged.
+
+def check_callback_exception(engine: Backend) -> None:
+    """Any other exception from a callback reaches the caller unchanged."""
+    train, _ = _split()
+
     class Boom(RuntimeError):
         pass
 
@@ -243,46 +330,40 @@ def check_backend(backend: str | Backend | type[Backend]) -> None:
         raise Boom("from the callback")
 
     try:
-        fit(train, backend=engine, callbacks=[explode], **opts)
+        fit(train, backend=engine, callbacks=[explode], **_mini_batch(engine))
     except Boom:
         pass
     else:
         _check(False, "callback exception", "the exception did not propagate")
 
-    # Export: ONNX served by onnxruntime equals the framework's own predictions.
+
+def check_export(engine: Backend) -> None:
+    """ONNX served by onnxruntime equals the framework's own predictions; the manifest holds
+    the resolved training config."""
+    train, _ = _split()
+    fitted = fit(train, backend=engine, **_mini_batch(engine))
     rows = synthetic_rows(50, seed=9).drop("y")
     with tempfile.TemporaryDirectory() as tmp:
-        path = stopped.export(Path(tmp) / "model")
+        path = fitted.export(Path(tmp) / "model")
         served = load(path)
-        diff = np.max(np.abs(served.predict_proba(rows) - stopped.predict_proba(rows)))
+        diff = np.max(np.abs(served.predict_proba(rows) - fitted.predict_proba(rows)))
         _check(diff < 1e-5, "ONNX export", f"max |Δp| = {diff:.2e}")
         for name in served.manifest["files"].get("native", []):
             _check((path / name).is_file(), "native export", f"{name} missing")
-
-    if "beta-binomial" in engine.losses and "network" in engine.phi_models:
-        _phi_output(engine, optimizer)
-
-    # Errors name the bad value.
-    for kwargs, fragment in (
-        ({"optimizer": "sgd-with-vibes"}, "optimizer='sgd-with-vibes'"),
-        ({"no_such_option": 1}, "no_such_option"),
-        ({"epochs": 0}, "epochs=0"),
-    ):
-        try:
-            fit(train, backend=engine, **kwargs)
-        except BinomlabError as err:
-            _check(fragment in str(err), "errors", f"{fragment!r} not in {str(err)!r}")
-        else:
-            _check(False, "errors", f"{kwargs} was accepted")
+        config = served.manifest["training"]["config"]
+        _check(config == fitted.config.to_dict(), "manifest config", f"{config}")
+        _check(config["epochs"] is not None, "manifest config", "epochs not resolved")
 
 
-def _phi_output(engine: Backend, optimizer: str) -> None:
+def check_phi_output(engine: Backend) -> None:
     """``phi="network"``: a φ per group that follows the data, and the ONNX model's second
-    output equal to it."""
+    output equal to it (for backends that list it)."""
+    if "beta-binomial" not in engine.losses or "network" not in engine.phi_models:
+        return
     g = overdispersed_groups(600, seed=1)
-    opts: dict = {"optimizer": optimizer}
-    if optimizer != "lbfgs":
-        opts |= {"epochs": 100, "lr": 0.05, "batch_size": 10**9}
+    opts: dict = {"optimizer": "lbfgs"} if "lbfgs" in engine.optimizers else {}
+    if not opts:
+        opts = {"epochs": 100, "lr": 0.05, "batch_size": 10**9}
     fitted = fit(g, backend=engine, loss="beta-binomial", phi="network", **opts)
     phi = fitted.predict_phi(g)
     _check(fitted.phi_ is None, "φ output", f"phi_ = {fitted.phi_!r}, expected None")
@@ -298,7 +379,85 @@ def _phi_output(engine: Backend, optimizer: str) -> None:
         _check(gap < 1e-5, "φ output, ONNX export", f"max relative |Δφ| = {gap:.2e}")
 
 
-def _best_weights(fitted, val: Grouped, name: str) -> None:
-    best = float(fitted.history["val_nll"].min())
-    now = evaluate(val, fitted)["nll"]
-    _check(abs(now - best) <= 1e-5 * best, name, f"val nll {now} but best epoch had {best}")
+def check_errors(engine: Backend) -> None:
+    """Bad options are refused with errors naming the value."""
+    train, _ = _split()
+    for kwargs, fragment in (
+        ({"optimizer": "sgd-with-vibes"}, "optimizer='sgd-with-vibes'"),
+        ({"no_such_option": 1}, "no_such_option"),
+        ({"epochs": 0}, "epochs=0"),
+        ({"optimizer": "lbfgs", "early_stopping": 3}, "early_stopping=3"),
+    ):
+        try:
+            fit(train, backend=engine, **kwargs)
+        except BinomlabError as err:
+            _check(fragment in str(err), "errors", f"{fragment!r} not in {str(err)!r}")
+        else:
+            _check(False, "errors", f"{kwargs} was accepted")
+
+
+CHECKS: tuple[Callable[[Backend], None], ...] = (
+    check_identity,
+    check_lbfgs_optimum,
+    check_lbfgs_iteration_cap,
+    check_determinism,
+    check_divergence,
+    check_best_epoch_without_val,
+    check_callback_stop,
+    check_interrupt,
+    check_callback_exception,
+    check_export,
+    check_phi_output,
+    check_errors,
+)
+"""Every conformance check, in the order :func:`check_backend` runs them."""
+
+
+def backend_checks(
+    backend: str | Backend | type[Backend],
+) -> Iterator[tuple[str, Callable[[], None]]]:
+    """``(name, check)`` for every check that applies to ``backend``; ``check()`` raises
+    AssertionError naming what failed. L-BFGS checks are left out for a backend without
+    it."""
+    engine = backends.get(backend)
+    for check in CHECKS:
+        if check.__name__.startswith("check_lbfgs") and "lbfgs" not in engine.optimizers:
+            continue
+        name = check.__name__.removeprefix("check_")
+        yield name, (lambda check=check: check(engine))
+
+
+def parametrize_with_checks(names: Iterable[str]) -> Any:
+    """A ``pytest.mark.parametrize`` of ``(backend, check)`` with one test id per check and
+    backend (``lightning-identity``, ...), as scikit-learn's ``parametrize_with_checks``.
+
+    >>> @parametrize_with_checks(["reference"])
+    ... def test_conformance(backend, check):
+    ...     check()
+    """
+    import pytest
+
+    cases = [
+        pytest.param(name, check, id=f"{name}-{check_name}")
+        for name in names
+        for check_name, check in backend_checks(name)
+    ]
+    return pytest.mark.parametrize(("backend", "check"), cases)
+
+
+def check_backend(backend: str | Backend | type[Backend]) -> None:
+    """Run every conformance check against ``backend``; raise AssertionError on the first
+    failure. Takes about a minute or less for a CPU backend."""
+    for _name, check in backend_checks(backend):
+        check()
+
+
+def _best_weights(fitted: Any, val: Grouped, name: str) -> None:
+    """The model's validation NLL is the kept epoch's, and (mini-batch optimisers) the
+    least of the history's; L-BFGS keeps its last accepted iterate."""
+    kept, now = fitted.kept_epoch(), evaluate(val, fitted)["nll"]
+    _check(kept is not None, name, "no epoch kept")
+    _check(abs(now - kept["val_nll"]) <= 1e-5 * now, name, f"val nll {now}, kept epoch {kept}")
+    if not fitted.config.deterministic:
+        best = float(fitted.history["val_nll"].min())
+        _check(kept["val_nll"] == best, name, f"kept {kept['val_nll']}, best epoch had {best}")

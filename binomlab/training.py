@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -13,18 +11,10 @@ import numpy as np
 import polars as pl
 
 from binomlab import backends as _backends
+from binomlab.backends.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
 from binomlab.encoding import Encoder
-from binomlab.errors import BinomlabError, ColumnNotFoundError, TrainingDivergedError
+from binomlab.errors import BinomlabError, ColumnNotFoundError
 from binomlab.grouped import Grouped
-from binomlab.protocol import (
-    LOSSES,
-    PHI_MODELS,
-    Backend,
-    Network,
-    ProgressCallback,
-    TrainConfig,
-    TrainData,
-)
 from binomlab.specs import Logistic, ModelSpec, parse_spec
 
 __all__ = ["Fitted", "fit"]
@@ -67,13 +57,17 @@ class Fitted:
     encoder
         The :class:`~binomlab.encoding.Encoder` fitted on the training groups.
     network
-        The backend's :class:`~binomlab.protocol.Network`.
+        The backend's :class:`~binomlab.backends.protocol.Network`.
+    config
+        The resolved :class:`~binomlab.backends.protocol.TrainConfig` (every default filled).
     history
         Polars frame, one row per epoch: ``epoch``, ``train_nll``, ``val_nll`` (null without
         validation data), ``seconds`` (wall time of the epoch).
     stop_reason
-        Why training ended: ``completed``, ``converged``, ``early_stopping``, ``callback`` or
-        ``interrupted`` (Ctrl-C); the weights are those of the best epoch in every case.
+        Why training ended (:data:`~binomlab.backends.protocol.STOP_REASONS`): ``completed``,
+        ``early_stopping``, ``callback`` or ``interrupted`` (Ctrl-C) keep the best epoch's
+        weights; lbfgs ends ``converged`` at the optimum, or ``max_iter`` / ``stalled`` (with a
+        warning).
     seconds_
         Total wall time of the fit.
     n_params_
@@ -164,6 +158,17 @@ class Fitted:
         return predictive_interval(proba, n, phi=self.predict_phi(data), level=level)
 
     @property
+    def best_epoch_(self) -> int:
+        """The epoch whose weights the model has (1-based; for lbfgs the last iteration; 0
+        when no epoch ran)."""
+        return self.network.best_epoch
+
+    def kept_epoch(self) -> dict[str, Any] | None:
+        """The history's row of :attr:`best_epoch_` as a dict, or None."""
+        rows = self.history.filter(pl.col("epoch") == self.best_epoch_).to_dicts()
+        return rows[0] if rows else None
+
+    @property
     def epochs_(self) -> int:
         """Epochs (or L-BFGS iterations) run."""
         return self.history.height
@@ -223,11 +228,10 @@ class Fitted:
         return export_model(self, path, formats=formats)
 
     def __repr__(self) -> str:
-        last = self.history.tail(1).to_dicts()
+        row = self.kept_epoch()
         nll = ""
-        if last:
-            row = last[0]
-            nll = f", train_nll={row['train_nll']:.5f}"
+        if row:
+            nll = f", best_epoch={row['epoch']}, train_nll={row['train_nll']:.5f}"
             if row["val_nll"] is not None:
                 nll += f", val_nll={row['val_nll']:.5f}"
         return (
@@ -237,7 +241,8 @@ class Fitted:
 
 
 class _Progress:
-    """The one callback a backend calls: records history, checks for divergence, fans out."""
+    """The one callback the core's loop calls: records the history, fans out to the user's
+    callbacks (all of them are called; any False stops training)."""
 
     def __init__(self, callbacks: Iterable[ProgressCallback]) -> None:
         self.callbacks = list(callbacks)
@@ -247,13 +252,6 @@ class _Progress:
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> bool:
         now = time.perf_counter()
         seconds, self.last = now - self.last, now
-        for name, value in metrics.items():
-            if not math.isfinite(value):
-                msg = (
-                    f"Training diverged at epoch {epoch}: {name}={value}. Lower the learning "
-                    "rate (lr=...), standardise the features, or use optimizer='lbfgs'."
-                )
-                raise TrainingDivergedError(msg)
         row = {
             "epoch": int(epoch),
             "train_nll": float(metrics["train_nll"]),
@@ -272,15 +270,6 @@ class _Progress:
         return pl.DataFrame(self.rows, schema=HISTORY_SCHEMA)
 
 
-def _positive_int(name: str, value: Any, *, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        msg = f"Expected {name} to be a positive integer. Received: {name}={value!r}"
-        raise BinomlabError(msg)
-    return int(value)
-
-
 def _check_val(train: Grouped, val: Grouped | None) -> None:
     if val is None:
         return
@@ -292,87 +281,6 @@ def _check_val(train: Grouped, val: Grouped | None) -> None:
         raise ColumnNotFoundError.from_missing_and_available(
             missing, val.frame.columns, role="validation feature"
         )
-
-
-def _make_config(backend: Backend, spec: ModelSpec, **kw: Any) -> TrainConfig:
-    optimizer = kw["optimizer"]
-    if optimizer is None:
-        optimizer = (
-            "lbfgs"
-            if isinstance(spec, Logistic) and "lbfgs" in backend.optimizers
-            else (backend.optimizers[0])
-        )
-    if optimizer not in backend.optimizers:
-        msg = (
-            f"Backend {backend.name!r} expects optimizer to be one of {backend.optimizers}. "
-            f"Received: optimizer={optimizer!r}"
-        )
-        raise BinomlabError(msg)
-    if spec.kind not in backend.specs:
-        msg = (
-            f"Backend {backend.name!r} cannot build the {spec.kind!r} spec; it builds "
-            f"{backend.specs}. Pick another backend, e.g. backend='lightning'."
-        )
-        raise BinomlabError(msg)
-    if kw["loss"] not in LOSSES:
-        msg = f"Expected loss to be one of {LOSSES}. Received: loss={kw['loss']!r}"
-        raise BinomlabError(msg)
-    if kw["loss"] not in backend.losses:
-        msg = (
-            f"Backend {backend.name!r} cannot train loss={kw['loss']!r}; it trains "
-            f"{backend.losses}. Pick another backend, e.g. backend='lightning'."
-        )
-        raise BinomlabError(msg)
-    if kw["phi"] not in PHI_MODELS:
-        msg = f"Expected phi to be one of {PHI_MODELS}. Received: phi={kw['phi']!r}"
-        raise BinomlabError(msg)
-    if kw["phi"] != "scalar" and kw["loss"] != "beta-binomial":
-        msg = (
-            f"phi={kw['phi']!r} describes the beta-binomial's concentration; it needs "
-            f"loss='beta-binomial'. Received: loss={kw['loss']!r}"
-        )
-        raise BinomlabError(msg)
-    if kw["phi"] not in backend.phi_models:
-        msg = (
-            f"Backend {backend.name!r} cannot learn phi={kw['phi']!r}; it learns "
-            f"{backend.phi_models}. Pick another backend, e.g. backend='lightning'."
-        )
-        raise BinomlabError(msg)
-    unknown = sorted(set(kw["options"]) - set(backend.options))
-    if unknown:
-        msg = (
-            f"Backend {backend.name!r} does not take the option(s) {unknown}; it accepts "
-            f"{sorted(backend.options)}."
-        )
-        raise BinomlabError(msg)
-    for name in ("lr", "weight_decay", "tolerance"):
-        value = kw[name]
-        if value is None and name == "lr":
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, numbers.Real)
-            or not (value > 0 or (name == "weight_decay" and value == 0))
-            or not math.isfinite(value)
-        ):
-            msg = f"Expected {name} to be a positive finite number. Received: {name}={value!r}"
-            raise BinomlabError(msg)
-    if isinstance(kw["seed"], bool) or not isinstance(kw["seed"], numbers.Integral):
-        msg = f"Expected seed to be an integer. Received: seed={kw['seed']!r}"
-        raise BinomlabError(msg)
-    return TrainConfig(
-        epochs=_positive_int("epochs", kw["epochs"]),
-        batch_size=_positive_int("batch_size", kw["batch_size"]),
-        lr=None if kw["lr"] is None else float(kw["lr"]),
-        weight_decay=float(kw["weight_decay"]),
-        optimizer=optimizer,
-        seed=int(kw["seed"]),
-        early_stopping=_positive_int("early_stopping", kw["early_stopping"]),
-        tolerance=float(kw["tolerance"]),
-        options=dict(kw["options"]),
-        loss=kw["loss"],
-        phi=kw["phi"],
-    )
 
 
 def fit(
@@ -406,9 +314,14 @@ def fit(
     backend
         A registry name (see :func:`binomlab.backends.available`), a Backend class or instance.
     val
-        Validation groups; their per-trial NLL is reported each epoch and picks the best epoch.
+        Validation groups; their per-trial NLL is reported each epoch. With adam/adamw it
+        picks the best epoch (and drives ``early_stopping``); lbfgs only records it and runs
+        to the maximum-likelihood optimum.
     epochs, batch_size, lr
-        None means the backend's defaults (see :class:`~binomlab.protocol.TrainConfig`).
+        None means the defaults: 20 epochs of 1,024 groups at lr 1e-2 for adam/adamw; for
+        lbfgs at most 500 iterations on the full batch, no learning rate (see
+        :class:`~binomlab.backends.protocol.TrainConfig`; ``fitted.config`` holds the resolved
+        values).
     weight_decay
         L2 penalty; 0 (default) gives the maximum-likelihood fit.
     optimizer
@@ -417,14 +330,15 @@ def fit(
     seed
         Same data, spec, backend and seed give identical predictions.
     early_stopping
-        Stop after this many epochs without improvement of the monitored NLL.
+        adam/adamw: stop after this many epochs without improvement of the monitored NLL
+        (``val_nll``, else the training objective).
     tolerance
         L-BFGS gradient tolerance on the per-trial NLL.
     loss
         ``"binomial"``, or ``"beta-binomial"`` for groups that vary more than a binomial
         allows: it learns a concentration φ next to the network (``fitted.phi_``;
         intra-group correlation ρ = 1/(1 + φ)), and ``train_nll``/``val_nll`` are then
-        beta-binomial NLLs per trial. See :mod:`binomlab.protocol`.
+        beta-binomial NLLs per trial. See :mod:`binomlab.backends.protocol`.
     phi
         With ``loss="beta-binomial"``: ``"scalar"`` (default) learns one φ for all groups;
         ``"network"`` makes ``log φ`` a second output of the network, so the overdispersion
@@ -446,7 +360,16 @@ def fit(
     BackendNotFoundError
         The backend is not installed.
     TrainingDivergedError
-        The loss became NaN or infinite (the message names the epoch).
+        A loss became NaN or infinite, or the training NLL rose far above the base-rate
+        model's (:data:`~binomlab.backends.loop.DIVERGENCE_RULE`; the message names the epoch).
+
+    Warns
+    -----
+    ConvergenceWarning
+        lbfgs stopped at its iteration cap (``stop_reason="max_iter"``) or stalled before
+        its tolerance.
+    PerfectSeparationWarning
+        The logistic fit separates some groups perfectly: the MLE does not exist.
     BinomlabError, TypeError
         Invalid arguments, each named with the value received.
     """
@@ -457,9 +380,7 @@ def fit(
     _check_val(train, val)
     spec = parse_spec(model)
     engine = _backends.get(backend)
-    config = _make_config(
-        engine,
-        spec,
+    config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -471,7 +392,7 @@ def fit(
         options=options,
         loss=loss,
         phi=phi,
-    )
+    ).resolve(engine, spec, len(train))
     encoder = Encoder.fit(train)
     train_arrays = train_data(encoder, train)
     val_arrays = None if val is None else train_data(encoder, val)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pg_cluster import PostgresCluster, find_bin_dir
 
-from binomlab.protocol import TrainData
+from binomlab.backends.protocol import TrainData
 from binomlab.testing import synthetic_train_data
 
 

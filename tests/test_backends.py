@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
+import numpy as np
 import pytest
 
 import binomlab as bl
@@ -35,7 +36,7 @@ def test_reference_is_always_available() -> None:
 
 
 def test_a_third_party_entry_point_trains(plugin_dir) -> None:
-    plugin_dir("thirdparty", "binomlab.reference:ReferenceBackend")
+    plugin_dir("thirdparty", "binomlab.backends.reference:ReferenceBackend")
     assert "thirdparty" in bl.backends.available()
     g = bl.group(synthetic_rows(500), ["colour"], "y")
     fitted = bl.fit(g, backend="thirdparty")
@@ -71,14 +72,14 @@ def test_listing_imports_no_plugin(plugin_dir) -> None:
     [
         ({"optimizer": "adam"}, r"optimizer to be one of \('lbfgs',\)\. Received: optimizer='ad"),
         ({"loss": "beta-binomial"}, r"loss to be one of \('binomial',\)"),
-        ({"phi": "network"}, r"phi to be one of \('scalar',\)\. Received: phi='network'"),
-        ({"batch_size": 5}, r"full batch of groups.*Received: batch_size=5"),
+        ({"phi": "network"}, r"phi='network' describes the beta-binomial's .* needs loss="),
+        ({"batch_size": 5}, r"full batch of groups \(40\).*Received: batch_size=5"),
         ({"options": {"devices": 2}}, r"does not take the option\(s\) \['devices'\]"),
     ],
 )
 def test_a_backend_used_directly_checks_its_config(config, match) -> None:
-    from binomlab.protocol import TrainConfig
-    from binomlab.reference import ReferenceBackend
+    from binomlab.backends.protocol import TrainConfig
+    from binomlab.backends.reference import ReferenceBackend
     from binomlab.specs import Logistic
     from binomlab.testing import synthetic_train_data
 
@@ -91,15 +92,84 @@ def test_a_backend_used_directly_checks_its_config(config, match) -> None:
         ReferenceBackend().fit(train, None, bl.MLP(), config, lambda e, m: None)
 
 
-def test_best_epoch_follows_the_training_rules() -> None:
-    from binomlab.protocol import BestEpoch
+class _ScriptedSession:
+    """A session whose epochs set the weights ``(coef, intercept)`` from a script."""
 
-    best = BestEpoch(patience=2)
-    assert best.update(1, {"train_nll": 0.5}, penalty=0.1)  # the objective 0.6
-    assert not best.update(2, {"train_nll": 0.45}, penalty=0.2)  # 0.65: worse with the penalty
-    assert best.stop_reason(True) is None and best.stale == 1
-    assert not best.update(3, {"train_nll": 0.1, "val_nll": 0.7}, penalty=9.0)  # val_nll rules
-    assert (best.epoch, best.value) == (1, 0.6)
-    assert best.stop_reason(None) == "early_stopping"
-    assert best.stop_reason(False) == "callback"
-    assert BestEpoch(None).stop_reason(True, converged=True) == "converged"
+    decayed = (True, False)
+
+    def __init__(self, script) -> None:
+        from binomlab.backends.reference import LinearNetwork
+
+        self.script = script
+        self.network = LinearNetwork(np.zeros(1), 0.0)
+
+    def get_weights(self):
+        return [self.network.coef.copy(), np.array(self.network.intercept)]
+
+    def set_weights(self, weights) -> None:
+        self.network.coef, self.network.intercept = np.array(weights[0]), float(weights[1])
+
+    def run_epochs(self, epochs, end_epoch) -> None:
+        for coef, intercept in self.script[:epochs]:
+            if isinstance(intercept, type) and issubclass(intercept, BaseException):
+                raise intercept
+            self.set_weights([np.array([coef]), intercept])
+            if end_epoch():
+                return
+
+
+@pytest.fixture
+def scripted_data():
+    from binomlab.testing import synthetic_train_data
+
+    data = synthetic_train_data(200, 1)
+    rate = data.k.sum() / data.n.sum()
+    return data, float(np.log(rate / (1 - rate)))
+
+
+def test_the_loop_keeps_the_epoch_of_least_objective(scripted_data) -> None:
+    from binomlab.backends import loop
+    from binomlab.backends.protocol import TrainConfig
+    from binomlab.nll import grouped_nll
+
+    data, base = scripted_data
+    # epoch 2 has the least NLL, but with weight_decay its large coefficient costs more
+    script = [(0.5, base), (3.0, base), (0.6, base), (0.7, base)]
+    seen = []
+    config = TrainConfig(optimizer="adam", weight_decay=0.2, early_stopping=2, epochs=10)
+    network = loop.run(_ScriptedSession(script), data, None, config, lambda e, m: seen.append(m))
+    x = data.X[:, 0].astype(np.float64)
+    nll = [grouped_nll(x * c + b, data.k, data.n) for c, b in script]
+    assert [m["train_nll"] for m in seen] == pytest.approx(nll[:3], rel=1e-12)  # exact, at the end
+    objective = [v + 0.1 * c**2 for v, (c, _) in zip(nll, script, strict=False)]
+    best = int(np.argmin(objective[:3]))
+    assert network.best_epoch == best + 1 and network.coef[0] == script[best][0]
+    assert network.stop_reason == "early_stopping" and len(seen) == 3
+
+
+def test_the_loop_stops_on_callbacks_and_interrupts(scripted_data) -> None:
+    from binomlab.backends import loop
+    from binomlab.backends.protocol import TrainConfig
+
+    data, base = scripted_data
+    config = TrainConfig(optimizer="adam", epochs=10)
+    script = [(0.5, base), (0.1, base), (0.2, base)]
+    stopped = loop.run(_ScriptedSession(script), data, None, config, lambda e, m: e < 2)
+    assert stopped.stop_reason == "callback" and stopped.coef[0] == 0.1
+    script = [(0.5, base), (0.1, base), (0.2, KeyboardInterrupt)]
+    interrupted = loop.run(_ScriptedSession(script), data, None, config, lambda e, m: None)
+    assert interrupted.stop_reason == "interrupted" and interrupted.best_epoch == 2
+    assert interrupted.coef[0] == 0.1
+
+
+def test_the_loop_calls_far_above_the_base_rate_divergence(scripted_data) -> None:
+    from binomlab.backends import loop
+    from binomlab.backends.protocol import TrainConfig
+    from binomlab.nll import base_rate_nll
+
+    data, base = scripted_data
+    limit = 10 * base_rate_nll(data.k, data.n) + 1
+    script = [(0.0, base), (0.0, base + 40.0)]  # p ≈ 1 everywhere: about 40 nats per failure
+    with pytest.raises(bl.TrainingDivergedError, match=rf"epoch 2: train_nll=.*above {limit:.4g}"):
+        config = TrainConfig(optimizer="adam", epochs=5)
+        loop.run(_ScriptedSession(script), data, None, config, lambda e, m: None)

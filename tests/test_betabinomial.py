@@ -10,7 +10,7 @@ from scipy.special import expit, gammaln
 
 import binomlab as bl
 from binomlab.betabinomial import beta_binomial_nll, intra_class_correlation, predictive_interval
-from binomlab.reference import grouped_nll
+from binomlab.nll import grouped_nll
 from binomlab.testing import synthetic_rows
 
 

@@ -18,8 +18,8 @@ import pytest
 
 import binomlab as bl
 from binomlab.errors import BinomlabError
-from binomlab.protocol import TrainConfig, TrainData
-from binomlab.reference import grouped_nll
+from binomlab.backends.protocol import TrainConfig, TrainData
+from binomlab.nll import grouped_nll
 from binomlab.specs import MLP, Logistic
 from binomlab.testing import Recorder, check_backend, rows_as_groups
 

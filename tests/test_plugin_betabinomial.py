@@ -12,7 +12,7 @@ import pytest
 
 import binomlab as bl
 from binomlab.betabinomial import beta_binomial_nll
-from binomlab.protocol import TrainConfig, TrainData
+from binomlab.backends.protocol import TrainConfig, TrainData
 from binomlab.specs import MLP
 from binomlab.testing import counts_as_groups, overdispersed_counts
 

@@ -21,7 +21,7 @@ import pytest
 import binomlab as bl
 from binomlab.errors import BinomlabError, ModelFileError
 from binomlab.export import load
-from binomlab.protocol import TrainConfig, TrainData
+from binomlab.backends.protocol import TrainConfig, TrainData
 from binomlab.specs import MLP, Logistic
 
 ort = pytest.importorskip("onnxruntime")

@@ -22,7 +22,7 @@ keras = pytest.importorskip("keras")
 
 import binomlab as bl  # noqa: E402
 from binomlab.errors import BinomlabError  # noqa: E402
-from binomlab.protocol import TrainConfig, TrainData  # noqa: E402
+from binomlab.backends.protocol import TrainConfig, TrainData  # noqa: E402
 from binomlab.specs import MLP, Logistic  # noqa: E402
 from binomlab.testing import Recorder  # noqa: E402
 from binomlab_keras import KerasBackend, build_model  # noqa: E402

@@ -13,7 +13,7 @@ sm = pytest.importorskip("statsmodels.api")
 
 import binomlab as bl  # noqa: E402
 from binomlab import datasets  # noqa: E402
-from binomlab.reference import grouped_nll  # noqa: E402
+from binomlab.nll import grouped_nll  # noqa: E402
 from binomlab.training import train_data  # noqa: E402
 
 MLP_SPEC = "mlp:32,16"

@@ -21,7 +21,7 @@ keras = pytest.importorskip("keras")
 from helpers import binomial_loss_cases as _groups  # noqa: E402
 from keras import ops  # noqa: E402
 
-from binomlab.reference import grouped_nll  # noqa: E402
+from binomlab.nll import grouped_nll  # noqa: E402
 from binomlab_keras import BinomialNLL, BinomialNLLMetric, binomial_nll, pack_counts  # noqa: E402
 
 BACKEND = keras.backend.backend()

@@ -14,7 +14,7 @@ pytest.importorskip("binomlab_lightning")
 import lightning as L  # noqa: E402
 
 from binomlab.errors import BinomlabError  # noqa: E402
-from binomlab.protocol import TrainConfig, TrainData  # noqa: E402
+from binomlab.backends.protocol import TrainConfig, TrainData  # noqa: E402
 from binomlab.specs import MLP  # noqa: E402
 from binomlab.testing import Recorder, synthetic_train_data  # noqa: E402
 from binomlab_lightning import BinomialModule, LightningBackend  # noqa: E402

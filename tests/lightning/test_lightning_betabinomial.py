@@ -21,7 +21,7 @@ from scipy.special import expit, gammaln  # noqa: E402
 
 import binomlab as bl  # noqa: E402
 from binomlab.betabinomial import beta_binomial_nll  # noqa: E402
-from binomlab.protocol import TrainConfig, TrainData  # noqa: E402
+from binomlab.backends.protocol import TrainConfig, TrainData  # noqa: E402
 from binomlab.specs import MLP, Logistic  # noqa: E402
 from binomlab.testing import counts_as_groups, overdispersed_counts  # noqa: E402
 from binomlab_lightning import (  # noqa: E402

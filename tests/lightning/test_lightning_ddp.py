@@ -21,7 +21,7 @@ pytest.importorskip("binomlab_lightning")
 COMMON = textwrap.dedent(
     """
     import numpy as np
-    from binomlab.protocol import TrainConfig, TrainData
+    from binomlab.backends.protocol import TrainConfig, TrainData
     from binomlab.specs import MLP, Logistic
     from binomlab_lightning import LightningBackend
 

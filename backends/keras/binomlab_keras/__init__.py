@@ -7,7 +7,8 @@ losses for any Keras model.
 so do :class:`BetaBinomialNLL` and its metric with the :class:`LogPhi` layer that holds the
 trainable ``θ = log φ`` (or :class:`LogPhiDense`, a ``θ`` per row from the last hidden layer).
 
-Importing this package sets ``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=0`` unless
+Importing this package imports no Keras (the names that need it load on first use); it sets
+``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=0`` unless
 they are set already, so that TensorFlow, imported by Keras, does not print its start-up
 messages (and computes as it does without oneDNN's reordered sums).
 """
@@ -19,41 +20,43 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from binomlab_keras.backend import KerasBackend, KerasNetwork
-from binomlab_keras.export import load_native
-from binomlab_keras.loss import (
-    BetaBinomialNLL,
-    BetaBinomialNLLMetric,
-    BinomialNLL,
-    BinomialNLLMetric,
-    LogPhi,
-    LogPhiDense,
-    beta_binomial_nll,
-    binomial_nll,
-    pack_counts,
-)
-from binomlab_keras.model import build_model
+from binomlab_keras.backend import KerasBackend
 
 try:
     __version__ = version("binomlab-keras")
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = [
-    "BetaBinomialNLL",
-    "BetaBinomialNLLMetric",
-    "BinomialNLL",
-    "BinomialNLLMetric",
-    "KerasBackend",
-    "KerasNetwork",
-    "LogPhi",
-    "LogPhiDense",
-    "__version__",
-    "beta_binomial_nll",
-    "binomial_nll",
-    "build_model",
-    "load_native",
-    "pack_counts",
-]
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "BetaBinomialNLL",
+            "BetaBinomialNLLMetric",
+            "BinomialNLL",
+            "BinomialNLLMetric",
+            "LogPhi",
+            "LogPhiDense",
+            "beta_binomial_nll",
+            "binomial_nll",
+            "pack_counts",
+        ),
+        "binomlab_keras.loss",
+    ),
+    "build_model": "binomlab_keras.model",
+    "KerasNetwork": "binomlab_keras.network",
+    "load_native": "binomlab_keras.network",
+    "KerasSession": "binomlab_keras.session",
+}
+
+__all__ = ["KerasBackend", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    msg = f"module 'binomlab_keras' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from binomlab.protocol import TrainData
+from binomlab.backends.protocol import TrainData
 
 __all__ = ["GroupArrays", "GroupBatches"]
 

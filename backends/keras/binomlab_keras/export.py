@@ -1,5 +1,5 @@
-"""Export a trained model: ONNX for serving, and the native ``model.keras`` for
-:func:`load_native`.
+"""Export a trained model: ONNX for serving, and the native ``model.keras`` (read back by
+:func:`read_native`; :func:`binomlab_keras.network.load_native` makes it a network).
 
 The ONNX graph is written directly from the weights of the ``Dense`` layers with
 ``onnx.helper`` — ``MatMul``/``Add`` and the activation (``Relu``, ``Tanh``, ``Sigmoid``,
@@ -21,15 +21,17 @@ import json
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 
 from binomlab.errors import ModelFileError
+from binomlab.specs import ModelSpec
 from binomlab_keras.loss import LogPhiDense
 from binomlab_keras.model import spec_from_model, split_pair
 
-__all__ = ["NATIVE_FILE", "PHI_FILE", "export_onnx", "load_native", "save_native"]
+__all__ = ["NATIVE_FILE", "PHI_FILE", "export_onnx", "read_native", "save_native"]
 
 NATIVE_FILE = "model.keras"
 PHI_FILE = "beta_binomial.json"
@@ -162,20 +164,20 @@ def save_native(
     return [NATIVE_FILE, PHI_FILE]
 
 
-def load_native(directory: str | Path):
-    """Load the network written by :meth:`KerasNetwork.save_native` with ``safe_mode=True``.
+def read_native(directory: str | Path) -> tuple[keras.Model, ModelSpec, float | None, Any]:
+    """Load the model written by :func:`save_native` with ``safe_mode=True``.
 
     Returns
     -------
-    binomlab_keras.backend.KerasNetwork
+    (model, spec, phi, pair)
+        The logit model, its spec, the scalar ``φ`` (or None) and the model with its φ head
+        (or None).
 
     Raises
     ------
     ModelFileError
         ``model.keras`` is missing, unreadable, or not a binomlab network.
     """
-    from binomlab_keras.backend import KerasNetwork
-
     path = Path(directory) / NATIVE_FILE
     if not path.is_file():
         msg = f"{Path(directory)} is not a binomlab-keras model: {NATIVE_FILE} not found."
@@ -197,4 +199,4 @@ def load_native(directory: str | Path):
         except (ValueError, KeyError, TypeError) as err:
             msg = f"Unreadable {path.parent / PHI_FILE}: {type(err).__name__}: {err}"
             raise ModelFileError(msg) from err
-    return KerasNetwork(model, spec, int(model.inputs[0].shape[-1]), phi=phi, pair=pair)
+    return model, spec, phi, pair

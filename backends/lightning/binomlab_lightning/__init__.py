@@ -4,38 +4,41 @@ beta-binomial losses for any PyTorch model.
 ``bl.fit(train, backend="lightning")`` finds :class:`LightningBackend` through the
 ``binomlab.backends`` entry point; :func:`binomial_nll_with_logits`,
 :func:`beta_binomial_nll_with_logits` and their ``nn.Module`` forms work in anyone's own
-training loop.
+training loop. Importing this package imports no torch: the names that need it load on first
+use.
 """
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from binomlab_lightning.backend import LightningBackend, LightningNetwork
-from binomlab_lightning.export import load_native
-from binomlab_lightning.loss import (
-    BetaBinomialNLLWithLogits,
-    BinomialNLLWithLogits,
-    beta_binomial_nll_with_logits,
-    binomial_nll_with_logits,
-)
-from binomlab_lightning.module import BinomialModule, BinomialNet, build_network
+from binomlab_lightning.backend import LightningBackend
 
 try:
     __version__ = version("binomlab-lightning")
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = [
-    "BetaBinomialNLLWithLogits",
-    "BinomialModule",
-    "BinomialNLLWithLogits",
-    "BinomialNet",
-    "LightningBackend",
-    "LightningNetwork",
-    "__version__",
-    "beta_binomial_nll_with_logits",
-    "binomial_nll_with_logits",
-    "build_network",
-    "load_native",
-]
+_LAZY = {
+    "BetaBinomialNLLWithLogits": "binomlab_lightning.loss",
+    "BinomialNLLWithLogits": "binomlab_lightning.loss",
+    "beta_binomial_nll_with_logits": "binomlab_lightning.loss",
+    "binomial_nll_with_logits": "binomlab_lightning.loss",
+    "BinomialModule": "binomlab_lightning.module",
+    "BinomialNet": "binomlab_lightning.module",
+    "build_network": "binomlab_lightning.module",
+    "LightningNetwork": "binomlab_lightning.network",
+    "load_native": "binomlab_lightning.network",
+    "LightningSession": "binomlab_lightning.session",
+}
+
+__all__ = ["LightningBackend", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    msg = f"module 'binomlab_lightning' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from binomlab.protocol import TrainData
+from binomlab.backends.protocol import TrainData
 
 __all__ = ["Batch", "GroupBatches", "GroupTensors"]
 

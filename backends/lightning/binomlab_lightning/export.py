@@ -1,5 +1,6 @@
 """Export a trained :class:`~binomlab_lightning.module.BinomialNet`: ONNX for serving, and
-safetensors weights plus a JSON description for :func:`load_native`.
+safetensors weights plus a JSON description (read back by
+:func:`~binomlab_lightning.network.load_native`).
 
 Nothing here unpickles: the native format is ``weights.safetensors`` (tensors only) and
 ``network.json`` (the spec, the input width and the dtype).
@@ -22,7 +23,7 @@ from binomlab.errors import ModelFileError
 from binomlab.specs import ModelSpec, spec_from_dict
 from binomlab_lightning.module import BinomialNet, build_network
 
-__all__ = ["NATIVE_FILES", "export_onnx", "load_native", "save_native"]
+__all__ = ["NATIVE_FILES", "export_onnx", "read_native", "save_native"]
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -129,12 +130,13 @@ def save_native(
     return list(NATIVE_FILES)
 
 
-def load_native(directory: str | Path):
-    """Rebuild the network written by :meth:`LightningNetwork.save_native`.
+def read_native(directory: str | Path) -> tuple[BinomialNet, ModelSpec, int, float | None]:
+    """Read the files written by :func:`save_native`.
 
     Returns
     -------
-    binomlab_lightning.backend.LightningNetwork
+    (net, spec, input_dim, phi)
+        The network in evaluation mode, its spec, input width and scalar ``φ`` (or None).
 
     Raises
     ------
@@ -142,8 +144,6 @@ def load_native(directory: str | Path):
         A file is missing, or the description or weights do not match.
     """
     from safetensors.torch import load_file
-
-    from binomlab_lightning.backend import LightningNetwork
 
     directory = Path(directory)
     missing = [name for name in NATIVE_FILES if not (directory / name).is_file()]
@@ -167,4 +167,4 @@ def load_native(directory: str | Path):
     except RuntimeError as err:
         msg = f"The weights in {directory / WEIGHTS} do not fit the {spec} spec: {err}"
         raise ModelFileError(msg) from err
-    return LightningNetwork(net.eval(), spec, input_dim, phi=phi)
+    return net.eval(), spec, input_dim, phi

@@ -2,7 +2,7 @@
 
 Listing reads entry point *names* only (cheap, cached); a plugin is imported when it is asked
 for. A third party adds a backend by publishing a package with an entry point in the group
-``binomlab.backends`` pointing at a :class:`binomlab.protocol.Backend` subclass.
+``binomlab.backends`` pointing at a :class:`binomlab.backends.protocol.Backend` subclass.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import warnings
 from functools import cache, lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
+from binomlab.backends.protocol import Backend
 from binomlab.errors import BackendNotFoundError
-from binomlab.protocol import Backend
 
 __all__ = ["ENTRY_POINT_GROUP", "available", "get", "refresh"]
 
 ENTRY_POINT_GROUP = "binomlab.backends"
-_BUILTIN = {"reference": "binomlab.reference:ReferenceBackend"}
+_BUILTIN = {"reference": "binomlab.backends.reference:ReferenceBackend"}
 _INSTALL_HINTS = {
     "lightning": "pip install binomlab-lightning",
     "keras": "pip install binomlab-keras",
