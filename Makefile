@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml backends/lightning/pyproject.toml backends/keras/pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench,sql,spark]" -e backends/lightning -e backends/keras
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench,sql,spark]" -e backends/lightning -e "backends/keras[jax]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,7 @@ demo: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest
@@ -34,4 +35,4 @@ bench: install
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .import_linter_cache .hypothesis

@@ -52,7 +52,7 @@ from _common import (  # benchmarks/ is on sys.path when a script runs
 )
 
 import binomlab as bl
-from binomlab import dense_keys
+from binomlab.grouping import dense_keys
 
 SEED = 20_240_601
 KEYS = ["a", "b", "c", "d"]

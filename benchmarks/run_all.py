@@ -15,7 +15,12 @@ Usage::
     python benchmarks/run_all.py                      # everything -> benchmarks/RESULTS.md
     python benchmarks/run_all.py --quick              # -> benchmarks/_data/RESULTS-quick.md
     python benchmarks/run_all.py --skip grouping,sql  # leave scripts out (named in the report)
-    python benchmarks/run_all.py --only training --output /tmp/r.md
+    python benchmarks/run_all.py --only training --output /tmp/r.md  # the five training parts
+    python benchmarks/run_all.py --only race_lightning,loss_kernel
+
+Scripts are named without ``bench_`` and ``.py``; ``training`` stands for the five training
+parts (``TRAINING``). They run in the order of ``ORDER``; a ``bench_*.py`` not listed there
+runs after those, in name order.
 """
 
 from __future__ import annotations
@@ -53,7 +58,17 @@ PACKAGES = [
     "tensorflow",
     "onnxruntime",
     "adbc-driver-postgresql",
+    "ipywidgets",
 ]
+TRAINING = [
+    "race_lightning",  # part 1: time to a good model, Lightning
+    "loss_kernel",  # part 2
+    "overhead_lightning",  # part 3
+    "race_keras",  # part 4: time to a good model, Keras
+    "overhead_keras",  # part 5
+]
+ORDER = ["grouping", "sql", *TRAINING, "inference", "lab_open"]
+ALIASES = {"training": TRAINING}  # one name for several scripts in --only / --skip
 TAIL_LINES = 40
 
 # "- label: 1.23× (target ≥ 1.5×) **PASS**": a figure against its target ("Targets:" lists)
@@ -89,7 +104,9 @@ class Outcome:
 
 
 def scripts() -> list[Path]:
-    return sorted(HERE.glob("bench_*.py"))
+    """Every ``bench_*.py``: those of ``ORDER`` in its order, then any others by name."""
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return sorted(HERE.glob("bench_*.py"), key=lambda p: (rank.get(short(p), len(rank)), p.name))
 
 
 def short(path: Path) -> str:
@@ -296,7 +313,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--skip", default="", help="comma-separated scripts to leave out, e.g. grouping,sql"
     )
-    p.add_argument("--only", default="", help="comma-separated scripts to run, e.g. training")
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated scripts to run, e.g. race_lightning,loss_kernel (training: all "
+        "five training parts)",
+    )
     p.add_argument(
         "--output",
         type=Path,
@@ -314,7 +336,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _names(text: str) -> set[str]:
-    return {x.strip().removeprefix("bench_").removesuffix(".py") for x in text.split(",") if x}
+    names = {x.strip().removeprefix("bench_").removesuffix(".py") for x in text.split(",") if x}
+    return {part for name in names for part in ALIASES.get(name, [name])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     available = {short(p) for p in scripts()}
     unknown = (skip | only) - available
     if unknown:
-        print(f"unknown script(s) {sorted(unknown)}; expected some of {sorted(available)}")
+        print(
+            f"unknown script(s) {sorted(unknown)}; expected some of {sorted(available)} "
+            f"or {sorted(ALIASES)}"
+        )
         return 2
     chosen = [p for p in scripts() if short(p) not in skip and (not only or short(p) in only)]
     skipped = [p.stem for p in scripts() if p not in chosen]

@@ -17,20 +17,21 @@ from binomlab.errors import (
     BackendNotFoundError,
     BinomlabError,
     ColumnNotFoundError,
+    ConvergenceWarning,
     EmptyDataError,
     InvalidCountsError,
     InvalidLabelError,
     InvalidProbabilityError,
     ModelFileError,
     NotFittedError,
+    PerfectSeparationWarning,
     TrainingDivergedError,
 )
 from binomlab.export import Predictor, load
 from binomlab.grouped import Grouped, read_grouped
-from binomlab.grouping import from_counts, group
+from binomlab.grouping import from_counts, group, group_sql
 from binomlab.metrics import evaluate
 from binomlab.specs import MLP, Logistic
-from binomlab.sql import group_sql
 from binomlab.training import Fitted, fit
 
 try:
@@ -43,6 +44,7 @@ __all__ = [
     "BackendNotFoundError",
     "BinomlabError",
     "ColumnNotFoundError",
+    "ConvergenceWarning",
     "EmptyDataError",
     "Encoder",
     "Fitted",
@@ -53,6 +55,7 @@ __all__ = [
     "Logistic",
     "ModelFileError",
     "NotFittedError",
+    "PerfectSeparationWarning",
     "Predictor",
     "TrainingDivergedError",
     "__version__",

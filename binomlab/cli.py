@@ -98,7 +98,7 @@ def _group(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from binomlab.grouped import read_grouped
     from binomlab.progress import TrainingBar
-    from binomlab.training import fit
+    from binomlab.training import fit, resolve
 
     grouped = read_grouped(args.data)
     train, val = (grouped, None) if args.val == 0 else grouped.split(args.val, seed=args.seed)
@@ -113,7 +113,11 @@ def _train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "early_stopping": args.early_stopping,
     }
-    with TrainingBar(args.epochs, f"{args.model} on {args.backend}", enabled=not args.quiet) as bar:
+    options = {k: v for k, v in options.items() if v is not None}
+    # every option checked before the bar is drawn; L-BFGS runs to its optimum: no fixed total
+    _, _, config = resolve(train, **{k: v for k, v in options.items() if k != "val"})
+    total = None if config.deterministic else config.epochs
+    with TrainingBar(total, f"{args.model} on {args.backend}", enabled=not args.quiet) as bar:
         fitted = fit(train, callbacks=[bar], **options)
     path = fitted.export(args.output)
     if not args.quiet:

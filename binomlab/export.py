@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections.abc import Iterable
+from importlib import metadata as _metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ import polars as pl
 from binomlab.encoding import Encoder
 from binomlab.errors import BinomlabError, ModelFileError
 from binomlab.grouped import Grouped
+from binomlab.nll import sigmoid
 from binomlab.specs import spec_from_dict
 
 if TYPE_CHECKING:
@@ -40,9 +42,10 @@ FORMATS = ("onnx", "native")
 
 
 def _version() -> str:
-    from binomlab import __version__
-
-    return __version__
+    try:
+        return _metadata.version("binomlab")
+    except _metadata.PackageNotFoundError:  # a source tree that is not installed
+        return "0+unknown"
 
 
 def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = FORMATS) -> Path:
@@ -171,11 +174,10 @@ class Predictor:
         ``n`` trials; beta-binomial with the model's φ (each row's own for a φ output) when
         it has one."""
         from binomlab.betabinomial import phi_from_log, predictive_interval
-        from binomlab.training import _sigmoid
 
         if self.phi_model == "network":
             z, log_phi = self._run(data)
-            mu, phi = _sigmoid(z), phi_from_log(log_phi)
+            mu, phi = sigmoid(z), phi_from_log(log_phi)
         else:
             mu, phi = self.predict_proba(data), self.phi
         return predictive_interval(mu, n, phi=phi, level=level)
@@ -206,9 +208,8 @@ class Predictor:
         ColumnNotFoundError
             A feature column is missing.
         """
-        from binomlab.training import _sigmoid
 
-        return _sigmoid(self.predict_logits(data))
+        return sigmoid(self.predict_logits(data))
 
     def __repr__(self) -> str:
         return f"Predictor({self.spec}, backend={self.backend!r}, features={list(self.features)})"

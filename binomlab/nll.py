@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["base_rate_nll", "grouped_nll", "grouped_nll_grad"]
+__all__ = ["base_rate_nll", "grouped_nll", "grouped_nll_grad", "sigmoid"]
 
 
 def grouped_nll(z: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
@@ -27,3 +27,8 @@ def base_rate_nll(k: np.ndarray, n: np.ndarray) -> float:
     if p <= 0.0 or p >= 1.0:
         return 0.0
     return float(-(p * np.log(p) + (1.0 - p) * np.log1p(-p)))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(−z))`` in float64, exact in both tails (no overflow)."""
+    return expit(np.asarray(z, np.float64))

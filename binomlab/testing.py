@@ -199,7 +199,7 @@ def _split() -> tuple[Grouped, Grouped]:
 
 def _mini_batch(engine: Backend) -> dict[str, Any]:
     """Options of a short mini-batch run (or of L-BFGS, for a backend that has only it)."""
-    train, val = _split()
+    _, val = _split()
     spec = "mlp:8" if "mlp" in engine.specs else "logistic"
     opts: dict[str, Any] = {"model": spec, "val": val, "seed": 1}
     stochastic = [o for o in engine.optimizers if o not in ("lbfgs",)]

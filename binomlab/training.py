@@ -15,9 +15,10 @@ from binomlab.backends.protocol import Backend, Network, ProgressCallback, Train
 from binomlab.encoding import Encoder
 from binomlab.errors import BinomlabError, ColumnNotFoundError
 from binomlab.grouped import Grouped
+from binomlab.nll import sigmoid
 from binomlab.specs import Logistic, ModelSpec, parse_spec
 
-__all__ = ["Fitted", "fit"]
+__all__ = ["Fitted", "fit", "resolve"]
 
 HISTORY_SCHEMA = {
     "epoch": pl.Int64,
@@ -25,15 +26,6 @@ HISTORY_SCHEMA = {
     "val_nll": pl.Float64,
     "seconds": pl.Float64,
 }
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    out = np.empty_like(z, dtype=np.float64)
-    pos = z >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
-    ez = np.exp(z[~pos])
-    out[~pos] = ez / (1.0 + ez)
-    return out
 
 
 def train_data(encoder: Encoder, data: Grouped) -> TrainData:
@@ -185,7 +177,7 @@ class Fitted:
         ColumnNotFoundError
             A feature column is missing from ``data``.
         """
-        return _sigmoid(self.predict_logits(data))
+        return sigmoid(self.predict_logits(data))
 
     def coefficients(self) -> pl.DataFrame:
         """Intercept and coefficients of a logistic model, per encoded column.
@@ -283,6 +275,41 @@ def _check_val(train: Grouped, val: Grouped | None) -> None:
         )
 
 
+def resolve(
+    train: Grouped,
+    *,
+    model: str | ModelSpec = "logistic",
+    backend: str | Backend | type[Backend] = "lightning",
+    **config: Any,
+) -> tuple[ModelSpec, Backend, TrainConfig]:
+    """The spec, backend and resolved :class:`~binomlab.backends.protocol.TrainConfig` that
+    ``bl.fit(train, model=..., backend=..., **config)`` trains with: every option checked and
+    every default filled, before anything is trained (the CLI draws its progress bar from it).
+
+    ``config`` takes :class:`~binomlab.backends.protocol.TrainConfig`'s fields by name; any
+    other name is a backend option.
+
+    Raises
+    ------
+    TypeError
+        ``train`` is not a Grouped.
+    BackendNotFoundError, BinomlabError
+        As :func:`fit`.
+    """
+    if not isinstance(train, Grouped):
+        kind = type(train).__name__
+        msg = f"train must be a Grouped (from bl.group or bl.from_counts). Received: {kind}"
+        raise TypeError(msg)
+    spec = parse_spec(model)
+    engine = _backends.get(backend)
+    fields = {name: config.pop(name) for name in _CONFIG_FIELDS if name in config}
+    resolved = TrainConfig(**fields, options=config).resolve(engine, spec, len(train))
+    return spec, engine, resolved
+
+
+_CONFIG_FIELDS = tuple(f for f in TrainConfig.__dataclass_fields__ if f != "options")
+
+
 def fit(
     train: Grouped,
     *,
@@ -373,14 +400,11 @@ def fit(
     BinomlabError, TypeError
         Invalid arguments, each named with the value received.
     """
-    if not isinstance(train, Grouped):
-        kind = type(train).__name__
-        msg = f"train must be a Grouped (from bl.group or bl.from_counts). Received: {kind}"
-        raise TypeError(msg)
     _check_val(train, val)
-    spec = parse_spec(model)
-    engine = _backends.get(backend)
-    config = TrainConfig(
+    spec, engine, config = resolve(
+        train,
+        model=model,
+        backend=backend,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -389,10 +413,10 @@ def fit(
         seed=seed,
         early_stopping=early_stopping,
         tolerance=tolerance,
-        options=options,
         loss=loss,
         phi=phi,
-    ).resolve(engine, spec, len(train))
+        **options,
+    )
     encoder = Encoder.fit(train)
     train_arrays = train_data(encoder, train)
     val_arrays = None if val is None else train_data(encoder, val)

@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 from test_grouping import duckdb_counts
 
 import binomlab as bl
-from binomlab import dense_keys, grouping
+from binomlab.grouping import dense_keys, groupby
 
 COLOURS = pl.Enum(["red", "green", "blue"])
 SCHEMA = {
@@ -233,7 +233,7 @@ def test_footers_that_do_not_describe_the_rows_fall_back_to_a_pass(
     df = flights_like(2000, 7)
     path = tmp_path / "rows.parquet"
     df.write_parquet(path)
-    real = grouping.footer_stats
+    real = groupby.footer_stats
 
     def wrong(*args):  # as if the file's writer got its statistics wrong
         stats = real(*args)
@@ -241,7 +241,7 @@ def test_footers_that_do_not_describe_the_rows_fall_back_to_a_pass(
         stats[name] = 0 if change is None else stats[name] + change
         return stats
 
-    monkeypatch.setattr(grouping, "footer_stats", wrong)
+    monkeypatch.setattr(groupby, "footer_stats", wrong)
     with dense_calls(checked=(checked := [])) as seen:
         g = bl.group(path, PARQUET_FEATURES, "y")
     assert checked == [True, False]
@@ -257,8 +257,8 @@ def test_null_labels_the_footer_missed_are_found_by_the_pass(tmp_path, monkeypat
     assert nulls > 0
     path = tmp_path / "rows.parquet"
     df.write_parquet(path)
-    real = grouping.footer_stats
-    monkeypatch.setattr(grouping, "footer_stats", lambda *a: real(*a) | {"nulls": 0})
+    real = groupby.footer_stats
+    monkeypatch.setattr(groupby, "footer_stats", lambda *a: real(*a) | {"nulls": 0})
     with pytest.raises(bl.InvalidLabelError, match=f"null in {nulls} rows"):
         bl.group(path, PARQUET_FEATURES, "y")
     kept = bl.group(path, PARQUET_FEATURES, "y", drop_null_labels=True)

@@ -21,6 +21,24 @@ def test_import_binomlab_imports_no_framework() -> None:
     assert imported_modules(statement, FRAMEWORKS) == []
 
 
+def test_listing_backends_and_opening_the_lab_import_no_framework() -> None:
+    """The plugins' entry points are import-light: listing (and loading) every backend class,
+    and opening the Lab with its backend dropdown, leave every framework unimported."""
+    listing = (
+        "import binomlab as bl; names = bl.backends.available(check=True); "
+        "assert {'lightning', 'keras'} <= set(names), names; "
+        "[bl.backends.get(n) for n in names]"
+    )
+    assert imported_modules(listing, FRAMEWORKS) == []
+    lab = (
+        "import binomlab as bl; from binomlab.testing import synthetic_rows; "
+        "train, val = bl.group(synthetic_rows(), ['colour', 'size'], 'y').split(0.2, seed=0); "
+        "lab = bl.widgets.Lab(train, val=val); "
+        "assert set(lab.train_panel.backend.options) >= {'lightning', 'keras'}"
+    )
+    assert imported_modules(lab, FRAMEWORKS) == []
+
+
 def test_public_names() -> None:
     for name in bl.__all__:
         assert hasattr(bl, name), name

@@ -17,11 +17,11 @@ import polars as pl
 import pytest
 
 import binomlab as bl
-from binomlab.errors import BinomlabError
 from binomlab.backends.protocol import TrainConfig, TrainData
+from binomlab.errors import BinomlabError
 from binomlab.nll import grouped_nll
 from binomlab.specs import MLP, Logistic
-from binomlab.testing import Recorder, check_backend, rows_as_groups
+from binomlab.testing import Recorder, parametrize_with_checks, rows_as_groups
 
 #: each plugin's backend class, as ``module:class``
 CLASSES = {
@@ -164,18 +164,19 @@ def test_lbfgs_trains_in_float64_and_reports_exact_nll(backend, data, val) -> No
     assert weight_dtypes(backend, network) == {"float64"}
     assert global_settings(backend)["float"] == "float32", "the global float type is left alone"
     # full batch: the reported NLLs are the exact ones of the weights at the end of each
-    # iteration; those of the best validation epoch are returned
-    best = record.column("val_nll").argmin()
-    assert nll_of(network, val) == pytest.approx(record.column("val_nll")[best], rel=1e-9)
-    assert nll_of(network, data) == pytest.approx(record.column("train_nll")[best], rel=1e-9)
+    # iteration; validation is recorded, never used to pick one: the optimum is returned
+    assert nll_of(network, val) == pytest.approx(record.column("val_nll")[-1], rel=1e-9)
+    assert nll_of(network, data) == pytest.approx(record.column("train_nll")[-1], rel=1e-9)
+    assert network.best_epoch == len(record.metrics)
     assert len(record.metrics) < 100
 
 
 def test_lbfgs_respects_the_iteration_cap(backend, data: TrainData) -> None:
     record = Recorder()
-    network = train(backend, data, spec=Logistic(), callback=record, optimizer="lbfgs",
-                    epochs=3, tolerance=1e-14)  # fmt: skip
-    assert (len(record.metrics), network.stop_reason) == (3, "completed")
+    with pytest.warns(bl.ConvergenceWarning, match="cap of 3 iterations"):
+        network = train(backend, data, spec=Logistic(), callback=record, optimizer="lbfgs",
+                        epochs=3, tolerance=1e-14)  # fmt: skip
+    assert (len(record.metrics), network.stop_reason) == (3, "max_iter")
 
 
 def _penalised_optimum(data: TrainData, decay: float) -> np.ndarray:
@@ -266,7 +267,9 @@ def test_keyboard_interrupt_returns_the_network(backend, data, val, optimizer, b
                     batch_size=batch_size)  # fmt: skip
     assert network.stop_reason == "interrupted"
     assert len(record.metrics) == 3
-    assert nll_of(network, val) == pytest.approx(record.column("val_nll").min(), rel=1e-6)
+    # adam keeps the best epoch; L-BFGS its last accepted iterate
+    kept = record.column("val_nll")[-1] if optimizer == "lbfgs" else record.column("val_nll").min()
+    assert nll_of(network, val) == pytest.approx(kept, rel=1e-6)
     # the caller's Ctrl-C handler is back (Lightning ignores Ctrl-C after handling one)
     assert signal.getsignal(signal.SIGINT) is handler
 
@@ -285,9 +288,18 @@ def test_callback_exceptions_propagate_unchanged(backend, data, optimizer: str) 
 
 
 def test_divergence_error_from_the_core_propagates(backend) -> None:
-    # steps of 1e30 overflow float32: the core's callback raises on the non-finite loss
-    with pytest.raises(bl.errors.TrainingDivergedError, match="diverged at epoch 2"):
+    # steps of 1e30 overflow float32: the core raises on the loss of the first epoch
+    with pytest.raises(bl.errors.TrainingDivergedError, match="diverged at epoch 1"):
         bl.fit(two_groups(), model="mlp:4", backend=backend, epochs=5, lr=1e30)
+
+
+def test_a_learning_rate_far_too_high_is_divergence_on_real_data(backend) -> None:
+    from binomlab import datasets
+
+    train, val = datasets.star98().split(test=0.2, seed=0)
+    for kwargs in ({}, {"val": val}):
+        with pytest.raises(bl.TrainingDivergedError, match=r"epoch \d.*lower the learning|rate"):
+            bl.fit(train, model="mlp:8", backend=backend, lr=1e6, epochs=3, **kwargs)
 
 
 # -- options ---------------------------------------------------------------------------------------
@@ -319,7 +331,7 @@ def test_quiet_and_writes_nothing(backend, data, tmp_path, monkeypatch, capfd) -
     settings = global_settings(backend)
     capfd.readouterr()
     train(backend, data, epochs=2)
-    train(backend, data, spec=Logistic(), optimizer="lbfgs", epochs=2)
+    train(backend, data, spec=Logistic(), optimizer="lbfgs")
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
     assert list(tmp_path.iterdir()) == []
@@ -334,5 +346,6 @@ def test_registered(backend) -> None:
     assert isinstance(bl.backends.get(backend), backend_class(backend))
 
 
-def test_check_backend(backend) -> None:
-    check_backend(backend)
+@parametrize_with_checks(PLUGINS)
+def test_conformance(backend, check) -> None:
+    check()

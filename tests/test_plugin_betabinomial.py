@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import binomlab as bl
-from binomlab.betabinomial import beta_binomial_nll
 from binomlab.backends.protocol import TrainConfig, TrainData
+from binomlab.betabinomial import beta_binomial_nll
 from binomlab.specs import MLP
 from binomlab.testing import counts_as_groups, overdispersed_counts
 

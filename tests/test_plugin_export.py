@@ -19,9 +19,9 @@ import polars as pl
 import pytest
 
 import binomlab as bl
+from binomlab.backends.protocol import TrainConfig, TrainData
 from binomlab.errors import BinomlabError, ModelFileError
 from binomlab.export import load
-from binomlab.backends.protocol import TrainConfig, TrainData
 from binomlab.specs import MLP, Logistic
 
 ort = pytest.importorskip("onnxruntime")

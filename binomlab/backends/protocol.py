@@ -60,6 +60,7 @@ __all__ = [
     "TrainConfig",
     "TrainData",
     "check_encoded",
+    "default_optimizer",
 ]
 
 OPTIMIZERS = ("adam", "adamw", "lbfgs")
@@ -211,10 +212,7 @@ class TrainConfig:
             ``early_stopping`` or a mini-batch size with lbfgs).
         """
         name = backend.name
-        optimizer = self.optimizer
-        if optimizer is None:
-            logistic = spec.kind == "logistic" and "lbfgs" in backend.optimizers
-            optimizer = "lbfgs" if logistic else backend.optimizers[0]
+        optimizer = default_optimizer(backend, spec) if self.optimizer is None else self.optimizer
         _one_of("optimizer", optimizer, OPTIMIZERS)
         _one_of("loss", self.loss, LOSSES)
         _one_of("phi", self.phi, PHI_MODELS)
@@ -295,6 +293,14 @@ class TrainConfig:
         out = asdict(self)
         out["options"] = {k: _json_scalar(v) for k, v in self.options.items()}
         return out
+
+
+def default_optimizer(backend: Backend | type[Backend], spec: ModelSpec) -> str:
+    """The optimiser ``optimizer=None`` means: ``"lbfgs"`` for the logistic spec where the
+    backend has it (full batch, to the maximum-likelihood estimate), else the backend's first."""
+    if spec.kind == "logistic" and "lbfgs" in backend.optimizers:
+        return "lbfgs"
+    return backend.optimizers[0]
 
 
 def _json_scalar(value: Any) -> Any:

@@ -10,9 +10,10 @@ from typing import Any
 import ipywidgets as widgets
 
 from binomlab import backends
+from binomlab.backends.protocol import DEFAULT_EPOCHS, default_optimizer
 from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
-from binomlab.specs import Logistic, ModelSpec, parse_spec
+from binomlab.specs import MLP, Logistic, ModelSpec, parse_spec
 from binomlab.training import Fitted, fit
 from binomlab.widgets._render import curve_svg
 from binomlab.widgets.panel import Panel
@@ -20,10 +21,8 @@ from binomlab.widgets.state import LabState
 
 __all__ = ["TrainPanel"]
 
-ADAM_EPOCHS = 20
-LBFGS_MAX_ITERATIONS = 500
 REDRAW_SECONDS = 0.1  # the curve is redrawn at most this often (and after the last epoch)
-FINISHED = ("completed", "converged", "early_stopping")
+FINISHED = ("completed", "converged", "early_stopping", "max_iter", "stalled")
 PHI_SEPARATOR = "/"
 """Joins a loss and its φ model in a choice's value: ``"beta-binomial/network"``."""
 
@@ -130,7 +129,12 @@ class TrainPanel(Panel):
             layout=wide,
         )
         self.epochs = widgets.BoundedIntText(
-            value=ADAM_EPOCHS, min=1, max=100_000, description="epochs", style=style, layout=wide
+            value=DEFAULT_EPOCHS["adam"],
+            min=1,
+            max=100_000,
+            description="epochs",
+            style=style,
+            layout=wide,
         )
         self.lr = widgets.BoundedFloatText(
             value=0.01,
@@ -158,7 +162,7 @@ class TrainPanel(Panel):
         self.progress = widgets.IntProgress(
             value=0,
             min=0,
-            max=ADAM_EPOCHS,
+            max=DEFAULT_EPOCHS["adam"],
             description="epoch 0",
             style=style,
             layout=widgets.Layout(width="520px"),
@@ -230,9 +234,7 @@ class TrainPanel(Panel):
         engine = self._engine(self.backend.value)
         if self.optimizer.value != "auto":
             return self.optimizer.value
-        if self.model.value == "logistic" and "lbfgs" in engine.optimizers:
-            return "lbfgs"
-        return engine.optimizers[0]
+        return default_optimizer(engine, Logistic() if self.model.value == "logistic" else MLP())
 
     def spec(self) -> ModelSpec:
         """The model spec of the current choices.
@@ -291,7 +293,7 @@ class TrainPanel(Panel):
         self.batch_size.disabled = lbfgs
         self.epochs.description = "max iterations" if lbfgs else "epochs"
         if lbfgs != (self._mode == "lbfgs") or not self._mode:
-            self.epochs.value = LBFGS_MAX_ITERATIONS if lbfgs else ADAM_EPOCHS
+            self.epochs.value = DEFAULT_EPOCHS[mode]
         self._mode = mode
 
     def _on_train(self, _button: Any) -> None:

@@ -7,6 +7,7 @@ The rules every plugin keeps are tested for Keras in tests/test_plugin_backends.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -15,14 +16,15 @@ import textwrap
 import numpy as np
 import polars as pl
 import pytest
+from conftest import skip_or_fail
 
 # the plugin first: it quiets TensorFlow's start-up messages, which must precede its import
 pytest.importorskip("binomlab_keras")
 keras = pytest.importorskip("keras")
 
 import binomlab as bl  # noqa: E402
-from binomlab.errors import BinomlabError  # noqa: E402
 from binomlab.backends.protocol import TrainConfig, TrainData  # noqa: E402
+from binomlab.errors import BinomlabError  # noqa: E402
 from binomlab.specs import MLP, Logistic  # noqa: E402
 from binomlab.testing import Recorder  # noqa: E402
 from binomlab_keras import KerasBackend, build_model  # noqa: E402
@@ -204,13 +206,15 @@ def test_fit_reshuffles_every_epoch(data: TrainData, monkeypatch) -> None:
     assert len(complete) == 4, by_epoch
 
 
-# -- under KERAS_BACKEND=torch ---------------------------------------------------------------------
+# -- under KERAS_BACKEND=torch and jax -------------------------------------------------------------
 
 
-def run_on_torch(script: str) -> None:
-    """Run ``script`` in a fresh interpreter with KERAS_BACKEND=torch; it must end printing ok."""
-    pytest.importorskip("torch")
-    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
+def run_on_torch(script: str, engine: str = "torch") -> None:
+    """Run ``script`` in a fresh interpreter with KERAS_BACKEND=engine; it must end printing
+    ok. A missing framework skips, except under CI, where .ci/run installs it: it fails."""
+    if importlib.util.find_spec(engine) is None:
+        skip_or_fail(f"{engine} is not installed (make installs it from the constraints)")
+    env = {**os.environ, "KERAS_BACKEND": engine, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
         env=env,
@@ -223,17 +227,30 @@ def run_on_torch(script: str) -> None:
 
 
 @pytest.mark.slow
-def test_check_backend_under_torch() -> None:
-    """The conformance suite and the float64 GLM also pass with KERAS_BACKEND=torch."""
+@pytest.mark.parametrize("engine", ["torch", "jax"])
+def test_conformance_under_torch_and_jax(engine: str) -> None:
+    """Every conformance check and the float64 GLM also pass with KERAS_BACKEND=torch and
+    KERAS_BACKEND=jax (the check that fails is named in the assertion)."""
     run_on_torch(
-        """
+        f"""
         import keras
-        from binomlab.testing import check_backend
+        from binomlab.testing import backend_checks
         from binomlab import datasets
         import binomlab as bl
 
-        assert keras.backend.backend() == "torch"
-        check_backend("keras")
+        assert keras.backend.backend() == {engine!r}
+        for name, check in backend_checks("keras"):
+            check()
+            print("passed", name)""",
+        engine,
+    )
+    run_on_torch(
+        f"""
+        import keras
+        from binomlab import datasets
+        import binomlab as bl
+
+        assert keras.backend.backend() == {engine!r}
         g = datasets.star98()
         fitted = bl.fit(g, model="logistic", backend="keras")
         ref = bl.fit(g, model="logistic", backend="reference")
@@ -241,7 +258,8 @@ def test_check_backend_under_torch() -> None:
         assert fitted.stop_reason == "converged", fitted.stop_reason
         assert abs(ours - theirs) <= 1e-6 * theirs, (ours, theirs)
         print("ok")
-        """
+        """,
+        engine,
     )
 
 

@@ -27,8 +27,8 @@ from scipy import stats  # noqa: E402
 from scipy.special import expit, gammaln  # noqa: E402
 
 import binomlab as bl  # noqa: E402
-from binomlab.betabinomial import beta_binomial_nll as oracle  # noqa: E402
 from binomlab.backends.protocol import TrainConfig, TrainData  # noqa: E402
+from binomlab.betabinomial import beta_binomial_nll as oracle  # noqa: E402
 from binomlab.specs import Logistic  # noqa: E402
 from binomlab.testing import (  # noqa: E402
     counts_as_groups,

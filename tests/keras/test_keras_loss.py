@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import skip_or_fail
 
 pytest.importorskip("binomlab_keras")  # first: it quiets TensorFlow's start-up messages
 keras = pytest.importorskip("keras")
@@ -241,11 +242,11 @@ def test_users_functional_model_with_two_inputs_trains() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("other", ["torch", "jax"])
 def test_under_other_keras_backends(other: str) -> None:
-    """This module's tests pass with KERAS_BACKEND=torch (and jax, when installed)."""
+    """This module's tests pass with KERAS_BACKEND=torch and jax (both installed by make)."""
     if other == BACKEND:
         pytest.skip(f"this process already runs {other}")
     if importlib.util.find_spec(other) is None:
-        pytest.skip(f"{other} is not installed")
+        skip_or_fail(f"{other} is not installed (make installs it from the constraints)")
     env = {**os.environ, "KERAS_BACKEND": other, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [

@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
-from binomlab.grouping import ROWS, check_group_arguments, check_group_schema, fold_label_counts
+from binomlab.grouping.checks import check_group_arguments, check_group_schema
+from binomlab.grouping.labels import ROWS, fold_label_counts
 
 __all__ = ["group_spark"]
 

