@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import math
 import platform
 import statistics
@@ -54,6 +55,7 @@ from _common import (  # benchmarks/ is on sys.path when a script runs
 )
 
 import binomlab as bl
+from binomlab.backends.protocol import TrainConfig, TrainData
 from binomlab.datasets import FLIGHT_FEATURES, flights
 from binomlab.encoding import Encoder
 
@@ -115,6 +117,11 @@ class FlightsData:
     encode_seconds: float  # Encoder.transform on the raw train rows
     width: int = 0
 
+    @property
+    def ratio(self) -> float:
+        """Rows / groups of the train part: the races' targets are 0.5 x this."""
+        return self.train_rows / len(self.train)
+
 
 def split_flights() -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """The flights with a label, shuffled (seed ``SEED``) and split 80/20 into raw train and
@@ -161,6 +168,10 @@ def load_flights() -> FlightsData:
 # -- clocks and curves -----------------------------------------------------------------------
 
 
+Stamp = tuple[float, float]
+"""(wall seconds, process CPU seconds) since the start of a run."""
+
+
 @dataclass
 class Curve:
     """One training run: validation NLL and cumulative wall and CPU seconds at each epoch's
@@ -171,6 +182,11 @@ class Curve:
     val: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+
+    def record(self, stamp: Stamp) -> None:
+        """Add an epoch's end: ``stamp`` is its (wall, CPU) seconds since the run's start."""
+        self.seconds.append(stamp[0])
+        self.cpu.append(stamp[1])
 
     def epoch_reaching(self, threshold: float) -> int | None:
         """1-based first epoch with val NLL <= threshold, or None."""
@@ -202,9 +218,13 @@ class Clock:
         self.paused_wall += time.perf_counter() - mark[0]
         self.paused_cpu += time.process_time() - mark[1]
 
-
-Stamp = tuple[float, float]
-"""(wall seconds, process CPU seconds) since the start of a run."""
+    def untimed(self, work: Callable[[], float]) -> float:
+        """``work()`` with the clock paused (a validation pass that is not timed)."""
+        mark = self.pause()
+        try:
+            return work()
+        finally:
+            self.resume(mark)
 
 
 def initial_network(width: int, base_rate: float, seed: int = 0) -> torch.nn.Module:
@@ -226,9 +246,7 @@ def run_grouped(
     curve = Curve(seed, steps_per_epoch=-(-len(data.train) // setting.batch_size))
 
     def stamp(epoch: int, metrics: Mapping[str, float]) -> None:
-        wall, cpu = clock()
-        curve.seconds.append(wall)
-        curve.cpu.append(cpu)
+        curve.record(clock())
         curve.val.append(metrics["val_nll"])
 
     clock = Clock()
@@ -394,13 +412,24 @@ class Race:
 GridRow = tuple[str, Setting, list[Curve]]  # a contender's name, its setting, a curve per seed
 
 
-def grid_row(name: str, s: Setting, seeds: list[int], run: Callable[[int], Curve]) -> GridRow:
-    """One setting of a ``--tune`` grid, run once per seed."""
-    curves = []
-    for seed in seeds:
-        curves.append(run(seed))
-        print(f"{name} {s} seed {seed}: {curve_line(curves[-1])}", flush=True)
-    return name, s, curves
+def grid_rows(
+    grid: list[tuple[int, float]],
+    epochs: int,
+    seeds: list[int],
+    runs: Mapping[str, Callable[[Setting, int], Curve]],
+) -> list[GridRow]:
+    """A ``--tune`` grid: for each (batch size, lr) of ``grid`` in turn, each contender of
+    ``runs`` (its name, and how it trains with a setting and a seed) once per seed."""
+    rows: list[GridRow] = []
+    for b, lr in grid:
+        s = Setting(b, lr, epochs)
+        for name, run in runs.items():
+            curves = []
+            for seed in seeds:
+                curves.append(run(s, seed))
+                print(f"{name} {s} seed {seed}: {curve_line(curves[-1])}", flush=True)
+            rows.append((name, s, curves))
+    return rows
 
 
 def print_grid(title: str, results: list[GridRow]) -> None:
@@ -420,6 +449,97 @@ def print_grid(title: str, results: list[GridRow]) -> None:
             f"| {name} | {s.batch_size} | {s.lr:g} | {min(min(c.val) for c in cs):.5f} | "
             f"{epochs} | {fmt(median_time(cs, threshold))} |"
         )
+
+
+Setup = Callable[[int], object]
+"""What a part does first with ``--train-threads`` (Keras: :func:`keras_setup`)."""
+
+
+def start_race(
+    args: argparse.Namespace,
+    *,
+    banner: str,
+    describe: Callable[[FlightsData], str],
+    warm_up: Callable[[FlightsData], float],
+    contenders: Callable[[FlightsData, bool], dict[str, Contender]],
+    setup: Setup | None = None,
+) -> tuple[FlightsData, Race]:
+    """A race (parts 1 and 4) up to its results: print ``banner``, ``setup``, load the flights
+    and print ``describe(data)``, warm up, then race ``contenders(data, --quick)`` over
+    ``--seeds``."""
+    print(f"\n== {banner} ==", flush=True)
+    if setup is not None:
+        setup(args.train_threads)
+    data = load_flights()
+    print(describe(data), flush=True)
+    print(f"warm-up (one untimed epoch of each): {warm_up(data):.1f} s", flush=True)
+    return data, Race(contenders(data, args.quick), list(range(args.seeds)))
+
+
+def nll_check(data: FlightsData, race: Race, model: str, rows_nll: float, groups_nll: float) -> str:
+    """Check that validation NLL means the same number both ways, printed and returned: the
+    raw contender's model (``model``) as the mean BCE on the validation rows (``rows_nll``)
+    and as the binomial NLL on the validation groups (``groups_nll``), and bl.fit's best
+    history ``val_nll`` against ``bl.evaluate`` of what it returned."""
+    evaluated = bl.evaluate(data.val, race.trained["grouped"])["nll"]
+    history_best = min(race.curves["grouped"][-1].val)
+    check = (
+        f"validation NLL two ways: {model}, mean BCE on the {data.val_rows:,} rows "
+        f"{rows_nll:.6f} vs binomial NLL on the {len(data.val):,} groups {groups_nll:.6f}; "
+        f"bl.fit's best history val_nll {history_best:.6f} vs bl.evaluate(val, fitted) "
+        f"{evaluated:.6f}"
+    )
+    print(check, flush=True)
+    assert abs(rows_nll - groups_nll) < 1e-5 and abs(evaluated - history_best) < 1e-5
+    return check
+
+
+def race_report(
+    data: FlightsData,
+    race: Race,
+    *,
+    title: str,
+    framework: str,
+    about: list[str],
+    extra: list[str],
+    check: str,
+) -> tuple[str, list[str]]:
+    """A race's section (``#### title: flights, …``, the ``about`` lines, the tables, the
+    findings, the ``extra`` lines and the check) and its ``Targets:`` line."""
+    lines = [
+        f"#### {title}: flights, {data.train_rows:,} train rows → {len(data.train):,} groups",
+        "",
+        *about,
+        "",
+        *race.tables(),
+        "",
+        *race.findings(data.ratio),
+        *extra,
+        f"- check: {check}",
+        "",
+    ]
+    return "\n".join(lines), [race.target_line(framework, data.ratio)]
+
+
+def race_tune(
+    args: argparse.Namespace,
+    *,
+    title: str,
+    warm_up: Callable[[FlightsData], float],
+    grid: Callable[[FlightsData, list[int]], list[GridRow]],
+    setup: Setup | None = None,
+) -> int:
+    """``--tune``: run the rows of ``grid(data, seeds)``, each setting once per seed of
+    ``--seeds`` (default 3 here), after ``setup`` and the warm-up; print each setting's
+    median time to the target of the grid."""
+    data = load_flights()
+    seeds = list(range(args.seeds))
+    print(f"{data.train_rows:,} rows → {len(data.train):,} groups; seeds {seeds}", flush=True)
+    if setup is not None:
+        setup(args.train_threads)
+    warm_up(data)
+    print_grid(title, grid(data, seeds))
+    return 0
 
 
 # -- synthetic groups (parts 3 and 5) --------------------------------------------------------
@@ -451,29 +571,119 @@ def synthetic_groups(groups: int) -> bl.Grouped:
     return grouped
 
 
-def encoded_counts(grouped: bl.Grouped) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The groups as a backend trains on them: ``X`` (``Encoder.fit`` + ``transform``), ``k``
-    and ``n`` (float64), and the seconds the encoding took."""
+def overhead_data(groups: int) -> tuple[bl.Grouped, TrainData, float, float]:
+    """``groups`` synthetic groups and the arrays a backend trains on (``X`` from
+    ``Encoder.fit`` + ``transform``, ``k`` and ``n`` float64), with the seconds building the
+    groups and encoding them took."""
+    t0 = time.perf_counter()
+    grouped = synthetic_groups(groups)
+    made = time.perf_counter() - t0
     t0 = time.perf_counter()
     X = Encoder.fit(grouped).transform(grouped)
     encode_seconds = time.perf_counter() - t0
     k = grouped.frame["k"].to_numpy().astype(np.float64)
     n = grouped.frame["n"].to_numpy().astype(np.float64)
-    return X, k, n, encode_seconds
+    return grouped, TrainData(X=X, k=k, n=n), made, encode_seconds
 
 
-def best_of_runs(
-    contenders: Mapping[str, Callable[[], list[Stamp]]], repeat: int, width: int
-) -> dict[str, list[list[Stamp]]]:
-    """Run every contender ``repeat`` times, alternating; each run's stamps, printed."""
+def backend_epochs(backend: Callable[[], Any], data: TrainData, epochs: int) -> list[Stamp]:
+    """``backend().fit`` on the encoded arrays (Adam, ``OVERHEAD_BATCH``, ``OVERHEAD_LR``,
+    seed 0, no validation): cumulative clocks at each epoch's end."""
+    stamps: list[Stamp] = []
+    config = TrainConfig(
+        epochs=epochs, batch_size=OVERHEAD_BATCH, lr=OVERHEAD_LR, optimizer="adam", seed=0
+    )
+    clock = Clock()
+    backend().fit(data, None, bl.MLP(HIDDEN), config, lambda e, m: stamps.append(clock()))
+    return stamps
+
+
+@dataclass
+class Overhead:
+    """An overhead part's runs: per contender, each run's stamps at its epochs' ends. The
+    target: the steady-state epoch of the contender ``backend`` ≤ ``target`` × that of
+    ``reference``; ``steps``: mini-batches per epoch."""
+
+    runs: dict[str, list[list[Stamp]]]
+    reference: str
+    target: float
+    steps: int
+
+    def first(self, name: str, clock: int = 0) -> float:
+        """The first epoch (set-up, tracing included), best of the runs; clock 1: CPU."""
+        return min(s[0][clock] for s in self.runs[name])
+
+    def later(self, name: str, clock: int = 0) -> list[float]:
+        """Seconds of every epoch after the first, over all runs."""
+        return [b[clock] - a[clock] for s in self.runs[name] for a, b in itertools.pairwise(s)]
+
+    def steady(self, name: str, clock: int = 0) -> float:
+        """Seconds per epoch after the first: the best of those epochs over all runs."""
+        return min(self.later(name, clock))
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.later(name))
+
+    def ratio(self, name: str, clock: int = 0) -> float:
+        return self.steady(name, clock) / self.steady(self.reference, clock)
+
+    def row(self, label: str, name: str) -> str:
+        """A table row: the first epoch, the steady state and its ratio to the reference (the
+        target and verdict on ``backend``'s row), wall (CPU) seconds."""
+        target = name == "backend"
+        ratio = self.ratio(name)
+        shown = "1" if name == self.reference else f"{ratio:.2f}× ({self.ratio(name, 1):.2f}×)"
+        if target:
+            shown = f"**{shown}**"
+        tgt = f"≤ {self.target:g}×" if target else ""
+        mark = verdict(ratio <= self.target) if target else ""
+        return (
+            f"| {label} | {self.first(name):.3f} ({self.first(name, 1):.3f}) | "
+            f"{self.steady(name):.3f} ({self.steady(name, 1):.3f}) | {shown} | {tgt} | {mark} |"
+        )
+
+    def steady_line(self, backend: str, reference: str, *, cpu_per_step: bool = False) -> str:
+        """The finding on the steady-state epoch, ``backend`` and ``reference`` naming the two:
+        their ratio against the target, in CPU time, and the difference per mini-batch (wall,
+        and CPU with ``cpu_per_step``)."""
+        ratio = self.ratio("backend")
+        per_step = [
+            (self.steady("backend", c) - self.steady(self.reference, c)) / self.steps * 1e3
+            for c in (0, 1)
+        ]
+        cpu = f" ({per_step[1]:.2f} ms CPU)" if cpu_per_step else ""
+        return (
+            f"- steady-state epoch: {backend} {self.steady('backend'):.3f} s / {reference} "
+            f"{self.steady(self.reference):.3f} s = **{ratio:.2f}×** (target ≤ {self.target:g}×) "
+            f"**{verdict(ratio <= self.target)}**; CPU time {self.ratio('backend', 1):.2f}×; "
+            f"{per_step[0]:.2f} ms wall{cpu} more per step"
+        )
+
+    def target_line(self, what: str) -> str:
+        ratio = self.ratio("backend")
+        return (
+            f"- {what} epoch: {ratio:.2f}× (target ≤ {self.target:g}×) "
+            f"**{verdict(ratio <= self.target)}**"
+        )
+
+
+def run_overhead(
+    contenders: Mapping[str, Callable[[], list[Stamp]]],
+    args: argparse.Namespace,
+    *,
+    reference: str,
+    target: float,
+) -> Overhead:
+    """Run every contender ``--repeat`` times, alternating, each run's stamps printed."""
     runs: dict[str, list[list[Stamp]]] = {name: [] for name in contenders}
-    for r in range(repeat):
+    width = max(map(len, contenders)) + 1
+    for r in range(args.repeat):
         for name, run in contenders.items():
             stamps = run()
             runs[name].append(stamps)
             shown = " ".join(f"{w:.3f} s (cpu {c:.3f})" for w, c in stamps)
-            print(f"  run {r + 1}/{repeat} {name:<{width}} {shown}", flush=True)
-    return runs
+            print(f"  run {r + 1}/{args.repeat} {name:<{width}} {shown}", flush=True)
+    return Overhead(runs, reference, target, steps=-(-args.groups // OVERHEAD_BATCH))
 
 
 # -- Keras (parts 4 and 5) -------------------------------------------------------------------
@@ -652,6 +862,68 @@ def run_part(script: str, bench: Bench, args: argparse.Namespace, *, threads: in
         return bench(args)
 
     return run_bench(script, threaded, args, environment)
+
+
+def main_part(
+    script: str,
+    doc: str,
+    argv: list[str] | None,
+    bench: Bench,
+    *,
+    quick: str,
+    flags: Callable[[argparse.ArgumentParser], object],
+    threads: int | None = None,
+    tune: Callable[[argparse.Namespace], int] | None = None,
+) -> int:
+    """A training part's ``main``: its flags (:func:`parser` with the script's docstring
+    ``doc`` and the help ``quick``, then ``flags``) parsed from ``argv``, then ``bench`` run by
+    :func:`run_part` on ``threads`` torch threads (None: ``--train-threads``), or with
+    ``--tune`` the part's ``tune``."""
+    p = parser(doc, quick=quick)
+    flags(p)
+    args = parse(p, argv)
+    if threads is None:
+        threads = args.train_threads
+    if tune is not None and args.tune:
+        quiet_warnings()
+        set_threads(threads)
+        return tune(args)
+    return run_part(script, bench, args, threads=threads)
+
+
+def race_main(
+    script: str,
+    doc: str,
+    argv: list[str] | None,
+    bench: Bench,
+    tune: Callable[[argparse.Namespace], int],
+    framework: str,
+) -> int:
+    """The ``main`` of a race (parts 1 and 4; ``framework`` as for :func:`add_race_flags`)."""
+    return main_part(
+        script,
+        doc,
+        argv,
+        bench,
+        quick="short runs, one seed: a smoke run",
+        flags=lambda p: add_race_flags(p, framework),
+        tune=tune,
+    )
+
+
+def overhead_main(
+    script: str, doc: str, argv: list[str] | None, bench: Bench, framework: str
+) -> int:
+    """The ``main`` of an overhead part (3 and 5; ``framework`` as for
+    :func:`add_overhead_flags`)."""
+    return main_part(
+        script,
+        doc,
+        argv,
+        bench,
+        quick="200k groups, one run: a smoke run",
+        flags=lambda p: add_overhead_flags(p, framework),
+    )
 
 
 def run_bench(

@@ -27,11 +27,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from _common import verdict  # benchmarks/ is on sys.path when a script runs
-from _harness import DEFAULT_THREADS, SEED, parse, parser, run_part
+from _harness import DEFAULT_THREADS, SEED, main_part
 
 from binomlab_lightning import binomial_nll_with_logits
 
 LOSS_TARGET = 1.2  # binomial fwd+bwd <= 1.2 x BCEWithLogitsLoss
+LENGTHS = [1_000_000, 10_000_000]
+LENGTHS_QUICK = [1_000_000]
 
 
 class _FusedBinomialNLL(torch.autograd.Function):
@@ -82,7 +84,8 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
     rows = []
     worst = {}
     threads = [DEFAULT_THREADS] + ([1] if DEFAULT_THREADS != 1 else [])
-    for length, n_threads in ((x, t) for x in args.loss_lengths for t in threads):
+    lengths = LENGTHS_QUICK if args.quick else LENGTHS
+    for length, n_threads in ((x, t) for x in lengths for t in threads):
         torch.set_num_threads(n_threads)
         g = torch.Generator().manual_seed(SEED)
         z = torch.randn(length, generator=g).requires_grad_(True)
@@ -146,17 +149,19 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
     return "\n".join(lines), [target]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = parser(__doc__, quick="1M logits only, best of 5: a smoke run")
-    p.add_argument("--loss-repeat", type=int, default=None, help="timings (best of; default 20)")
-    args = parse(p, argv)
-    args.loss_lengths = [1_000_000] if args.quick else [1_000_000, 10_000_000]
-    return args
-
-
 def main(argv: list[str] | None = None) -> int:
     # torch's default intra-op threads: the target is on them (1 thread is measured beside)
-    return run_part("bench_loss_kernel", bench, parse_args(argv), threads=0)
+    return main_part(
+        "bench_loss_kernel",
+        __doc__,
+        argv,
+        bench,
+        quick="1M logits only, best of 5: a smoke run",
+        flags=lambda p: p.add_argument(
+            "--loss-repeat", type=int, default=None, help="timings (best of; default 20)"
+        ),
+        threads=0,
+    )
 
 
 if __name__ == "__main__":

@@ -23,53 +23,33 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import itertools
-import statistics
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from _common import verdict  # benchmarks/ is on sys.path when a script runs
-from _harness import (
+from _harness import (  # benchmarks/ is on sys.path when a script runs
     HIDDEN,
     OVERHEAD_BATCH,
     OVERHEAD_LR,
     Clock,
     Stamp,
-    add_overhead_flags,
-    best_of_runs,
-    encoded_counts,
+    backend_epochs,
     fresh_shuffles,
     keras_initial_weights,
     keras_plain_model,
     keras_setup,
     keras_threads,
     keras_versions,
-    parse,
-    parser,
-    run_part,
-    synthetic_groups,
+    overhead_data,
+    overhead_main,
+    run_overhead,
 )
 
-import binomlab as bl
-from binomlab.backends.protocol import TrainConfig, TrainData
+from binomlab.backends.protocol import TrainData
 
 KERAS_OVERHEAD_TARGET = 1.2  # KerasBackend epoch <= 1.2 x model.fit with sample weights
 KERAS_OVERHEAD_EPOCHS = 4  # the first traces and compiles; the others are the steady state
-
-
-def keras_backend_epochs(data: TrainData, epochs: int) -> list[Stamp]:
-    """KerasBackend().fit on the encoded arrays: cumulative clocks at each epoch's end."""
-    from binomlab_keras import KerasBackend
-
-    stamps: list[Stamp] = []
-    config = TrainConfig(
-        epochs=epochs, batch_size=OVERHEAD_BATCH, lr=OVERHEAD_LR, optimizer="adam", seed=0
-    )
-    clock = Clock()
-    KerasBackend().fit(data, None, bl.MLP(HIDDEN), config, lambda e, m: stamps.append(clock()))
-    return stamps
 
 
 def keras_plain_epochs(data: TrainData, epochs: int, *, binomial: bool = False) -> list[Stamp]:
@@ -122,37 +102,18 @@ def keras_plain_epochs(data: TrainData, epochs: int, *, binomial: bool = False) 
 def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
     print(f"\n== Part 5: Keras framework overhead, {args.groups:,} groups ==", flush=True)
     keras_setup(args.train_threads)
-    grouped = synthetic_groups(args.groups)
-    X, k, n, _ = encoded_counts(grouped)
-    data = TrainData(X=X, k=k, n=n)
+    from binomlab_keras import KerasBackend
+
+    grouped, data, _, _ = overhead_data(args.groups)
     epochs = KERAS_OVERHEAD_EPOCHS
     contenders: dict[str, Callable[[], list[Stamp]]] = {
         "plain": lambda: keras_plain_epochs(data, epochs),
-        "backend": lambda: keras_backend_epochs(data, epochs),
+        "backend": lambda: backend_epochs(KerasBackend, data, epochs),
         "binomial": lambda: keras_plain_epochs(data, epochs, binomial=True),
     }
     for run in contenders.values():  # warm-up, untimed
         run()
-    runs = best_of_runs(contenders, args.repeat, 9)
-
-    def first(name: str, clock: int = 0) -> float:
-        return min(s[0][clock] for s in runs[name])
-
-    def later(name: str, clock: int = 0) -> list[float]:
-        """Seconds of every epoch after the first, over all runs."""
-        return [b[clock] - a[clock] for s in runs[name] for a, b in itertools.pairwise(s)]
-
-    def steady(name: str, clock: int = 0) -> float:
-        """Seconds per epoch after the first: the best of those epochs over all runs."""
-        return min(later(name, clock))
-
-    def median(name: str) -> float:
-        return statistics.median(later(name))
-
-    ratio = steady("backend") / steady("plain")
-    ratio_cpu = steady("backend", 1) / steady("plain", 1)
-    steps = -(-args.groups // OVERHEAD_BATCH)
-    per_step = (steady("backend") - steady("plain")) / steps * 1e3
+    runs = run_overhead(contenders, args, reference="plain", target=KERAS_OVERHEAD_TARGET)
     labels = {
         "plain": "model.fit(X, k/n, sample_weight=n), binary_crossentropy",
         "backend": "KerasBackend().fit (bl.fit's training)",
@@ -164,28 +125,20 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
         "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name in contenders:
-        r = steady(name) / steady("plain")
-        r_cpu = steady(name, 1) / steady("plain", 1)
-        shown = "1" if name == "plain" else f"{r:.2f}× ({r_cpu:.2f}×)"
-        tgt = f"≤ {KERAS_OVERHEAD_TARGET:g}×" if name == "backend" else ""
-        mark = verdict(r <= KERAS_OVERHEAD_TARGET) if name == "backend" else ""
-        if name == "backend":
-            shown = f"**{shown}**"
         table.append(
-            f"| {labels[name]} | {first(name):.3f} ({first(name, 1):.3f}) | "
-            f"{steady(name):.3f} ({steady(name, 1):.3f}) | {shown} | {tgt} | {mark} | "
-            f"{median(name):.3f} | {median(name) / median('plain'):.2f}× |"
+            f"{runs.row(labels[name], name)} {runs.median(name):.3f} | "
+            f"{runs.median(name) / runs.median('plain'):.2f}× |"
         )
     lines = [
         f"#### 5. Keras framework overhead: epochs on {args.groups:,} groups",
         "",
         f"- {keras_versions()}; {keras_threads()}",
-        f"- part 3's synthetic groups (d = {X.shape[1]}, {grouped.trials:,} trials), encoded "
-        f"once; MLP {HIDDEN}, Adam lr {OVERHEAD_LR:g}, batch {OVERHEAD_BATCH:,} groups ({steps} "
-        f"steps per epoch), reshuffled every epoch; {epochs} epochs per run, the first (tracing "
-        f"and compiling) set apart; one untimed warm-up run of each, then {args.repeat} runs, "
-        f"alternating; the best of the {args.repeat * (epochs - 1)} later epochs (their median "
-        "beside it: other processes share the cores)",
+        f"- part 3's synthetic groups (d = {data.X.shape[1]}, {grouped.trials:,} trials), "
+        f"encoded once; MLP {HIDDEN}, Adam lr {OVERHEAD_LR:g}, batch {OVERHEAD_BATCH:,} groups "
+        f"({runs.steps} steps per epoch), reshuffled every epoch; {epochs} epochs per run, the "
+        f"first (tracing and compiling) set apart; one untimed warm-up run of each, then "
+        f"{args.repeat} runs, alternating; the best of the {args.repeat * (epochs - 1)} later "
+        "epochs (their median beside it: other processes share the cores)",
         "- model.fit: the plain model of part 4 (sigmoid output, `binary_crossentropy`) on "
         "numpy arrays; KerasBackend: `KerasBackend().fit(TrainData, None, spec, TrainConfig, "
         "cb)` on the same arrays (its GroupBatches data class, BinomialNLL loss and metric, "
@@ -194,30 +147,17 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
         "",
         *table,
         "",
-        f"- steady-state epoch: KerasBackend {steady('backend'):.3f} s / model.fit "
-        f"{steady('plain'):.3f} s = **{ratio:.2f}×** (target ≤ {KERAS_OVERHEAD_TARGET:g}×) "
-        f"**{verdict(ratio <= KERAS_OVERHEAD_TARGET)}**; CPU time {ratio_cpu:.2f}×; "
-        f"{per_step:.2f} ms wall more per step",
-        f"- (first epoch, tracing included: KerasBackend {first('backend') / first('plain'):.2f}×"
-        " model.fit's)",
+        runs.steady_line("KerasBackend", "model.fit"),
+        f"- (first epoch, tracing included: KerasBackend "
+        f"{runs.first('backend') / runs.first('plain'):.2f}× model.fit's)",
         "",
     ]
-    target = (
-        f"- Keras framework, KerasBackend / model.fit with sample weights epoch: {ratio:.2f}× "
-        f"(target ≤ {KERAS_OVERHEAD_TARGET:g}×) **{verdict(ratio <= KERAS_OVERHEAD_TARGET)}**"
-    )
+    target = runs.target_line("Keras framework, KerasBackend / model.fit with sample weights")
     return "\n".join(lines), [target]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = parser(__doc__, quick="200k groups, one run: a smoke run")
-    add_overhead_flags(p, "keras")
-    return parse(p, argv)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_part("bench_overhead_keras", bench, args, threads=args.train_threads)
+    return overhead_main("bench_overhead_keras", __doc__, argv, bench, "keras")
 
 
 if __name__ == "__main__":

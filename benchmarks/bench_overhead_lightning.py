@@ -23,29 +23,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 
 import torch
-from _common import verdict  # benchmarks/ is on sys.path when a script runs
-from _harness import (
+from _harness import (  # benchmarks/ is on sys.path when a script runs
     HIDDEN,
     OVERHEAD_BATCH,
     OVERHEAD_LR,
     Clock,
     Stamp,
-    add_overhead_flags,
-    best_of_runs,
-    encoded_counts,
+    backend_epochs,
     initial_network,
-    parse,
-    parser,
-    run_part,
-    synthetic_groups,
+    overhead_data,
+    overhead_main,
+    run_overhead,
 )
 
 import binomlab as bl
-from binomlab.backends.protocol import TrainConfig, TrainData
+from binomlab.backends.protocol import TrainData
 from binomlab_lightning import LightningBackend, binomial_nll_with_logits
 
 OVERHEAD_TARGET = 1.3  # Lightning epoch <= 1.3 x hand-written loop
@@ -83,17 +78,6 @@ def hand_loop(data: TrainData, epochs: int, *, index_select: bool = False) -> li
     return stamps
 
 
-def backend_loop(data: TrainData, epochs: int) -> list[Stamp]:
-    """LightningBackend().fit on the encoded arrays: cumulative clocks at each epoch's end."""
-    stamps: list[Stamp] = []
-    config = TrainConfig(
-        epochs=epochs, batch_size=OVERHEAD_BATCH, lr=OVERHEAD_LR, optimizer="adam", seed=0
-    )
-    clock = Clock()
-    LightningBackend().fit(data, None, bl.MLP(HIDDEN), config, lambda e, m: stamps.append(clock()))
-    return stamps
-
-
 def fit_call(grouped: bl.Grouped, epochs: int) -> list[Stamp]:
     """The whole bl.fit call (encoding of the groups included); the last stamp is its return."""
     stamps: list[Stamp] = []
@@ -115,65 +99,32 @@ def fit_call(grouped: bl.Grouped, epochs: int) -> list[Stamp]:
 
 def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
     print(f"\n== Part 3: framework overhead, {args.groups:,} groups ==", flush=True)
-    t0 = time.perf_counter()
-    grouped = synthetic_groups(args.groups)
-    made = time.perf_counter() - t0
-    X, k, n, encode_seconds = encoded_counts(grouped)
-    data = TrainData(X=X, k=k, n=n)
+    grouped, data, made, encode_seconds = overhead_data(args.groups)
+    d = data.X.shape[1]
     print(
         f"built in {made:.1f} s; {len(grouped):,} groups, {grouped.trials:,} trials, "
-        f"d = {X.shape[1]}; Encoder.fit + transform {encode_seconds:.2f} s",
+        f"d = {d}; Encoder.fit + transform {encode_seconds:.2f} s",
         flush=True,
     )
     contenders: dict[str, Callable[[], list[Stamp]]] = {
         "hand": lambda: hand_loop(data, 2),
-        "backend": lambda: backend_loop(data, 2),
+        "backend": lambda: backend_epochs(LightningBackend, data, 2),
         "fit": lambda: fit_call(grouped, 1),
         "hand_select": lambda: hand_loop(data, 2, index_select=True),
     }
     hand_loop(data, 1)  # warm-up, untimed: first allocations, first Trainer
-    backend_loop(data, 1)
-    runs = best_of_runs(contenders, args.repeat, 12)
-
-    def first(name: str, clock: int = 0) -> float:
-        return min(s[0][clock] for s in runs[name])
-
-    def second(name: str, clock: int = 0) -> float:
-        return min(s[1][clock] - s[0][clock] for s in runs[name])
-
-    steady = second("backend") / second("hand")
-    steady_cpu = second("backend", 1) / second("hand", 1)
-    steps = -(-args.groups // OVERHEAD_BATCH)
-    per_step = (second("backend") - second("hand")) / steps * 1e3
-    per_step_cpu = (second("backend", 1) - second("hand", 1)) / steps * 1e3
-    fit_total = min(s[-1][0] for s in runs["fit"])
-    fit_total_cpu = min(s[-1][1] for s in runs["fit"])
-
-    def row(label: str, name: str, target: bool = False) -> str:
-        if name == "fit":
-            return (
-                f"| {label} | {first('fit'):.3f} ({first('fit', 1):.3f}); returned at "
-                f"{fit_total:.3f} ({fit_total_cpu:.3f}) | | | | |"
-            )
-        ratio = second(name) / second("hand")
-        ratio_cpu = second(name, 1) / second("hand", 1)
-        shown = "1" if name == "hand" else f"{ratio:.2f}× ({ratio_cpu:.2f}×)"
-        if target:
-            shown = f"**{shown}**"
-        tgt = f"≤ {OVERHEAD_TARGET:g}×" if target else ""
-        mark = verdict(ratio <= OVERHEAD_TARGET) if target else ""
-        return (
-            f"| {label} | {first(name):.3f} ({first(name, 1):.3f}) | {second(name):.3f} "
-            f"({second(name, 1):.3f}) | {shown} | {tgt} | {mark} |"
-        )
-
+    backend_epochs(LightningBackend, data, 1)
+    runs = run_overhead(contenders, args, reference="hand", target=OVERHEAD_TARGET)
+    first = runs.first
+    fit_total = min(s[-1][0] for s in runs.runs["fit"])
+    fit_total_cpu = min(s[-1][1] for s in runs.runs["fit"])
     lines = [
         f"#### 3. Framework overhead: one epoch on {args.groups:,} groups",
         "",
         f"- synthetic groups: 3 standardised integer features + 3 one-hot string features, "
-        f"d = {X.shape[1]}, {grouped.trials:,} trials; MLP {HIDDEN}, Adam lr {OVERHEAD_LR:g}, "
-        f"batch {OVERHEAD_BATCH:,} groups ({steps} steps per epoch), reshuffled every epoch; "
-        f"one untimed warm-up run of each, then best of {args.repeat}, alternating; torch "
+        f"d = {d}, {grouped.trials:,} trials; MLP {HIDDEN}, Adam lr {OVERHEAD_LR:g}, "
+        f"batch {OVERHEAD_BATCH:,} groups ({runs.steps} steps per epoch), reshuffled every "
+        f"epoch; one untimed warm-up run of each, then best of {args.repeat}, alternating; torch "
         f"intra-op threads {torch.get_num_threads()}",
         "- hand loop: torch tensors from the same encoded arrays, randperm + `X[batch]` "
         "slices, binomial_nll_with_logits (mean), Adam, the epoch loss accumulated; "
@@ -186,37 +137,24 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
         "| contender | epoch 1 s (set-up included) | epoch 2 s (steady state) | "
         "epoch 2 / hand loop | target | |",
         "|---|---:|---:|---:|---:|---|",
-        row("hand-written torch loop", "hand"),
-        row("LightningBackend().fit", "backend", target=True),
-        row("bl.fit(..., epochs=1), whole call", "fit"),
-        row("(hand loop gathering with index_select)", "hand_select"),
+        runs.row("hand-written torch loop", "hand"),
+        runs.row("LightningBackend().fit", "backend"),
+        f"| bl.fit(..., epochs=1), whole call | {first('fit'):.3f} ({first('fit', 1):.3f}); "
+        f"returned at {fit_total:.3f} ({fit_total_cpu:.3f}) | | | | |",
+        runs.row("(hand loop gathering with index_select)", "hand_select"),
         "",
-        f"- steady-state epoch: LightningBackend {second('backend'):.3f} s / hand loop "
-        f"{second('hand'):.3f} s = **{steady:.2f}×** (target ≤ {OVERHEAD_TARGET:g}×) "
-        f"**{verdict(steady <= OVERHEAD_TARGET)}**; CPU time {steady_cpu:.2f}×; "
-        f"{per_step:.2f} ms wall ({per_step_cpu:.2f} ms CPU) more per step",
+        runs.steady_line("LightningBackend", "hand loop", cpu_per_step=True),
         f"- (first epoch, one-time set-up included: LightningBackend "
         f"{first('backend') / first('hand'):.2f}×; the whole bl.fit call {fit_total:.3f} s is "
         f"{fit_total / first('hand'):.2f}× the hand loop's first epoch on pre-encoded tensors, "
         f"{fit_total / (first('hand') + encode_seconds):.2f}× with the encoding added to it)",
         "",
     ]
-    target = (
-        f"- Lightning framework, LightningBackend / hand loop epoch: {steady:.2f}× (target ≤ "
-        f"{OVERHEAD_TARGET:g}×) **{verdict(steady <= OVERHEAD_TARGET)}**"
-    )
-    return "\n".join(lines), [target]
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = parser(__doc__, quick="200k groups, one run: a smoke run")
-    add_overhead_flags(p, "torch")
-    return parse(p, argv)
+    return "\n".join(lines), [runs.target_line("Lightning framework, LightningBackend / hand loop")]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_part("bench_overhead_lightning", bench, args, threads=args.train_threads)
+    return overhead_main("bench_overhead_lightning", __doc__, argv, bench, "torch")
 
 
 if __name__ == "__main__":

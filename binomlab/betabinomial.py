@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from scipy.special import expit, gammaln
 
 from binomlab.errors import BinomlabError
@@ -98,8 +97,15 @@ def predictive_interval(
     trials = trials.astype(np.int64)
     tails = ((1.0 - level) / 2.0, (1.0 + level) / 2.0)
     if phi is None:
-        dist = stats.binom(trials, mu)
+        dist = _stats().binom(trials, mu)
     else:
-        dist = stats.betabinom(trials, mu * phi, (1.0 - mu) * phi)
+        dist = _stats().betabinom(trials, mu * phi, (1.0 - mu) * phi)
     lower, upper = (np.asarray(dist.ppf(q)).astype(np.int64) for q in tails)
     return lower, upper
+
+
+def _stats() -> Any:
+    """``scipy.stats``, imported on first use (it takes half a second)."""
+    from scipy import stats
+
+    return stats

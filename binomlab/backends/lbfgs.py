@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import minimize as scipy_minimize
 
 from binomlab.backends.loop import DIVERGENCE_FACTOR, check_finite_and_bounded, exact_nll
 from binomlab.errors import ConvergenceWarning, PerfectSeparationWarning
@@ -76,6 +75,8 @@ def minimize(
 ) -> Network:
     """Run L-BFGS-B on ``session`` by the rules of this module's docstring; return the
     session's network at the result, with ``stop_reason`` set."""
+    from scipy.optimize import minimize as scipy_minimize  # 0.8 s to import: on first use
+
     flat = _Flat(session.get_weights(), session.decayed)
     decay = config.weight_decay
     limit = DIVERGENCE_FACTOR * base_rate_nll(train.k, train.n) + 1.0

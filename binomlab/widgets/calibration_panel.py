@@ -130,8 +130,6 @@ class CalibrationPanel(Panel):
 
     def redraw(self) -> None:
         """Recompute the tables and the figure for the selected models."""
-        from matplotlib.figure import Figure
-
         models = {n: self.state.models[n] for n in self.state.selected if n in self.state.models}
         if not models:
             self.tables, self.figure, self.axes, self.group_table = {}, None, None, None
@@ -139,6 +137,8 @@ class CalibrationPanel(Panel):
             self.groups_view.value = ""
             self.message.value = "Select one or more models to draw their reliability diagram."
             return
+        from matplotlib.figure import Figure  # on the first diagram, not when the Lab opens
+
         bins, strategy = int(self.bins.value), self.strategy.value
         # only passed when asked for, so the panel also runs against a core without it
         extra = {"overdispersed": True} if self.overdispersed.value else {}

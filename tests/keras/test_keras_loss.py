@@ -248,6 +248,8 @@ def test_under_other_keras_backends(other: str) -> None:
     if importlib.util.find_spec(other) is None:
         skip_or_fail(f"{other} is not installed (make installs it from the constraints)")
     env = {**os.environ, "KERAS_BACKEND": other, "OMP_NUM_THREADS": "1"}
+    if other == "jax":  # JAX computes float32 unless x64 is on; these tests check float64
+        env["JAX_ENABLE_X64"] = "1"
     result = subprocess.run(
         [
             sys.executable,

@@ -204,7 +204,8 @@ class BinomialNLLMetric(keras.metrics.Metric):
 
     Over an epoch of training it is the trial-weighted mean of the mini-batch losses of
     :class:`BinomialNLL`; in ``model.evaluate`` it is the exact NLL per trial of the data.
-    It accumulates in float64 by default.
+    It accumulates in float64 by default (on JAX only with ``jax_enable_x64``: JAX computes
+    float32 otherwise).
     """
 
     def __init__(
