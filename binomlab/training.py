@@ -400,7 +400,6 @@ def fit(
     BinomlabError, TypeError
         Invalid arguments, each named with the value received.
     """
-    _check_val(train, val)
     spec, engine, config = resolve(
         train,
         model=model,
@@ -417,6 +416,7 @@ def fit(
         phi=phi,
         **options,
     )
+    _check_val(train, val)
     encoder = Encoder.fit(train)
     train_arrays = train_data(encoder, train)
     val_arrays = None if val is None else train_data(encoder, val)
