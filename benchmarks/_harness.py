@@ -1,4 +1,5 @@
-"""What the training benchmarks share: data, clocks, races, formatting, flags, the summary.
+"""What the training benchmarks share: data, clocks, the races and overhead runs, the reports,
+flags and ``main``, the summary block.
 
 One script per part, each run on its own (``python benchmarks/bench_X.py``; this folder is
 on ``sys.path``), every contender of a part side by side in one process
@@ -296,13 +297,36 @@ def curve_line(curve: Curve) -> str:
 
 @dataclass
 class Contender:
-    """One side of a time-to-good-model race: its name in the tables, its setting, and how it
-    trains for a seed (returning its curve and what it trained, kept for the checks)."""
+    """One side of a time-to-good-model race: its name in the tables, its setting (``quick``
+    with ``--quick``), and how it trains on the flights with a setting and a seed (returning
+    its curve and what it trained, kept for the checks)."""
 
     name: str
     label: str  # the contender's row in the summary table
     setting: Setting
-    run: Callable[[int], tuple[Curve, Any]]
+    quick: Setting
+    run: Callable[[FlightsData, Setting, int], tuple[Curve, Any]]
+
+
+def grouped_contender(backend: str, setting: Setting, quick: Setting) -> Contender:
+    """A race's ``grouped`` contender: :func:`run_grouped`, bl.fit with ``backend``."""
+    return Contender(
+        "grouped bl.fit",
+        f"grouped: bl.fit ({backend})",
+        setting,
+        quick,
+        lambda data, s, seed: run_grouped(data, s, seed, backend),
+    )
+
+
+def warm_up(data: FlightsData, contenders: Mapping[str, Contender]) -> float:
+    """One untimed epoch of each contender (its setting, seed 0), so that none pays the
+    process's first-touch costs (first allocations of fresh memory, first Trainer, TensorFlow's
+    start-up, lazy imports) in its timings; the seconds it took."""
+    t0 = time.perf_counter()
+    for c in contenders.values():
+        c.run(data, Setting(c.setting.batch_size, c.setting.lr, 1), 0)
+    return time.perf_counter() - t0
 
 
 class Race:
@@ -311,13 +335,21 @@ class Race:
     validation NLL that ``raw`` or ``grouped`` reached (not the diagnostic); a contender's time
     is its median over seeds."""
 
-    def __init__(self, contenders: dict[str, Contender], seeds: list[int]) -> None:
+    def __init__(
+        self,
+        data: FlightsData,
+        contenders: dict[str, Contender],
+        seeds: list[int],
+        *,
+        quick: bool = False,
+    ) -> None:
         self.contenders, self.seeds = contenders, seeds
+        self.settings = {k: c.quick if quick else c.setting for k, c in contenders.items()}
         self.curves: dict[str, list[Curve]] = {name: [] for name in contenders}
         self.trained: dict[str, Any] = {}  # the last seed's model of each contender
         for seed in seeds:
             for key, contender in contenders.items():
-                curve, self.trained[key] = contender.run(seed)
+                curve, self.trained[key] = contender.run(data, self.settings[key], seed)
                 self.curves[key].append(curve)
                 print(f"  seed {seed} {contender.name:26s}: {curve_line(curve)}", flush=True)
         self.best = min(min(c.val) for c in self.curves["raw"] + self.curves["grouped"])
@@ -339,7 +371,7 @@ class Race:
         ]
         for key, cs in self.curves.items():
             st, steps, per_epoch = (
-                self.contenders[key].setting,
+                self.settings[key],
                 cs[0].steps_per_epoch,
                 epoch_seconds(cs),
             )
@@ -412,21 +444,27 @@ class Race:
 GridRow = tuple[str, Setting, list[Curve]]  # a contender's name, its setting, a curve per seed
 
 
+@dataclass(frozen=True)
+class Grid:
+    """Part of a ``--tune`` grid: each (batch size, lr) of ``settings`` at ``epochs`` epochs,
+    for each contender of ``names`` (its name in the grid's table: its key in the race)."""
+
+    settings: list[tuple[int, float]]
+    epochs: int
+    names: dict[str, str]
+
+
 def grid_rows(
-    grid: list[tuple[int, float]],
-    epochs: int,
-    seeds: list[int],
-    runs: Mapping[str, Callable[[Setting, int], Curve]],
+    data: FlightsData, contenders: Mapping[str, Contender], grid: Grid, seeds: list[int]
 ) -> list[GridRow]:
-    """A ``--tune`` grid: for each (batch size, lr) of ``grid`` in turn, each contender of
-    ``runs`` (its name, and how it trains with a setting and a seed) once per seed."""
+    """Run ``grid``: for each of its settings in turn, each of its contenders once per seed."""
     rows: list[GridRow] = []
-    for b, lr in grid:
-        s = Setting(b, lr, epochs)
-        for name, run in runs.items():
+    for b, lr in grid.settings:
+        s = Setting(b, lr, grid.epochs)
+        for name, key in grid.names.items():
             curves = []
             for seed in seeds:
-                curves.append(run(s, seed))
+                curves.append(contenders[key].run(data, s, seed)[0])
                 print(f"{name} {s} seed {seed}: {curve_line(curves[-1])}", flush=True)
             rows.append((name, s, curves))
     return rows
@@ -457,23 +495,21 @@ Setup = Callable[[int], object]
 
 def start_race(
     args: argparse.Namespace,
+    contenders: dict[str, Contender],
     *,
     banner: str,
     describe: Callable[[FlightsData], str],
-    warm_up: Callable[[FlightsData], float],
-    contenders: Callable[[FlightsData, bool], dict[str, Contender]],
     setup: Setup | None = None,
 ) -> tuple[FlightsData, Race]:
     """A race (parts 1 and 4) up to its results: print ``banner``, ``setup``, load the flights
-    and print ``describe(data)``, warm up, then race ``contenders(data, --quick)`` over
-    ``--seeds``."""
+    and print ``describe(data)``, warm up, then race the ``contenders`` over ``--seeds``."""
     print(f"\n== {banner} ==", flush=True)
     if setup is not None:
         setup(args.train_threads)
     data = load_flights()
     print(describe(data), flush=True)
-    print(f"warm-up (one untimed epoch of each): {warm_up(data):.1f} s", flush=True)
-    return data, Race(contenders(data, args.quick), list(range(args.seeds)))
+    print(f"warm-up (one untimed epoch of each): {warm_up(data, contenders):.1f} s", flush=True)
+    return data, Race(data, contenders, list(range(args.seeds)), quick=args.quick)
 
 
 def nll_check(data: FlightsData, race: Race, model: str, rows_nll: float, groups_nll: float) -> str:
@@ -523,22 +559,22 @@ def race_report(
 
 def race_tune(
     args: argparse.Namespace,
+    contenders: dict[str, Contender],
+    grids: list[Grid],
     *,
     title: str,
-    warm_up: Callable[[FlightsData], float],
-    grid: Callable[[FlightsData, list[int]], list[GridRow]],
     setup: Setup | None = None,
 ) -> int:
-    """``--tune``: run the rows of ``grid(data, seeds)``, each setting once per seed of
-    ``--seeds`` (default 3 here), after ``setup`` and the warm-up; print each setting's
-    median time to the target of the grid."""
+    """``--tune``: after ``setup`` and the warm-up, run the ``grids``, each setting once per seed
+    of ``--seeds`` (default 3 here); print each setting's median time to the target of the
+    grid (``title``)."""
     data = load_flights()
     seeds = list(range(args.seeds))
     print(f"{data.train_rows:,} rows → {len(data.train):,} groups; seeds {seeds}", flush=True)
     if setup is not None:
         setup(args.train_threads)
-    warm_up(data)
-    print_grid(title, grid(data, seeds))
+    warm_up(data, contenders)
+    print_grid(title, [row for g in grids for row in grid_rows(data, contenders, g, seeds)])
     return 0
 
 
@@ -896,8 +932,9 @@ def race_main(
     doc: str,
     argv: list[str] | None,
     bench: Bench,
-    tune: Callable[[argparse.Namespace], int],
     framework: str,
+    *,
+    tune: Callable[[argparse.Namespace], int],
 ) -> int:
     """The ``main`` of a race (parts 1 and 4; ``framework`` as for :func:`add_race_flags`)."""
     return main_part(

