@@ -13,6 +13,6 @@ the built-in ``reference`` backend, and the core's training loop and L-BFGS driv
 
 from __future__ import annotations
 
-from binomlab.backends.registry import ENTRY_POINT_GROUP, available, get, refresh
+from binomlab.backends.registry import ENTRY_POINT_GROUP, available, get, lazy_names, refresh
 
-__all__ = ["ENTRY_POINT_GROUP", "available", "get", "refresh"]
+__all__ = ["ENTRY_POINT_GROUP", "available", "get", "lazy_names", "refresh"]

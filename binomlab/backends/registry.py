@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Callable, Mapping
 from functools import cache, lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
 from binomlab.backends.protocol import Backend
 from binomlab.errors import BackendNotFoundError
 
-__all__ = ["ENTRY_POINT_GROUP", "available", "get", "refresh"]
+__all__ = ["ENTRY_POINT_GROUP", "available", "get", "lazy_names", "refresh"]
 
 ENTRY_POINT_GROUP = "binomlab.backends"
 _BUILTIN = {"reference": "binomlab.backends.reference:ReferenceBackend"}
@@ -94,3 +95,20 @@ def refresh() -> None:
     """Forget the cached entry points, e.g. after ``pip install`` of a plugin in a session."""
     _entry_points.cache_clear()
     _load_class.cache_clear()
+
+
+def lazy_names(package: str, names: Mapping[str, str]) -> Callable[[str], object]:
+    """A module ``__getattr__`` for a plugin package: each name of ``names`` (name → module)
+    is imported from its module on first use, so that importing the package — what loading
+    its entry point does — imports no framework.
+
+    >>> __getattr__ = lazy_names(__name__, {"BinomialNet": "my_plugin.network"})
+    """
+
+    def __getattr__(name: str) -> object:
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        msg = f"module {package!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+
+    return __getattr__

@@ -20,10 +20,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
+from binomlab.backends import lazy_names
 from binomlab_keras.backend import KerasBackend
 
 try:
@@ -55,8 +54,4 @@ _LAZY = {
 __all__ = ["KerasBackend", "__version__", *sorted(_LAZY)]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    msg = f"module 'binomlab_keras' has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -10,10 +10,9 @@ use.
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
+from binomlab.backends import lazy_names
 from binomlab_lightning.backend import LightningBackend
 
 try:
@@ -37,8 +36,4 @@ _LAZY = {
 __all__ = ["LightningBackend", "__version__", *sorted(_LAZY)]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    msg = f"module 'binomlab_lightning' has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__ = lazy_names(__name__, _LAZY)
