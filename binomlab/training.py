@@ -237,6 +237,19 @@ class _Progress:
     callbacks (all of them are called; any False stops training)."""
 
     def __init__(self, callbacks: Iterable[ProgressCallback]) -> None:
+        if callable(callbacks):  # one callback on its own
+            callbacks = [callbacks]
+        try:
+            callbacks = list(callbacks)
+        except TypeError:
+            callbacks = [callbacks]
+        bad = [c for c in callbacks if not callable(c)]
+        if bad:
+            msg = (
+                "Expected callbacks to be a list of callables callback(epoch, metrics) -> "
+                f"continue?. Received: {bad[0]!r} in callbacks"
+            )
+            raise BinomlabError(msg)
         self.callbacks = list(callbacks)
         self.rows: list[dict[str, Any]] = []
         self.last = time.perf_counter()

@@ -165,6 +165,15 @@ def test_nan_loss_stops_with_the_epoch_named(split) -> None:
         ({"phi": "vector"}, bl.BinomlabError, r"phi to be one of \('scalar', 'network'\)"),
         ({"phi": "network"}, bl.BinomlabError, r"needs loss='beta-binomial'. Received: loss='bin"),
         ({"val": "nope"}, TypeError, r"val must be a Grouped"),
+        (
+            {"seed": -1},
+            bl.BinomlabError,
+            r"seed to be an integer in \[0, 2\*\*32\)\. Received: seed=-1",
+        ),
+        ({"seed": 2**70}, bl.BinomlabError, r"Received: seed=1180591620717411303424"),
+        ({"callbacks": [5]}, bl.BinomlabError, r"list of callables .* Received: 5 in callbacks"),
+        ({"callbacks": 5}, bl.BinomlabError, r"Received: 5 in callbacks"),
+        ({"lr": 0.1}, bl.BinomlabError, r"lr does not apply to optimizer='lbfgs'"),
     ],
 )
 def test_fit_argument_errors(split, kwargs, error, match, monkeypatch) -> None:
@@ -271,3 +280,13 @@ def test_perfect_separation_is_warned() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bl.fit(g, backend="reference", weight_decay=0.1)  # the penalised fit exists
+
+
+def test_lbfgs_short_of_its_tolerance_is_stalled_and_warned() -> None:
+    """SciPy stops when float64 can lower the objective no further; below that floor the
+    tolerance is not met, and binomlab says so instead of reporting "converged"."""
+    g = datasets.star98()
+    with pytest.warns(bl.ConvergenceWarning, match=r"no more progress .* above tolerance=1e-15"):
+        fitted = bl.fit(g, backend="reference", tolerance=1e-15)
+    assert fitted.stop_reason == "stalled"
+    assert bl.fit(g, backend="reference").stop_reason == "converged"  # the default is reachable

@@ -139,25 +139,32 @@ def minimize(
 
 
 def _outcome(result: Any, objective: Callable, theta: np.ndarray, config: TrainConfig) -> str:
-    """``converged``, ``max_iter`` or ``stalled`` (the last two warned)."""
-    if result.status == 0:
-        return "converged"
+    """``converged`` when the gradient's max-norm is below the tolerance; else ``max_iter``
+    (the cap) or ``stalled`` (SciPy stopped for another reason: no more decrease of the
+    objective in float64, or a failed line search), both warned."""
     grad_max = float(np.max(np.abs(objective(theta)[1]))) if theta.size else 0.0
     if grad_max <= config.tolerance:
         return "converged"
+    iterations = f"{config.epochs} iteration{'s' if config.epochs != 1 else ''}"
+    hint = (
+        "Raise epochs=..., standardise the features, or merge levels with very few trials "
+        "(a level whose every trial fails or succeeds has no finite coefficient)"
+    )
+    if config.loss == "beta-binomial":
+        hint += "; a beta-binomial φ grows without bound where groups vary no more than a binomial"
     if result.status == 1:
         msg = (
-            f"L-BFGS stopped at its cap of {config.epochs} iterations before the gradient's "
-            f"max-norm ({grad_max:.3g}) fell below tolerance={config.tolerance:g}: the result "
-            "is not the optimum. Raise epochs=..., or standardise the features."
+            f"L-BFGS stopped at its cap of {iterations} before the gradient's max-norm "
+            f"({grad_max:.3g}) fell below tolerance={config.tolerance:g}: the result is not the "
+            f"optimum. {hint}."
         )
         reason = "max_iter"
     else:
         msg = (
             f"L-BFGS could make no more progress ({result.message}) with the gradient's "
             f"max-norm at {grad_max:.3g}, above tolerance={config.tolerance:g}: the result may "
-            "not be the optimum. Standardise the features, loosen tolerance=..., or check the "
-            "design for redundant columns."
+            f"not be the optimum. Loosen tolerance=... if it is below what float64 reaches on "
+            f"this data; else: {hint}."
         )
         reason = "stalled"
     warnings.warn(msg, ConvergenceWarning, stacklevel=_caller_level())

@@ -246,8 +246,12 @@ class TrainConfig:
         lr = _positive_real("lr", self.lr) if self.lr is not None else None
         weight_decay = _positive_real("weight_decay", self.weight_decay, zero=True)
         tolerance = _positive_real("tolerance", self.tolerance)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            msg = f"Expected seed to be an integer. Received: seed={self.seed!r}"
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, numbers.Integral)
+            or not 0 <= self.seed < 2**32
+        ):
+            msg = f"Expected seed to be an integer in [0, 2**32). Received: seed={self.seed!r}"
             raise BinomlabError(msg)
         if not isinstance(self.options, Mapping):
             msg = f"Expected options to be a mapping. Received: options={self.options!r}"

@@ -383,8 +383,9 @@ class TrainPanel(Panel):
             run.update(
                 epochs=fitted.epochs_, stop_reason=fitted.stop_reason, seconds=fitted.seconds_
             )
-            has_val = fitted.epochs_ and fitted.history["val_nll"].null_count() == 0
-            nll = f", best val NLL {fitted.history['val_nll'].min():.5f}" if has_val else ""
+            kept = fitted.kept_epoch()  # the epoch whose weights the model has
+            has_val = kept is not None and kept["val_nll"] is not None
+            nll = f", epoch {kept['epoch']} kept: val NLL {kept['val_nll']:.5f}" if has_val else ""
             if fitted.phi_ is not None:  # the beta-binomial's concentration and ρ = 1/(1 + φ)
                 nll += f", φ = {fitted.phi_:.4g} (ρ = {1 / (1 + fitted.phi_):.4f})"
             elif fitted.phi_model == "network":  # ρ varies by group: its range on the data

@@ -36,6 +36,27 @@ def test_strategies_that_train_in_other_processes_are_refused(data, strategy) ->
         train(data, options={"strategy": strategy, "devices": 2, "accelerator": "cpu"})
 
 
+def test_trainer_options_lightning_refuses_are_binomlab_errors(data) -> None:
+    for options, match in (
+        ({"strategy": "nonsense"}, r"Lightning refused the Trainer options .*'strategy': 'nonsense'"),
+        ({"precision": "8-true"}, r"Lightning refused .*'precision': '8-true'"),
+        ({"devices": "two"}, r"Lightning refused .*'devices': 'two'"),
+    ):
+        with pytest.raises(BinomlabError, match=match):
+            train(data, epochs=1, options={"accelerator": "cpu", **options})
+
+
+def test_lbfgs_refuses_trainer_options_it_would_not_use(data) -> None:
+    from binomlab.specs import Logistic
+
+    with pytest.raises(BinomlabError, match=r"Trainer option\(s\) \['devices', 'strategy'\]"):
+        train(data, spec=Logistic(), optimizer="lbfgs", options={"strategy": "ddp", "devices": 2})
+    with pytest.raises(BinomlabError, match=r"accelerator to be one of .*'tpu'"):
+        train(data, spec=Logistic(), optimizer="lbfgs", options={"accelerator": "tpu"})
+    fitted = train(data, spec=Logistic(), optimizer="lbfgs", options={"accelerator": "cpu"})
+    assert fitted.stop_reason == "converged"
+
+
 def test_options_reach_the_trainer(data, tmp_path) -> None:
     train(
         data,

@@ -34,9 +34,14 @@ COMMON = textwrap.dedent(
         return TrainData(X, k, n)
 
     def run_all(**options):
+        accelerator = {"accelerator": options.get("accelerator", "auto")}
         cases = {
             "adam": (MLP(hidden=(8,)), TrainConfig(epochs=4, batch_size=50, options=options)),
-            "lbfgs": (Logistic(), TrainConfig(optimizer="lbfgs", options=options)),
+            # L-BFGS runs in each process without a Trainer: only the accelerator applies
+            "lbfgs": (
+                Logistic(),
+                TrainConfig(optimizer="lbfgs", options=accelerator),
+            ),
         }
         data, results = synthetic(), {}
         for name, (spec, config) in cases.items():

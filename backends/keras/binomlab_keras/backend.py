@@ -10,8 +10,10 @@ versions are asked for. The training rules are the core's
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any, ClassVar
 
+from binomlab._random_state import keep_random_state
 from binomlab.backends.protocol import (
     LOSSES,
     OPTIMIZERS,
@@ -24,7 +26,13 @@ from binomlab.backends.protocol import (
 from binomlab.errors import BinomlabError
 from binomlab.specs import ModelSpec
 
-__all__ = ["OPTIONS", "STEPS_PER_EXECUTION", "KerasBackend", "default_steps_per_execution"]
+__all__ = [
+    "OPTIONS",
+    "STEPS_PER_EXECUTION",
+    "KerasBackend",
+    "default_steps_per_execution",
+    "import_keras",
+]
 
 OPTIONS = ("jit_compile", "steps_per_execution")
 STEPS_PER_EXECUTION = 32
@@ -34,11 +42,18 @@ ends, so nothing needs Keras's per-batch hooks; a 256-group epoch of the flights
 0.07 s instead of 0.11 s on two CPU cores. The updates are the same."""
 
 
+def import_keras() -> Any:
+    """``keras``, its first import done without touching the caller's global random state
+    (importing Keras draws from NumPy's global generator)."""
+    if "keras" not in sys.modules:
+        with keep_random_state():
+            importlib.import_module("keras")
+    return sys.modules["keras"]
+
+
 def default_steps_per_execution() -> int:
     """:data:`STEPS_PER_EXECUTION`, or 1 under Keras's torch backend (which refuses more)."""
-    import keras
-
-    return 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION
+    return 1 if import_keras().backend.backend() == "torch" else STEPS_PER_EXECUTION
 
 
 class KerasBackend(Backend):
@@ -68,8 +83,7 @@ class KerasBackend(Backend):
 
     def versions(self) -> dict[str, str]:
         """``keras``, ``keras_backend`` (its name) and the version of that framework."""
-        import keras
-
+        keras = import_keras()
         backend = keras.backend.backend()
         versions = {"keras": keras.__version__, "keras_backend": backend}
         if backend in ("tensorflow", "torch", "jax"):
@@ -100,6 +114,7 @@ class KerasBackend(Backend):
         return {"jit_compile": jit, "steps_per_execution": steps}
 
     def session(self, train: TrainData, spec: ModelSpec, config: TrainConfig) -> Session:
+        import_keras()
         from binomlab_keras.session import KerasSession
 
         return KerasSession(train, spec, config)

@@ -19,6 +19,7 @@ from binomlab.backends.protocol import (
     TrainConfig,
     TrainData,
 )
+from binomlab.errors import BinomlabError
 from binomlab.specs import ModelSpec
 
 __all__ = ["OPTIONS", "LightningBackend"]
@@ -32,6 +33,8 @@ OPTIONS = (
     "precision",
     "strategy",
 )
+LBFGS_ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+"""Accelerators L-BFGS accepts; ``"mps"`` computes on the CPU (Apple's MPS has no float64)."""
 _DEFAULTS = {
     "accelerator": "auto",
     "devices": 1,
@@ -72,8 +75,33 @@ class LightningBackend(Backend):
         return {"torch": torch.__version__, "lightning": lightning.__version__}
 
     def resolve_options(self, config: TrainConfig) -> dict[str, Any]:
-        """The Trainer options with their defaults (the L-BFGS run reads ``accelerator``)."""
-        return {**_DEFAULTS, **super().resolve_options(config)}
+        """The Trainer options with their defaults. L-BFGS reads ``accelerator`` only: any
+        other Trainer option set for it is an error, not silently dropped.
+
+        Raises
+        ------
+        BinomlabError
+            An unknown option, or a Trainer option given with ``optimizer="lbfgs"``.
+        """
+        given = super().resolve_options(config)
+        if not config.deterministic:
+            return {**_DEFAULTS, **given}
+        accelerator = given.get("accelerator", "auto")
+        if accelerator not in LBFGS_ACCELERATORS:
+            msg = (
+                f"optimizer={config.optimizer!r} runs on the CPU or a CUDA GPU: expected "
+                f"accelerator to be one of {LBFGS_ACCELERATORS}. Received: {accelerator=}"
+            )
+            raise BinomlabError(msg)
+        unused = sorted(k for k, v in given.items() if k != "accelerator" and v != _DEFAULTS[k])
+        if unused:
+            msg = (
+                f"optimizer={config.optimizer!r} runs in this process without a Lightning "
+                f"Trainer, so the Trainer option(s) {unused} do not apply to it (only "
+                "accelerator does). Leave them out, or use optimizer='adam'."
+            )
+            raise BinomlabError(msg)
+        return {**_DEFAULTS, **given}
 
     def session(self, train: TrainData, spec: ModelSpec, config: TrainConfig) -> Session:
         from binomlab_lightning.session import LightningSession

@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 
@@ -107,17 +108,21 @@ class LightningSession(Session):
         self.module.attach(GroupTensors.from_train_data(self.train))
         hook = EpochEnd(end_epoch)
         batches = -(-len(self.train) // self.config.batch_size)
-        trainer = L.Trainer(
-            max_epochs=epochs,
-            callbacks=[hook],
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            deterministic=True,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            log_every_n_steps=max(1, min(50, batches)),
-            **options,
-        )
+        try:
+            trainer = L.Trainer(
+                max_epochs=epochs,
+                callbacks=[hook],
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                deterministic=True,
+                num_sanity_val_steps=0,
+                limit_val_batches=0,
+                log_every_n_steps=max(1, min(50, batches)),
+                **options,
+            )
+        except (ValueError, TypeError, MisconfigurationException) as err:
+            msg = f"Lightning refused the Trainer options {dict(options)}: {err}"
+            raise BinomlabError(msg) from err
         _check_launcher(trainer)
         try:
             trainer.fit(self.module)
