@@ -33,21 +33,38 @@ def chunks(model: keras.Model, X: np.ndarray) -> list[Any]:
     ]
 
 
-def logits(model: keras.Model, X: np.ndarray | list[Any]) -> np.ndarray:
-    """The model's logits in inference mode, float64 ``[rows]``, for ``X [rows, d]`` or its
-    :func:`chunks`."""
-    parts = chunks(model, X) if isinstance(X, np.ndarray) else X
-    return np.concatenate(
-        [np.asarray(ops.convert_to_numpy(forward(model, x)), np.float64).reshape(-1) for x in parts]
-    )
+def _outputs(model: keras.Model, X: np.ndarray, eager: Any) -> np.ndarray:
+    """The model's outputs in inference mode, float64 ``[rows, outputs]``.
+
+    Through Keras's compiled predict step (``predict_on_batch``: a traced ``tf.function`` on
+    TensorFlow, jitted on JAX), three to four times faster than calling the model eagerly,
+    which matters because the core evaluates every training group after every epoch. Chunks
+    are padded to a power of two rows (at most :data:`CHUNK`), so a run traces a few shapes
+    only. A float64 model on torch goes through ``eager`` (:func:`~binomlab_keras.model.forward`:
+    Keras's torch matmul would compute float64 in float32)."""
+    X = np.asarray(X, dtype=model.inputs[0].dtype)
+    rows = X.shape[0]
+    if keras.backend.backend() == "torch" and model.inputs[0].dtype == "float64":
+        parts = [eager(model, x) for x in chunks(model, X)]
+        return np.concatenate([np.asarray(ops.convert_to_numpy(p), np.float64) for p in parts])
+    size = min(CHUNK, 1 << max(rows - 1, 0).bit_length())
+    out = []
+    for start in range(0, max(rows, 1), size):
+        part = X[start : start + size]
+        padded = np.zeros((size, X.shape[1]), X.dtype)
+        padded[: len(part)] = part
+        out.append(np.asarray(model.predict_on_batch(padded), np.float64)[: len(part)])
+    return np.concatenate(out)[:rows]
 
 
-def logits_and_log_phi(pair: keras.Model, X: np.ndarray | list[Any]) -> np.ndarray:
+def logits(model: keras.Model, X: np.ndarray) -> np.ndarray:
+    """The model's logits in inference mode, float64 ``[rows]``, for ``X [rows, d]``."""
+    return _outputs(model, X, forward).reshape(-1)
+
+
+def logits_and_log_phi(pair: keras.Model, X: np.ndarray) -> np.ndarray:
     """``[z, log φ]`` of a model with a φ head in inference mode, float64 ``[rows, 2]``."""
-    parts = chunks(pair, X) if isinstance(X, np.ndarray) else X
-    return np.concatenate(
-        [np.asarray(ops.convert_to_numpy(forward_pair(pair, x)), np.float64) for x in parts]
-    )
+    return _outputs(pair, X, forward_pair).reshape(-1, 2)
 
 
 class KerasNetwork(Network):
