@@ -14,8 +14,10 @@ from binomlab.calibration import calibration, plot_calibration, wilson_interval
 from binomlab.compare import compare
 from binomlab.encoding import Encoder
 from binomlab.errors import (
+    AliasedColumnsWarning,
     BackendNotFoundError,
     BinomlabError,
+    BinsMismatchError,
     ColumnNotFoundError,
     ConvergenceWarning,
     EmptyDataError,
@@ -26,8 +28,10 @@ from binomlab.errors import (
     NotFittedError,
     PerfectSeparationWarning,
     TrainingDivergedError,
+    UnseenValueError,
 )
 from binomlab.export import Predictor, load
+from binomlab.glm import Summary, lrt
 from binomlab.grouped import Grouped, read_grouped
 from binomlab.grouping import from_counts, group, group_sql
 from binomlab.metrics import evaluate
@@ -41,8 +45,10 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "MLP",
+    "AliasedColumnsWarning",
     "BackendNotFoundError",
     "BinomlabError",
+    "BinsMismatchError",
     "ColumnNotFoundError",
     "ConvergenceWarning",
     "EmptyDataError",
@@ -57,7 +63,9 @@ __all__ = [
     "NotFittedError",
     "PerfectSeparationWarning",
     "Predictor",
+    "Summary",
     "TrainingDivergedError",
+    "UnseenValueError",
     "__version__",
     "backends",
     "calibration",
@@ -68,6 +76,7 @@ __all__ = [
     "group",
     "group_sql",
     "load",
+    "lrt",
     "plot_calibration",
     "read_grouped",
     "wilson_interval",

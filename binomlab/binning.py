@@ -92,6 +92,10 @@ def resolve_bins(
 ) -> dict[str, BinEdges]:
     """Turn a user's ``bins=`` argument into explicit edges per feature.
 
+    ``bins`` is a dict ``{feature: number of quantile bins | edges}``, or an object with a
+    ``bins`` dict of edges (a Grouped, a fitted or loaded model), whose edges are reused for
+    the features grouped here: new rows binned as the model's training rows were.
+
     Quantile edges (``{"col": 10}``) are computed in one lazy query over all such columns,
     ignoring nulls; duplicate quantiles (a column with few distinct values) are merged, so a
     column may get fewer bins than asked for.
@@ -104,10 +108,16 @@ def resolve_bins(
         A binned column is not numeric, the bin count is not a positive int, or edges are not
         strictly increasing.
     """
+    if not isinstance(bins, Mapping) and isinstance(getattr(bins, "bins", None), Mapping):
+        # a Grouped, a fitted or a loaded model: reuse its edges for the features grouped here
+        bins = {c: edges for c, edges in bins.bins.items() if c in features}
     if not bins:
         return {}
     if not isinstance(bins, Mapping):
-        msg = f"bins must be a dict such as {{'distance': 10}}. Received: bins={bins!r}"
+        msg = (
+            "bins must be a dict such as {'distance': 10}, or a Grouped or model whose edges "
+            f"to reuse. Received: bins={bins!r}"
+        )
         raise BinomlabError(msg)
     unknown = [c for c in bins if c not in features]
     if unknown:

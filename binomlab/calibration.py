@@ -121,12 +121,14 @@ def calibration(
     overdispersed : bool or float, default False
         Widen the intervals for extra-binomial variation. ``True`` estimates the dispersion
         from these groups and predictions — the quasi-binomial ``φ = max(1, Pearson χ² /
-        (groups − params))`` — and a number gives ``φ`` directly; the Wilson interval is then
+        df_resid)``, with :func:`binomlab.evaluate`'s degrees of freedom (``groups − rank``
+        on the model's training data, ``groups`` on other data) — and a number gives ``φ``
+        directly; the Wilson interval is then
         computed on ``k/φ`` successes out of ``n/φ`` trials (the effective sample size), so
         it is about ``√φ`` times wider. The ``dispersion`` column holds the ``φ`` used.
     params : int, optional
-        Fitted parameters, for the dispersion estimate (default: the model's ``n_params_``,
-        else 0).
+        Fitted parameters, for the dispersion estimate: ``df_resid = groups − params``
+        (default: :func:`binomlab.evaluate`'s rule).
 
     Returns
     -------
@@ -306,9 +308,15 @@ def _dispersion(
     if overdispersed is True:
         from binomlab.metrics import evaluate
 
-        estimate = evaluate(data, proba, params=params if params is not None else
-                            getattr(model, "n_params_", 0))["dispersion"]  # fmt: skip
-        return max(1.0, estimate) if np.isfinite(estimate) else 1.0
+        source = model if callable(getattr(model, "predict_proba", None)) else proba
+        metrics = evaluate(data, source, params=params)
+        if not np.isfinite(metrics["dispersion"]):
+            msg = (
+                f"overdispersed=True estimates the dispersion, but it is not defined here: "
+                f"{metrics['df_note']}. Pass overdispersed=<a number >= 1> or params=..."
+            )
+            raise BinomlabError(msg)
+        return max(1.0, metrics["dispersion"])
     if isinstance(overdispersed, int | float) and np.isfinite(overdispersed) and overdispersed >= 1:
         return float(overdispersed)
     msg = f"Expected overdispersed to be True, False or a number >= 1. Received: {overdispersed!r}"

@@ -51,6 +51,32 @@ def _bins(items: list[str] | None) -> dict[str, int | list[float]]:
     return out
 
 
+def _levels(items: list[str] | None) -> dict[str, str] | None:
+    """``["Dept=A", "Gender=Male"]`` → ``{"Dept": "A", "Gender": "Male"}``."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        column, sep, level = item.partition("=")
+        if not sep or not column:
+            msg = f"--reference expects COLUMN=LEVEL, got {item!r}"
+            raise UsageError(msg)
+        out[column] = level
+    return out
+
+
+def _bins_from(path: str) -> dict[str, tuple[float, ...]]:
+    """Bin edges of a model folder (its manifest) or a grouped parquet file."""
+    source = Path(path)
+    if source.is_dir():
+        from binomlab.export import load
+
+        return load(source).bins
+    from binomlab.grouped import read_grouped
+
+    return read_grouped(source).bins
+
+
 def _positive(text: str | None) -> object:
     """``--positive`` values arrive as text: turn ``true``/``false`` and numbers back."""
     if text is None:
@@ -79,12 +105,20 @@ def _demo(args: argparse.Namespace) -> int:
 def _group(args: argparse.Namespace) -> int:
     from binomlab.grouping import group_files
 
+    bins = _bins(args.bins)
+    if args.bins_from:
+        reused = _bins_from(args.bins_from)
+        clash = sorted(set(bins) & set(reused))
+        if clash:
+            msg = f"--bins and --bins-from both bin {clash}: give each feature's bins once"
+            raise UsageError(msg)
+        bins |= {c: e for c, e in reused.items() if c in args.features}
     grouped = group_files(
         args.inputs,
         args.features,
         args.label,
         positive=_positive(args.positive),
-        bins=_bins(args.bins),
+        bins=bins,
         drop_null_labels=args.drop_null_labels,
         progress=not args.quiet,
     )
@@ -112,10 +146,15 @@ def _train(args: argparse.Namespace) -> int:
         "optimizer": args.optimizer,
         "seed": args.seed,
         "early_stopping": args.early_stopping,
+        "reference": _levels(args.reference),
+        "min_frequency": args.min_frequency,
+        "unseen": args.unseen,
     }
     options = {k: v for k, v in options.items() if v is not None}
-    # every option checked before the bar is drawn; L-BFGS runs to its optimum: no fixed total
-    _, _, config = resolve(train, **{k: v for k, v in options.items() if k != "val"})
+    encoding = ("val", "reference", "min_frequency", "unseen")
+    # every option checked before the bar is drawn; newton and L-BFGS run to the optimum: no
+    # fixed total
+    _, _, config = resolve(train, **{k: v for k, v in options.items() if k not in encoding})
     total = None if config.deterministic else config.epochs
     with TrainingBar(total, f"{args.model} on {args.backend}", enabled=not args.quiet) as bar:
         fitted = fit(train, callbacks=[bar], **options)
@@ -140,10 +179,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         data = group_files([args.data], list(predictor.features), args.label,
                            positive=_positive(args.positive), bins=bins,
                            drop_null_labels=args.drop_null_labels, progress=False)  # fmt: skip
-    metrics = evaluate(data, predictor, params=predictor.manifest.get("n_params"))
+    metrics = evaluate(data, predictor)
+    notes = {k: metrics.pop(k) for k in ("df_rule", "df_note")}
     table = pl.DataFrame({"metric": list(metrics), "value": [float(v) for v in metrics.values()]})
-    with pl.Config(tbl_hide_dataframe_shape=True, tbl_rows=20, float_precision=6):
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_rows=30, float_precision=6):
         print(table)
+    print(f"degrees of freedom ({notes['df_rule']}): {notes['df_note']}")
     if args.calibration:
         import matplotlib
 
@@ -187,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     grp.add_argument("--label", required=True, help="the 0/1 (or two-valued) outcome column")
     grp.add_argument("--bins", action="append", metavar="COL=N|COL=E1,E2,...",
                      help="bin a numeric feature: N quantile bins or explicit edges")  # fmt: skip
+    grp.add_argument("--bins-from", metavar="PATH",
+                     help="reuse the bin edges of a model folder or a grouped parquet file "
+                     "(group test rows as the training rows were)")  # fmt: skip
     grp.add_argument("-o", "--output", required=True, help="grouped parquet file to write")
     grp.set_defaults(run=_group)
 
@@ -199,9 +243,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float)
-    train.add_argument("--optimizer", choices=("adam", "adamw", "lbfgs"))
+    train.add_argument("--optimizer", choices=("adam", "adamw", "lbfgs", "newton"),
+                       help="default: newton for logistic, adam for mlp")  # fmt: skip
     train.add_argument("--early-stopping", type=int, metavar="PATIENCE")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--reference",
+        action="append",
+        metavar="COL=LEVEL",
+        help="the reference level of a feature (default: first in sort order)",
+    )
+    train.add_argument(
+        "--min-frequency",
+        type=int,
+        metavar="TRIALS",
+        help="pool levels with fewer training trials into <other>",
+    )
+    train.add_argument(
+        "--unseen",
+        choices=("error", "other"),
+        help="values never seen in training: an error (default) or <other>",
+    )
     train.add_argument("--val", type=float, default=0.1,
                        help="fraction of trials held out for validation; 0 for none")  # fmt: skip
     train.add_argument("-o", "--output", required=True, help="model folder to write")

@@ -24,6 +24,8 @@ LEADERBOARD_SCHEMA = {
     "auc": pl.Float64,
     "ece": pl.Float64,
     "dispersion": pl.Float64,
+    "df_resid": pl.Float64,
+    "df_note": pl.String,
     "seconds": pl.Float64,
     "epochs": pl.Int64,
 }
@@ -59,9 +61,12 @@ def compare(models: Mapping[str, Any], data: Grouped) -> pl.DataFrame:
     -------
     pl.DataFrame
         One row per model: ``model``, ``backend``, ``spec``, ``params``, ``nll``,
-        ``deviance``, ``brier``, ``auc``, ``ece``, ``dispersion`` (Pearson χ² over groups minus
-        the model's parameters), ``seconds`` (training time) and ``epochs``; null where a
-        plain array cannot say.
+        ``deviance``, ``brier``, ``auc``, ``ece``, ``dispersion`` (Pearson χ² over the residual
+        degrees of freedom: ``groups − rank`` on a model's training data, ``groups`` on other
+        data, see :func:`binomlab.evaluate`), ``df_resid`` (NaN where not defined),
+        ``df_note`` (the rule used, or why there are no degrees of freedom), ``seconds``
+        (training time) and ``epochs``; null where a plain array cannot say. ``params`` is
+        the network's number of weights.
 
     Raises
     ------
@@ -76,7 +81,7 @@ def compare(models: Mapping[str, Any], data: Grouped) -> pl.DataFrame:
     rows = []
     for name, model in models.items():
         info = _describe(model)
-        metrics = evaluate(data, model, params=info["params"])
+        metrics = evaluate(data, model)
         rows.append({"model": str(name), **info, **metrics})
     return pl.DataFrame(rows, schema=LEADERBOARD_SCHEMA, strict=False).sort(
         "nll", maintain_order=True

@@ -2,14 +2,25 @@
 
 Fitted on the training :class:`~binomlab.Grouped`:
 
-* string, categorical, enum and bool features are one-hot encoded over the values seen in
-  training (a null counts as a value when training had it), plus an ``<unknown>`` column that
-  catches values never seen in training;
-* binned features (``Grouped.bins``) are one-hot over all their bins; a frame holding the raw
-  numbers is binned with the same edges first;
+* string, categorical, enum and bool features, and binned features (``Grouped.bins``), have
+  **levels**: the values seen in training, in sort order (a null first, when training had one;
+  bins in the order of their edges). With ``min_frequency=N``, levels with fewer than ``N``
+  training trials are pooled into one trained level, ``<other>``;
+* the **treatment** design (the logistic spec's, as R and patsy build it) gives one 0/1 column
+  per level except the feature's reference level, the first in sort order unless
+  ``reference={feature: level}`` names another; its coefficients are contrasts with the
+  reference, so the model is identifiable beside the intercept. The **one-hot** design (the
+  MLP's) gives one column per level;
 * other numeric features are standardised with the trial-weighted mean and standard deviation,
   i.e. those of the raw rows; when training had nulls, a ``<null>`` indicator column is added
   and the null itself is encoded as the mean.
+
+There is no column for values the model never saw: such a value (an unseen category, a null
+where training had none, a bin no training trial fell in) is an :class:`UnseenValueError`,
+naming the feature, the values and the trials they hold, unless the model was fitted with
+``unseen="other"``, which sends them to the feature's trained ``<other>`` level. A column of
+another type than in training (integers for a string feature) is an error too, and so is a
+Grouped binned with other edges than the model's (:class:`BinsMismatchError`).
 
 The encoder round-trips through JSON (``to_dict`` / ``from_dict``), which is how it travels in
 an export manifest.
@@ -18,21 +29,35 @@ an export manifest.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from binomlab import binning
-from binomlab.errors import BinomlabError, ColumnNotFoundError
+from binomlab.errors import (
+    BinomlabError,
+    BinsMismatchError,
+    ColumnNotFoundError,
+    UnseenValueError,
+)
 from binomlab.grouped import Grouped
 
-__all__ = ["Encoder"]
+__all__ = ["DESIGNS", "OTHER", "UNSEEN", "Encoder"]
 
-UNKNOWN = "<unknown>"
+OTHER = "<other>"
+"""The pooled level of the levels with fewer than ``min_frequency`` training trials."""
 NULL = "<null>"
+DESIGNS = ("treatment", "one-hot")
+"""``treatment``: a column per level but the reference (identifiable beside an intercept);
+``one-hot``: a column per level."""
+UNSEEN = ("error", "other")
+"""What a value the model never saw does: raise, or go to the feature's ``<other>`` level."""
+_VERSION = 2
+_SHOWN = 5  # unseen values quoted in an error message
 
 
 def _kind_of(dtype: pl.DataType) -> str:
@@ -45,46 +70,73 @@ def _kind_of(dtype: pl.DataType) -> str:
     return "unsupported"
 
 
+def _label(level: Any) -> str:
+    return NULL if level is None else str(level)
+
+
 @dataclass(frozen=True)
 class _Column:
-    """How one feature becomes matrix columns."""
+    """How one feature becomes matrix columns.
+
+    ``levels`` are the trained levels in order (None stands for null) and ``pooled`` the
+    training values merged into ``<other>``, the last level when there are any;
+    ``reference`` is the index (into :meth:`all_levels`) of the level without a column in the
+    treatment design.
+    """
 
     name: str
     kind: str  # "string" | "bool" | "binned" | "numeric"
-    categories: tuple[Any, ...] = ()  # one-hot kinds; None stands for null
+    levels: tuple[Any, ...] = ()
+    pooled: tuple[Any, ...] = ()
+    reference: int = 0
     edges: tuple[float, ...] = ()  # binned
     mean: float = 0.0  # numeric
     scale: float = 1.0  # numeric
     null_indicator: bool = False  # numeric
 
     @property
-    def width(self) -> int:
-        if self.kind == "numeric":
-            return 1 + int(self.null_indicator)
-        return len(self.categories) + 1
+    def has_other(self) -> bool:
+        return bool(self.pooled)
 
-    def names(self) -> list[str]:
+    def all_levels(self) -> list[str]:
+        """Labels of every trained level, ``<other>`` last when there is one."""
+        return [_label(v) for v in self.levels] + ([OTHER] if self.has_other else [])
+
+    def columns(self, design: str) -> list[int]:
+        """Indices into :meth:`all_levels` that get a matrix column."""
+        count = len(self.levels) + int(self.has_other)
+        if design == "treatment":
+            return [i for i in range(count) if i != self.reference]
+        return list(range(count))
+
+    def names(self, design: str) -> list[str]:
         if self.kind == "numeric":
             return [self.name] + ([f"{self.name}={NULL}"] if self.null_indicator else [])
-        labels = [NULL if c is None else str(c) for c in self.categories]
-        return [f"{self.name}={label}" for label in [*labels, UNKNOWN]]
+        labels = self.all_levels()
+        return [f"{self.name}={labels[i]}" for i in self.columns(design)]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.kind == "numeric":
             out |= {"mean": self.mean, "scale": self.scale, "null_indicator": self.null_indicator}
         else:
-            out["categories"] = list(self.categories)
+            out |= {
+                "levels": list(self.levels),
+                "pooled": list(self.pooled),
+                "reference": self.reference,
+            }
         if self.kind == "binned":
             out["edges"] = [e if math.isfinite(e) else str(e) for e in self.edges]
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> _Column:
+    def from_dict(cls, data: Mapping[str, Any]) -> _Column:
         return cls(
             name=data["name"],
             kind=data["kind"],
-            categories=tuple(data.get("categories", ())),
+            levels=tuple(data.get("levels", ())),
+            pooled=tuple(data.get("pooled", ())),
+            reference=int(data.get("reference", 0)),
             edges=tuple(float(e) for e in data.get("edges", ())),
             mean=float(data.get("mean", 0.0)),
             scale=float(data.get("scale", 1.0)),
@@ -98,43 +150,103 @@ class Encoder:
     Build it with :meth:`Encoder.fit`; see the module docstring for the rules.
     """
 
-    def __init__(self, columns: Sequence[_Column]) -> None:
+    def __init__(
+        self,
+        columns: Sequence[_Column],
+        *,
+        design: str = "treatment",
+        unseen: str = "error",
+        aliased: Iterable[str] = (),
+    ) -> None:
         self._columns = tuple(columns)
+        self.design = design
+        self.unseen = unseen
+        self.aliased = tuple(aliased)
+        names = [name for c in self._columns for name in c.names(design)]
+        dropped = set(self.aliased)
+        self._keep = np.array([name not in dropped for name in names], dtype=bool)
 
     # -- fitting ---------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, data: Grouped) -> Encoder:
+    def fit(
+        cls,
+        data: Grouped,
+        *,
+        design: str = "treatment",
+        reference: Mapping[str, Any] | None = None,
+        min_frequency: int | Mapping[str, int] | None = None,
+        unseen: str = "error",
+    ) -> Encoder:
         """Fit on the training groups.
+
+        Parameters
+        ----------
+        data
+            The training groups.
+        design
+            One of :data:`DESIGNS`.
+        reference
+            ``{feature: level}``: the reference level of a feature in the treatment design
+            (default: its first level in sort order). A binned feature's level is its label,
+            e.g. ``"[0, 500)"``.
+        min_frequency
+            Levels with fewer training trials are pooled into ``<other>``: one int for every
+            level feature, or ``{feature: int}``.
+        unseen
+            One of :data:`UNSEEN`.
 
         Raises
         ------
         BinomlabError
-            A feature whose dtype cannot be encoded (dates, times, ...): cast it first.
+            A feature whose dtype cannot be encoded (dates, times, ...: cast it first); a
+            bad ``design``, ``unseen``, ``reference`` or ``min_frequency``.
         """
-        frame, n = data.frame, data.frame["n"].cast(pl.Float64)
+        _check_choice("design", design, DESIGNS)
+        _check_choice("unseen", unseen, UNSEEN)
+        reference = _check_feature_map("reference", reference, data.features)
+        frequency = _min_frequencies(min_frequency, data.features)
+        frame, n = data.frame, data.frame["n"]
         columns = []
         for name in data.features:
             series = frame[name]
             if name in data.bins:
                 labels = binning.bin_labels(data.bins[name])
-                columns.append(
-                    _Column(name, "binned", categories=tuple(labels), edges=data.bins[name])
-                )
-                continue
-            kind = _kind_of(series.dtype)
-            if kind == "unsupported":
-                msg = (
-                    f"Cannot encode feature {name!r} of dtype {series.dtype}: cast it to a "
-                    "string (one-hot) or a number (standardised) before grouping."
-                )
-                raise BinomlabError(msg)
-            if kind == "numeric":
-                columns.append(_numeric_column(name, series, n))
+                column = _level_column(name, "binned", series.cast(pl.String), n, labels)
+                column = replace(column, edges=data.bins[name])
             else:
-                values = series.unique().sort(nulls_last=False).to_list()
-                columns.append(_Column(name, kind, categories=tuple(values)))
-        return cls(columns)
+                kind = _kind_of(series.dtype)
+                if kind == "unsupported":
+                    msg = (
+                        f"Cannot encode feature {name!r} of dtype {series.dtype}: cast it to a "
+                        "string (levels) or a number (standardised) before grouping."
+                    )
+                    raise BinomlabError(msg)
+                if kind == "numeric":
+                    if name in reference or name in frequency:
+                        option = "reference" if name in reference else "min_frequency"
+                        msg = (
+                            f"{option} applies to features with levels; {name!r} is numeric "
+                            f"({series.dtype}). Cast it to a string or bin it to give it levels."
+                        )
+                        raise BinomlabError(msg)
+                    columns.append(_numeric_column(name, series, n.cast(pl.Float64)))
+                    continue
+                column = _level_column(name, kind, series, n, None)
+            column = _pool(column, frame, name, frequency.get(name))
+            column = _with_reference(column, reference)
+            columns.append(column)
+        return cls(columns, design=design, unseen=unseen)
+
+    def without(self, names: Iterable[str]) -> Encoder:
+        """This encoder with the output columns ``names`` dropped (aliased columns: a value
+        that would have had one is encoded as the reference)."""
+        return Encoder(
+            self._columns,
+            design=self.design,
+            unseen=self.unseen,
+            aliased=(*self.aliased, *names),
+        )
 
     # -- what it produces ----------------------------------------------------------------------
 
@@ -145,18 +257,46 @@ class Encoder:
 
     @property
     def output_names(self) -> list[str]:
-        """Names of the matrix columns, e.g. ``carrier=AA``, ``carrier=<unknown>``, ``hour``."""
-        return [name for c in self._columns for name in c.names()]
+        """Names of the matrix columns, e.g. ``carrier=AA``, ``carrier=<other>``, ``hour``."""
+        names = [name for c in self._columns for name in c.names(self.design)]
+        return [name for name, keep in zip(names, self._keep, strict=True) if keep]
 
     @property
     def n_outputs(self) -> int:
         """Width ``d`` of the encoded matrix."""
-        return sum(c.width for c in self._columns)
+        return int(self._keep.sum())
 
     def standardisation(self) -> dict[str, tuple[float, float]]:
         """``{feature: (mean, scale)}`` of the standardised numeric features; an encoded value is
         ``(x - mean) / scale``, so a coefficient ``w`` on it is ``w / scale`` on ``x``."""
         return {c.name: (c.mean, c.scale) for c in self._columns if c.kind == "numeric"}
+
+    def terms(self) -> list[tuple[str, str | None]]:
+        """``(feature, level)`` of every output column (level None for a numeric feature's
+        own column, ``"<null>"`` for its null indicator)."""
+        out: list[tuple[str, str | None]] = []
+        for c in self._columns:
+            if c.kind == "numeric":
+                out += [(c.name, None)] + ([(c.name, NULL)] if c.null_indicator else [])
+            else:
+                labels = c.all_levels()
+                out += [(c.name, labels[i]) for i in c.columns(self.design)]
+        return [t for t, keep in zip(out, self._keep, strict=True) if keep]
+
+    def references(self) -> dict[str, str]:
+        """``{feature: reference level}`` of the level features in the treatment design."""
+        if self.design != "treatment":
+            return {}
+        return {c.name: c.all_levels()[c.reference] for c in self._columns if c.kind != "numeric"}
+
+    def levels(self) -> dict[str, list[str]]:
+        """``{feature: trained levels}`` of the level features (``<other>`` last if pooled)."""
+        return {c.name: c.all_levels() for c in self._columns if c.kind != "numeric"}
+
+    @property
+    def bins(self) -> dict[str, tuple[float, ...]]:
+        """Bin edges of the binned features, as ``Grouped.bins`` holds them."""
+        return {c.name: c.edges for c in self._columns if c.kind == "binned"}
 
     # -- encoding --------------------------------------------------------------------------------
 
@@ -172,51 +312,127 @@ class Encoder:
         ------
         ColumnNotFoundError
             A feature column is missing.
+        UnseenValueError
+            A value the model never saw (see the module docstring).
+        BinsMismatchError
+            ``data`` is a Grouped binned with other edges than the model's.
         BinomlabError
-            A numeric feature is null where training had no nulls, or a value falls outside
-            the explicit bin edges of a binned feature.
+            A feature of another type than in training, a numeric feature null where
+            training had none, or a raw number outside the explicit edges of a binned feature.
         """
+        if isinstance(data, Grouped):
+            self._check_bins(data.bins)
         frame = data.frame if isinstance(data, Grouped) else data.lazy().collect()
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
             raise ColumnNotFoundError.from_missing_and_available(
                 missing, frame.columns, role="feature"
             )
-        out = np.zeros((frame.height, self.n_outputs), dtype=np.float32)
-        start = 0
+        trials = frame["n"] if isinstance(data, Grouped) else None
+        blocks = []
         for column in self._columns:
             series = frame[column.name]
             if column.kind == "binned" and series.dtype.is_numeric():
                 edges = {column.name: column.edges}
                 binned = binning.apply_bins(frame.select(column.name), edges).collect()
                 series = binning.check_binned(binned, edges, source=frame.lazy())[column.name]
-            block = out[:, start : start + column.width]
             if column.kind == "numeric":
+                block = np.zeros((frame.height, column.null_indicator + 1), np.float32)
                 _encode_numeric(column, series, block)
             else:
-                _encode_one_hot(column, series, block)
-            start += column.width
-        return out
+                codes = self._codes(column, series, trials)
+                kept = column.columns(self.design)
+                block = np.zeros((frame.height, len(kept)), np.float32)
+                position = np.full(len(column.all_levels()), -1)
+                position[kept] = np.arange(len(kept))
+                rows = position[codes]
+                hit = rows >= 0
+                block[np.flatnonzero(hit), rows[hit]] = 1.0
+            blocks.append(block)
+        out = np.concatenate(blocks, axis=1) if blocks else np.zeros((frame.height, 0))
+        return np.ascontiguousarray(out[:, self._keep], dtype=np.float32)
+
+    def _check_bins(self, bins: Mapping[str, tuple[float, ...]]) -> None:
+        for column in self._columns:
+            if column.kind != "binned" or column.name not in bins:
+                continue
+            if tuple(bins[column.name]) != tuple(column.edges):
+                msg = (
+                    f"Feature {column.name!r} of this data was binned with the edges "
+                    f"{_edges(bins[column.name])}, but the model's are {_edges(column.edges)}: "
+                    "its bins are other intervals. Group the rows with the model's edges, "
+                    f"bl.group(rows, ..., bins=model.bins), or pass the raw rows."
+                )
+                raise BinsMismatchError(msg)
+
+    def _codes(self, column: _Column, series: pl.Series, trials: pl.Series | None) -> np.ndarray:
+        """Index into ``column.all_levels()`` per row; unseen values by :attr:`unseen`."""
+        _check_level_dtype(column, series)
+        keys = series.cast(pl.String)
+        index = {_key(column, v): i for i, v in enumerate(column.levels) if v is not None}
+        other = len(column.levels) if column.has_other else -1
+        index |= {_key(column, v): other for v in column.pooled if v is not None}
+        null_code = column.levels.index(None) if None in column.levels else -1
+        if None in column.pooled:
+            null_code = other
+        codes = (
+            pl.DataFrame({"key": keys})
+            .select(
+                pl.when(pl.col("key").is_null())
+                .then(null_code)
+                .otherwise(
+                    pl.col("key").replace_strict(
+                        list(index), list(index.values()), default=-1, return_dtype=pl.Int64
+                    )
+                )
+            )
+            .to_series()
+            .to_numpy()
+        )
+        unseen = codes < 0
+        if unseen.any():
+            if self.unseen == "other" and column.has_other:
+                codes = np.where(unseen, other, codes)
+            else:
+                raise UnseenValueError(_unseen_message(self, column, series, unseen, trials))
+        return codes
 
     # -- JSON ------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description; :meth:`from_dict` rebuilds an equal encoder."""
-        return {"version": 1, "columns": [c.to_dict() for c in self._columns]}
+        return {
+            "version": _VERSION,
+            "design": self.design,
+            "unseen": self.unseen,
+            "aliased": list(self.aliased),
+            "columns": [c.to_dict() for c in self._columns],
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Encoder:
+    def from_dict(cls, data: Mapping[str, Any]) -> Encoder:
         """Rebuild an encoder from :meth:`to_dict` output.
 
         Raises
         ------
         BinomlabError
-            An unknown encoder version.
+            An unknown encoder version, design or unseen rule.
         """
-        if data.get("version") != 1:
-            msg = f"Unknown encoder version {data.get('version')!r}; expected 1."
+        if data.get("version") != _VERSION:
+            msg = (
+                f"Unknown encoder version {data.get('version')!r}; this binomlab reads version "
+                f"{_VERSION}. A model exported by an older binomlab must be trained and "
+                "exported again."
+            )
             raise BinomlabError(msg)
-        return cls([_Column.from_dict(c) for c in data["columns"]])
+        _check_choice("design", data.get("design"), DESIGNS)
+        _check_choice("unseen", data.get("unseen"), UNSEEN)
+        return cls(
+            [_Column.from_dict(c) for c in data["columns"]],
+            design=data["design"],
+            unseen=data["unseen"],
+            aliased=data.get("aliased", ()),
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Encoder) and self.to_dict() == other.to_dict()
@@ -224,7 +440,105 @@ class Encoder:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Encoder({len(self._columns)} features -> {self.n_outputs} columns)"
+        return (
+            f"Encoder({len(self._columns)} features -> {self.n_outputs} columns, "
+            f"design={self.design!r})"
+        )
+
+
+# -- fitting helpers -----------------------------------------------------------------------------
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        msg = f"Expected {name} to be one of {allowed}. Received: {name}={value!r}"
+        raise BinomlabError(msg)
+
+
+def _check_feature_map(
+    name: str, value: Mapping[str, Any] | None, features: Sequence[str]
+) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        msg = f"Expected {name} to be a dict {{feature: ...}}. Received: {name}={value!r}"
+        raise BinomlabError(msg)
+    unknown = [f for f in value if f not in features]
+    if unknown:
+        msg = f"{name} names {unknown[0]!r}, which is not a feature; the features are {features}."
+        raise BinomlabError(msg)
+    return dict(value)
+
+
+def _min_frequencies(
+    value: int | Mapping[str, int] | None, features: Sequence[str]
+) -> dict[str, int]:
+    if value is None:
+        return {}
+    per_feature = (
+        _check_feature_map("min_frequency", value, features)
+        if isinstance(value, Mapping)
+        else dict.fromkeys(features, value)
+    )
+    for feature, count in per_feature.items():
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+            msg = (
+                "Expected min_frequency to be a whole number of training trials >= 1 (or a "
+                f"dict of them by feature). Received: {count!r} for {feature!r}"
+            )
+            raise BinomlabError(msg)
+    return {f: int(c) for f, c in per_feature.items()}
+
+
+def _level_column(
+    name: str, kind: str, series: pl.Series, n: pl.Series, order: list[str] | None
+) -> _Column:
+    """The levels seen in training (each with >= 1 trial), in sort order or ``order``'s."""
+    present = pl.DataFrame({"value": series, "n": n}).group_by("value").agg(pl.col("n").sum())
+    values = present["value"].to_list()
+    if order is not None:
+        rank = {label: i for i, label in enumerate(order)}
+        values = sorted(values, key=lambda v: -1 if v is None else rank[v])
+    elif isinstance(series.dtype, pl.Enum):  # its own order
+        values = present.sort("value", nulls_last=False)["value"].to_list()
+    else:
+        by = pl.col("value").cast(pl.String) if series.dtype == pl.Categorical else "value"
+        values = present.sort(by, nulls_last=False)["value"].to_list()
+    if kind == "string" and OTHER in values:
+        msg = f"Feature {name!r} has a level named {OTHER!r}, which binomlab keeps for pooling."
+        raise BinomlabError(msg)
+    return _Column(name, kind, levels=tuple(values))
+
+
+def _pool(column: _Column, frame: pl.DataFrame, name: str, threshold: int | None) -> _Column:
+    if threshold is None:
+        return column
+    trials = dict(frame.group_by(name).agg(pl.col("n").sum()).select(pl.col(name), "n").iter_rows())
+    if column.kind == "binned":  # the frame holds labels (Enum or String)
+        trials = {None if k is None else str(k): v for k, v in trials.items()}
+    rare = tuple(v for v in column.levels if trials[v] < threshold)
+    if not rare:
+        return column
+    kept = tuple(v for v in column.levels if trials[v] >= threshold)
+    return replace(column, levels=kept, pooled=rare)
+
+
+def _with_reference(column: _Column, reference: Mapping[str, Any]) -> _Column:
+    if column.name not in reference:
+        return column
+    wanted = reference[column.name]
+    labels = column.all_levels()
+    matches = [i for i, v in enumerate(column.levels) if v == wanted or _label(v) == str(wanted)]
+    if wanted == OTHER and column.has_other:
+        matches = [len(column.levels)]
+    if not matches:
+        where = " (it was pooled into <other>)" if wanted in column.pooled else ""
+        msg = (
+            f"reference={{{column.name!r}: {wanted!r}}} is not a level of {column.name!r}{where}. "
+            f"Its levels: {labels[:20]}{' ...' if len(labels) > 20 else ''}"
+        )
+        raise BinomlabError(msg)
+    return replace(column, reference=matches[0])
 
 
 def _numeric_column(name: str, series: pl.Series, n: pl.Series) -> _Column:
@@ -246,9 +560,83 @@ def _numeric_column(name: str, series: pl.Series, n: pl.Series) -> _Column:
     )
 
 
+# -- encoding helpers ----------------------------------------------------------------------------
+
+
+def _key(column: _Column, value: Any) -> str:
+    """A training value as the string its column is matched on."""
+    return str(value).lower() if column.kind == "bool" else str(value)
+
+
+def _check_level_dtype(column: _Column, series: pl.Series) -> None:
+    dtype = series.dtype
+    if dtype == pl.Null:  # an all-null column: its nulls are judged as values
+        return
+    expected = {"bool": "bool", "string": "string", "binned": "string"}[column.kind]
+    if _kind_of(dtype) != expected:
+        what = {"bool": "bool", "string": "a string", "binned": "binned (bin labels)"}
+        msg = (
+            f"Feature {column.name!r} was {what[column.kind]} in training but is {dtype} here; "
+            f"cast it as it was in training (e.g. pl.col({column.name!r}).cast(pl."
+            f"{'Boolean' if column.kind == 'bool' else 'String'})): values are matched by type, "
+            "not coerced."
+        )
+        raise BinomlabError(msg)
+
+
+def _unseen_message(
+    encoder: Encoder,
+    column: _Column,
+    series: pl.Series,
+    unseen: np.ndarray,
+    trials: pl.Series | None,
+) -> str:
+    mask = pl.Series(unseen)
+    values = series.filter(mask)
+    weights = trials.filter(mask) if trials is not None else pl.Series([1] * len(values))
+    table = (
+        pl.DataFrame({"value": values.cast(pl.String), "n": weights})
+        .group_by("value")
+        .agg(pl.col("n").sum())
+        .sort("n", "value", descending=[True, False], nulls_last=True)
+    )
+    shown = ", ".join(
+        f"{_label(v)!r}" if v is not None else NULL for v in table["value"].head(_SHOWN)
+    )
+    more = f" and {table.height - _SHOWN} more" if table.height > _SHOWN else ""
+    unit = "trials" if trials is not None else "rows"
+    if column.has_other:
+        fix = (
+            f"it has a trained {OTHER} level (the levels with fewer than min_frequency "
+            f"training trials): fit with unseen='other' to send them there"
+        )
+    else:
+        fix = (
+            "fit with min_frequency=N to pool the levels with fewer than N training trials "
+            f"into a trained {OTHER} level, and unseen='other' to send unseen values there"
+        )
+    if encoder.unseen == "other" and not column.has_other:
+        fix = (
+            f"this model sends unseen values to {OTHER}, but {column.name!r} has no {OTHER} "
+            f"level (no level had fewer than min_frequency trials); raise min_frequency"
+        )
+    return (
+        f"Feature {column.name!r} holds {table.height} value(s) the model never saw in "
+        f"training: {shown}{more} ({int(table['n'].sum())} {unit}); the model has no trained "
+        f"weight for them. Filter them out, or {fix}."
+    )
+
+
+def _edges(edges: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{e:g}" for e in edges) + "]"
+
+
 def _encode_numeric(column: _Column, series: pl.Series, block: np.ndarray) -> None:
     if not series.dtype.is_numeric():
-        msg = f"Feature {column.name!r} was numeric in training but is {series.dtype} here."
+        msg = (
+            f"Feature {column.name!r} was numeric in training but is {series.dtype} here; cast "
+            "it to a number as it was in training."
+        )
         raise BinomlabError(msg)
     values = series.cast(pl.Float64).to_numpy()
     nulls = np.isnan(values)
@@ -258,38 +646,7 @@ def _encode_numeric(column: _Column, series: pl.Series, block: np.ndarray) -> No
             f"Numeric feature {column.name!r} is null or NaN at row {first} ({int(nulls.sum())} "
             "rows), but it had no nulls in training, so the model has no value for it."
         )
-        raise BinomlabError(msg)
+        raise UnseenValueError(msg)
     block[:, 0] = np.where(nulls, 0.0, (values - column.mean) / column.scale)
     if column.null_indicator:
         block[:, 1] = nulls
-
-
-def _encode_one_hot(column: _Column, series: pl.Series, block: np.ndarray) -> None:
-    known = [c for c in column.categories if c is not None]
-    unknown = len(column.categories)
-    if column.kind == "bool":
-        if series.dtype != pl.Boolean:
-            msg = f"Feature {column.name!r} was bool in training but is {series.dtype} here."
-            raise BinomlabError(msg)
-        keys = series.cast(pl.String)
-        known_keys = [str(c).lower() for c in known]
-    else:
-        keys = series.cast(pl.String)
-        known_keys = [str(c) for c in known]
-    index_of = {key: column.categories.index(c) for key, c in zip(known_keys, known, strict=True)}
-    null_index = column.categories.index(None) if None in column.categories else unknown
-    key = pl.col("key")
-    codes = (
-        pl.DataFrame({"key": keys})
-        .select(
-            pl.when(key.is_null())
-            .then(null_index)
-            .otherwise(
-                key.replace_strict(
-                    list(index_of), list(index_of.values()), default=unknown, return_dtype=pl.Int64
-                )
-            )
-        )
-        .to_series()
-    )
-    block[np.arange(len(block)), codes.to_numpy()] = 1.0

@@ -10,8 +10,10 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "AliasedColumnsWarning",
     "BackendNotFoundError",
     "BinomlabError",
+    "BinsMismatchError",
     "ColumnNotFoundError",
     "ConvergenceWarning",
     "EmptyDataError",
@@ -22,6 +24,7 @@ __all__ = [
     "NotFittedError",
     "PerfectSeparationWarning",
     "TrainingDivergedError",
+    "UnseenValueError",
 ]
 
 
@@ -90,6 +93,15 @@ class ModelFileError(BinomlabError):
     """An exported model directory that is missing files, corrupted or of an unknown format."""
 
 
+class UnseenValueError(BinomlabError):
+    """A feature value the model never saw in training (a new category, a null where training
+    had none, a bin no training trial fell in): the model has no trained weight for it."""
+
+
+class BinsMismatchError(BinomlabError):
+    """Data binned with other bin edges than the model's: its bins are other intervals."""
+
+
 class ConvergenceWarning(UserWarning):
     """A deterministic optimiser stopped before it met its tolerance: the estimate it returns
     is not the optimum (statsmodels and scikit-learn warn the same way)."""
@@ -98,3 +110,8 @@ class ConvergenceWarning(UserWarning):
 class PerfectSeparationWarning(ConvergenceWarning):
     """The maximum-likelihood estimate does not exist: some groups are predicted perfectly
     (success rate 0 or 1) and their coefficients grow without bound."""
+
+
+class AliasedColumnsWarning(UserWarning):
+    """Columns of the logistic design that are linear combinations of others were dropped:
+    their coefficients are not identified."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from binomlab import glm
 from binomlab.encoding import Encoder
 from binomlab.errors import BinomlabError, ModelFileError
 from binomlab.grouped import Grouped
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT_VERSION", "Predictor", "export_model", "load"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
 FORMATS = ("onnx", "native")
@@ -88,6 +89,13 @@ def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = F
         "phi": fitted.phi_,
         "phi_model": fitted.phi_model,
         "n_params": fitted.n_params_,
+        "rank": fitted.rank_,
+        "in_sample": fitted.in_sample_.to_dict(),
+        "coefficients": None
+        if fitted.coefficient_table_ is None
+        else fitted.coefficient_table_.to_dicts(),
+        "summary_note": fitted.summary_note_,
+        "encoding": fitted.encoding,
         "encoder": fitted.encoder.to_dict(),
         "features": [{"name": f, "dtype": str(fitted.feature_dtypes[f])} for f in fitted.features],
         "bins": {c: [e if np.isfinite(e) else str(e) for e in v] for c, v in fitted.bins.items()},
@@ -108,7 +116,7 @@ def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = F
     return directory
 
 
-class Predictor:
+class Predictor(glm.GLMResults):
     """An exported model served by onnxruntime: raw feature columns in, probabilities out.
 
     Attributes
@@ -117,6 +125,9 @@ class Predictor:
         The parsed ``manifest.json``.
     encoder
         The encoder that turns feature columns into the network's input.
+    in_sample_, rank_, df_resid_, log_likelihood_, aic_, bic_
+        The fit on the training groups, as the ``Fitted`` had them; :meth:`summary` gives
+        the ``Fitted``'s coefficient table.
     """
 
     def __init__(self, directory: Path, manifest: dict[str, Any], session: Any) -> None:
@@ -126,6 +137,34 @@ class Predictor:
         self.spec = spec_from_dict(manifest["spec"])
         self._session = session
         self._input = session.get_inputs()[0].name
+        self.in_sample_ = glm.InSample.from_dict(manifest["in_sample"])
+        rows = manifest.get("coefficients")
+        self.coefficient_table_ = (
+            None
+            if rows is None
+            else pl.DataFrame(rows, schema={k: glm.SUMMARY_SCHEMA[k] for k in
+                                            ("term", "level", "estimate", "std_error")})
+        )  # fmt: skip
+        self.summary_note_ = manifest.get("summary_note")
+
+    def _summary_info(self) -> dict[str, Any]:
+        training = self.manifest.get("training", {})
+        return {
+            "backend": self.backend,
+            "optimizer": training.get("optimizer"),
+            "iterations": training.get("epochs"),
+        }
+
+    @property
+    def n_params_(self) -> int:
+        """Trainable parameters of the network (the degrees of freedom are ``rank_``'s)."""
+        return int(self.manifest["n_params"])
+
+    @property
+    def bins(self) -> dict[str, tuple[float, ...]]:
+        """The bin edges of the binned features, to group new rows with:
+        ``bl.group(rows, ..., bins=predictor.bins)``."""
+        return self.encoder.bins
 
     @property
     def backend(self) -> str:

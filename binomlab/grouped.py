@@ -85,7 +85,7 @@ class Grouped:
         Missing columns, counts that are not valid binomial counts, or bad feature names.
     """
 
-    __slots__ = ("_bins", "_features", "_frame")
+    __slots__ = ("_bins", "_features", "_fingerprint", "_frame")
 
     def __init__(
         self,
@@ -116,6 +116,7 @@ class Grouped:
         self._frame = frame.select(*features, *COUNT_COLUMNS)
         self._features = features
         self._bins = {c: tuple(float(e) for e in edges) for c, edges in (bins or {}).items()}
+        self._fingerprint: str | None = None
 
     # -- what it holds ----------------------------------------------------------------------
 
@@ -136,6 +137,23 @@ class Grouped:
 
     def __len__(self) -> int:
         return self._frame.height
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the groups whatever their row order: the features, bin edges and
+        every row's values and counts. A fitted model keeps its training data's fingerprint, to
+        recognise that data later (``bl.evaluate`` counts degrees of freedom by it)."""
+        if self._fingerprint is None:
+            import hashlib
+
+            text = self._frame.select(pl.all().cast(pl.String))
+            text = text.sort(text.columns, nulls_last=False)
+            digest = hashlib.sha256()
+            header = {"features": list(self._features), "bins": self._bins}
+            digest.update(json.dumps(header, sort_keys=True, default=str).encode())
+            digest.update(text.write_csv(null_value="\\N").encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     @property
     def trials(self) -> int:

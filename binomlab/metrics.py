@@ -27,7 +27,7 @@ __all__ = ["evaluate", "expected_calibration_error"]
 
 def evaluate(
     data: Grouped, proba_or_fitted: Any, *, params: int | None = None
-) -> dict[str, float | int]:
+) -> dict[str, float | int | str | None]:
     """Score predicted probabilities on grouped data.
 
     Parameters
@@ -38,8 +38,8 @@ def evaluate(
         The probability of success of each group, or an object whose ``predict_proba(data)``
         returns it.
     params : int, optional
-        Number of fitted parameters, used only for ``dispersion``. Defaults to the model's
-        ``n_params_`` attribute when a fitted model that has one is passed, else 0.
+        Number of fitted parameters, for the degrees of freedom of ``dispersion`` and the
+        p-values: ``df_resid = groups − params``. By default the rule of ``df_rule`` below.
 
     Returns
     -------
@@ -70,14 +70,27 @@ def evaluate(
         ``pearson_chi2``
             ``Σ (k - n p)² / (n p (1-p))``. A group with ``p`` in {0, 1} adds 0 when its
             outcomes all agree with ``p`` and ``inf`` otherwise.
+        ``df_resid``, ``df_rule``, ``df_note``
+            The residual degrees of freedom (int, or ``nan`` where not defined), the rule
+            that gave them and a sentence saying so (or why there are none):
+
+            * ``"in-sample"``: ``data`` is the data the model was fitted on (recognised by
+              its :attr:`~binomlab.Grouped.fingerprint`, kept with the model, also after
+              export and :func:`binomlab.load`): ``groups − rank``, the rank of the
+              logistic design (statsmodels' ``df_resid``). An MLP has no defined rank:
+              ``nan``, and ``df_note`` says why;
+            * ``"held-out"``: other data, or plain probabilities: the predictions were not
+              fitted to these groups, so ``groups``;
+            * ``"params"``: ``groups − params`` with the ``params`` given.
         ``dispersion``
-            ``pearson_chi2 / (groups - params)``, the quasi-binomial dispersion; ``nan`` when
-            ``groups <= params``. Near 1 for a well-specified binomial model, above 1 for
-            overdispersion (groups varying more than a binomial allows).
+            ``pearson_chi2 / df_resid``, the quasi-binomial dispersion; ``nan`` when there are
+            no residual degrees of freedom (``df_note`` says why). Near 1 for a
+            well-specified binomial model, above 1 for overdispersion (groups varying more
+            than a binomial allows).
         ``deviance_p``, ``pearson_p``
-            Goodness-of-fit p-values: upper tails of χ² on ``groups - params`` degrees of
-            freedom for ``deviance`` and ``pearson_chi2``. Small values reject the binomial
-            model for these groups. ``nan`` when ``groups <= params``.
+            Goodness-of-fit p-values: upper tails of χ² on ``df_resid`` degrees of freedom
+            for ``deviance`` and ``pearson_chi2``. Small values reject the binomial model for
+            these groups. ``nan`` with ``dispersion``.
         ``gof_reliable``
             False when the χ² approximation behind the p-values is doubtful: fewer than 80% of
             the groups expect at least 5 successes and 5 failures, or one expects less than 1
@@ -98,7 +111,6 @@ def evaluate(
     """
     trials, successes = counts(data)
     proba = resolve_proba(data, proba_or_fitted)
-    params = _resolve_params(params, proba_or_fitted)
 
     n = trials.astype(np.float64)
     k = successes.astype(np.float64)
@@ -106,19 +118,22 @@ def evaluate(
     groups = len(proba)
 
     log_likelihood = float(np.sum(xlogy(k, proba) + xlogy(n - k, 1.0 - proba)))
-    chi2 = _pearson_chi2(n, k, proba)
-    deviance = _deviance(n, k, proba)
-    dof = groups - params
+    chi2 = pearson_chi2(n, k, proba)
+    dev = deviance(n, k, proba)
+    dof, rule, note = degrees_of_freedom(data, proba_or_fitted, params)
     return {
         "nll": -log_likelihood / total,
-        "deviance": deviance,
+        "deviance": dev,
         "brier": float(np.sum(k * (1.0 - proba) ** 2 + (n - k) * proba**2)) / total,
         "auc": _auc(n, k, proba),
         "ece": _ece(n, k, proba, bins=10),
         "pearson_chi2": chi2,
-        "dispersion": chi2 / dof if dof > 0 else float("nan"),
-        "deviance_p": _chi2_sf(deviance, dof),
+        "dispersion": chi2 / dof if dof else float("nan"),
+        "deviance_p": _chi2_sf(dev, dof),
         "pearson_p": _chi2_sf(chi2, dof),
+        "df_resid": dof if dof is not None else float("nan"),
+        "df_rule": rule,
+        "df_note": note,
         "gof_reliable": _gof_reliable(n, proba),
         "trials": int(trials.sum()),
         "groups": groups,
@@ -166,9 +181,9 @@ SMALL_EXPECTED = 5.0
 """Expected successes or failures below this make the χ² goodness-of-fit tests unreliable."""
 
 
-def _chi2_sf(statistic: float, dof: int) -> float:
-    """Upper-tail p-value of a χ² statistic on ``dof`` degrees of freedom (nan if dof <= 0)."""
-    return float(chi2_distribution.sf(statistic, dof)) if dof > 0 else float("nan")
+def _chi2_sf(statistic: float, dof: int | None) -> float:
+    """Upper-tail p-value of a χ² statistic on ``dof`` degrees of freedom (nan without)."""
+    return float(chi2_distribution.sf(statistic, dof)) if dof else float("nan")
 
 
 def _gof_reliable(n: np.ndarray, p: np.ndarray) -> bool:
@@ -178,7 +193,7 @@ def _gof_reliable(n: np.ndarray, p: np.ndarray) -> bool:
     return bool(np.mean(expected >= SMALL_EXPECTED) >= 0.8 and np.all(expected >= 1.0))
 
 
-def _deviance(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:
+def deviance(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:
     # The ratios are computed only where the count is positive, so 0 · log(anything) = 0 and a
     # positive count against p = 0 (or 1 - p = 0) gives log(inf) = inf.
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -187,7 +202,7 @@ def _deviance(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:
     return float(2.0 * np.sum(xlogy(k, ratio_k) + xlogy(n - k, ratio_rest)))
 
 
-def _pearson_chi2(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:
+def pearson_chi2(n: np.ndarray, k: np.ndarray, p: np.ndarray) -> float:
     numerator = (k - n * p) ** 2
     variance = n * p * (1.0 - p)
     degenerate = np.where(numerator == 0.0, 0.0, np.inf)
@@ -217,15 +232,40 @@ def _ece(n: np.ndarray, k: np.ndarray, p: np.ndarray, *, bins: int) -> float:
     return float(np.sum(np.abs(gap)) / n.sum())
 
 
-def _resolve_params(params: int | None, proba_or_fitted: Any) -> int:
-    if params is None:
-        fitted = getattr(proba_or_fitted, "n_params_", None)
-        has_predict = callable(getattr(proba_or_fitted, "predict_proba", None))
-        if has_predict and isinstance(fitted, numbers.Integral) and not isinstance(fitted, bool):
-            params = int(fitted)
+def degrees_of_freedom(
+    data: Grouped, model: Any, params: int | None = None
+) -> tuple[int | None, str, str]:
+    """``(df_resid, rule, note)`` of ``model``'s predictions on ``data`` by the rule of
+    :func:`evaluate`; ``df_resid`` is None where it is not defined or not positive.
+
+    Raises
+    ------
+    BinomlabError
+        ``params`` is not a non-negative integer.
+    """
+    groups = len(data)
+    if params is not None:
+        if isinstance(params, bool) or not isinstance(params, numbers.Integral) or params < 0:
+            msg = f"Expected params to be a non-negative integer. Received: params={params!r}"
+            raise BinomlabError(msg)
+        dof, rule = groups - int(params), "params"
+        note = f"params={int(params)} given: {groups} groups − {int(params)} = {dof}"
+    else:
+        stats = getattr(model, "in_sample_", None)
+        fitted_here = stats is not None and getattr(stats, "fingerprint", None) == (
+            data.fingerprint if hasattr(data, "fingerprint") else None
+        )
+        if not fitted_here:
+            dof, rule = groups, "held-out"
+            note = f"held-out data (the model was not fitted on it): df = {groups} groups"
+        elif stats.rank is None:
+            return None, "in-sample", stats.df_note
         else:
-            return 0
-    if isinstance(params, bool) or not isinstance(params, numbers.Integral) or params < 0:
-        msg = f"Expected params to be a non-negative integer. Received: params={params!r}"
-        raise BinomlabError(msg)
-    return int(params)
+            dof, rule = groups - stats.rank, "in-sample"
+            note = (
+                f"the model's training data: {groups} groups − rank {stats.rank} of the "
+                f"design = {dof}"
+            )
+    if dof <= 0:
+        return None, rule, f"{note}: no residual degrees of freedom (a saturated model)"
+    return dof, rule, note

@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from binomlab import backends
-from binomlab.backends.protocol import Backend, TrainData
+from binomlab.backends.protocol import DETERMINISTIC, Backend, TrainData
 from binomlab.errors import BinomlabError, ConvergenceWarning, TrainingDivergedError
 from binomlab.export import load
 from binomlab.grouped import Grouped
@@ -202,7 +202,7 @@ def _mini_batch(engine: Backend) -> dict[str, Any]:
     _, val = _split()
     spec = "mlp:8" if "mlp" in engine.specs else "logistic"
     opts: dict[str, Any] = {"model": spec, "val": val, "seed": 1}
-    stochastic = [o for o in engine.optimizers if o not in ("lbfgs",)]
+    stochastic = [o for o in engine.optimizers if o not in DETERMINISTIC]
     if stochastic:
         opts |= {"optimizer": stochastic[0], "batch_size": 16, "epochs": 3}
     return opts
@@ -212,7 +212,7 @@ def check_identity(engine: Backend) -> None:
     """Full-batch training on the groups and on their raw rows is the same fit."""
     train, val = _split()
     full: dict[str, Any] = {"seed": 3}
-    if "lbfgs" not in engine.optimizers:
+    if not set(DETERMINISTIC) & set(engine.optimizers):
         full |= {"optimizer": engine.optimizers[0], "batch_size": 10**9, "epochs": 30, "lr": 0.05}
     grouped_fit = fit(train, model="logistic", backend=engine, **full)
     rows_fit = fit(_rows_as_groups(train), model="logistic", backend=engine, **full)
@@ -251,6 +251,36 @@ def check_lbfgs_iteration_cap(engine: Backend) -> None:
     _check(capped.history.height == 2, "L-BFGS cap", f"{capped.history.height} iterations")
     kinds = [w.category for w in caught]
     _check(ConvergenceWarning in kinds, "L-BFGS cap", f"warnings {kinds}")
+
+
+def check_newton_optimum(engine: Backend) -> None:
+    """Newton on the logistic spec reaches the maximum-likelihood estimate (that of the
+    reference backend's L-BFGS), with its standard errors, in a few iterations, and says it
+    converged."""
+    train, val = _split()
+    glm = fit(train, model="logistic", backend="reference", optimizer="lbfgs", tolerance=1e-10)
+    ours = fit(train, model="logistic", backend=engine, optimizer="newton", val=val)
+    gap = np.max(np.abs(ours.predict_proba(val) - glm.predict_proba(val)))
+    _check(gap <= 1e-6, "Newton optimum", f"max |Δp| = {gap:.2e}")
+    _check(ours.stop_reason == "converged", "Newton optimum", f"{ours.stop_reason!r}")
+    _check(ours.epochs_ <= 15, "Newton optimum", f"{ours.epochs_} iterations")
+    _check(ours.history["val_nll"].null_count() == 0, "Newton optimum", "val_nll not recorded")
+    ours_se = ours.summary()["std_error"].to_numpy()
+    glm_se = glm.summary()["std_error"].to_numpy()
+    worst = float(np.max(np.abs(ours_se / glm_se - 1.0)))
+    _check(worst <= 1e-4, "Newton standard errors", f"max relative gap {worst:.2e}")
+
+
+def check_newton_iteration_cap(engine: Backend) -> None:
+    """Newton stopped by its iteration cap says so: ``max_iter`` and a ConvergenceWarning."""
+    train, _ = _split()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        capped = fit(train, model="logistic", backend=engine, optimizer="newton", epochs=1)
+    _check(capped.stop_reason == "max_iter", "Newton cap", f"stop_reason {capped.stop_reason!r}")
+    _check(capped.history.height == 1, "Newton cap", f"{capped.history.height} iterations")
+    kinds = [w.category for w in caught]
+    _check(ConvergenceWarning in kinds, "Newton cap", f"warnings {kinds}")
 
 
 def check_determinism(engine: Backend) -> None:
@@ -400,6 +430,8 @@ CHECKS: tuple[Callable[[Backend], None], ...] = (
     check_identity,
     check_lbfgs_optimum,
     check_lbfgs_iteration_cap,
+    check_newton_optimum,
+    check_newton_iteration_cap,
     check_determinism,
     check_divergence,
     check_best_epoch_without_val,
@@ -417,11 +449,12 @@ def backend_checks(
     backend: str | Backend | type[Backend],
 ) -> Iterator[tuple[str, Callable[[], None]]]:
     """``(name, check)`` for every check that applies to ``backend``; ``check()`` raises
-    AssertionError naming what failed. L-BFGS checks are left out for a backend without
-    it."""
+    AssertionError naming what failed. The L-BFGS and Newton checks are left out for a
+    backend without that optimiser."""
     engine = backends.get(backend)
     for check in CHECKS:
-        if check.__name__.startswith("check_lbfgs") and "lbfgs" not in engine.optimizers:
+        optimizer = check.__name__.removeprefix("check_").partition("_")[0]
+        if optimizer in DETERMINISTIC and optimizer not in engine.optimizers:
             continue
         name = check.__name__.removeprefix("check_")
         yield name, (lambda check=check: check(engine))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,10 @@ import numpy as np
 import polars as pl
 
 from binomlab import backends as _backends
+from binomlab import glm
 from binomlab.backends.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
 from binomlab.encoding import Encoder
-from binomlab.errors import BinomlabError, ColumnNotFoundError
+from binomlab.errors import AliasedColumnsWarning, BinomlabError, ColumnNotFoundError
 from binomlab.grouped import Grouped
 from binomlab.nll import sigmoid
 from binomlab.specs import Logistic, ModelSpec, parse_spec
@@ -37,7 +40,7 @@ def train_data(encoder: Encoder, data: Grouped) -> TrainData:
     )
 
 
-class Fitted:
+class Fitted(glm.GLMResults):
     """A trained model: the spec, the encoder, the backend's network and the history.
 
     Attributes
@@ -63,7 +66,15 @@ class Fitted:
     seconds_
         Total wall time of the fit.
     n_params_
-        Number of trainable parameters.
+        Number of trainable parameters (every weight of the network; the degrees of freedom
+        are ``rank_``'s).
+    in_sample_
+        The fit on the training groups (:class:`~binomlab.glm.InSample`): the training data's
+        fingerprint, rank and residual degrees of freedom, log-likelihood, AIC, BIC.
+    rank_, df_model_, df_resid_, log_likelihood_, aic_, bic_
+        From ``in_sample_``; ``rank_`` is None for an MLP.
+    encoding
+        The encoding options of the fit: ``reference``, ``min_frequency``, ``unseen``.
     """
 
     def __init__(
@@ -79,6 +90,10 @@ class Fitted:
         feature_dtypes: Mapping[str, pl.DataType],
         seconds: float,
         backend_versions: Mapping[str, str],
+        in_sample: glm.InSample,
+        coefficient_table: pl.DataFrame | None,
+        summary_note: str | None,
+        encoding: Mapping[str, Any],
     ) -> None:
         self.spec = spec
         self.backend = backend
@@ -90,6 +105,17 @@ class Fitted:
         self.feature_dtypes = dict(feature_dtypes)
         self.seconds_ = seconds
         self.backend_versions = dict(backend_versions)
+        self.in_sample_ = in_sample
+        self.coefficient_table_ = coefficient_table
+        self.summary_note_ = summary_note
+        self.encoding = dict(encoding)
+
+    def _summary_info(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "optimizer": self.config.optimizer,
+            "iterations": self.epochs_,
+        }
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -194,10 +220,7 @@ class Fitted:
         if not isinstance(self.spec, Logistic):
             msg = f"coefficients() needs the logistic spec; this model is {self.spec}."
             raise BinomlabError(msg)
-        d = self.encoder.n_outputs
-        basis = np.vstack([np.zeros((1, d), np.float32), np.eye(d, dtype=np.float32)])
-        z = np.asarray(self.network.predict_logits(basis), np.float64)
-        intercept, coef = z[0], z[1:] - z[0]
+        intercept, coef = _linear_weights(self.network, self.encoder.n_outputs)
         names = self.encoder.output_names
         raw = coef.copy()
         raw_intercept = intercept
@@ -230,6 +253,14 @@ class Fitted:
             f"Fitted({self.spec}, backend={self.backend!r}, epochs={self.epochs_}{nll}, "
             f"stop_reason={self.stop_reason!r}, {self.seconds_:.2f}s)"
         )
+
+
+def _linear_weights(network: Network, d: int) -> tuple[float, np.ndarray]:
+    """Intercept and ``[d]`` coefficients of a linear network, read from its logits on the
+    zero row and the unit rows (exact for any backend's layout)."""
+    basis = np.vstack([np.zeros((1, d), np.float32), np.eye(d, dtype=np.float32)])
+    z = np.asarray(network.predict_logits(basis), np.float64).reshape(d + 1)
+    return float(z[0]), z[1:] - z[0]
 
 
 class _Progress:
@@ -340,6 +371,9 @@ def fit(
     loss: str = "binomial",
     phi: str = "scalar",
     callbacks: Iterable[Callable[[int, Mapping[str, float]], bool | None]] = (),
+    reference: Mapping[str, Any] | None = None,
+    min_frequency: int | Mapping[str, int] | None = None,
+    unseen: str = "error",
     **options: Any,
 ) -> Fitted:
     """Train ``model`` on the grouped binomial NLL of ``train``.
@@ -388,6 +422,16 @@ def fit(
         ``callback(epoch, metrics) -> continue?`` called after every epoch with ``train_nll``,
         ``val_nll`` (if any) and ``seconds``; returning False stops training, keeping the best
         weights so far.
+    reference
+        ``{feature: level}``: the reference level of a feature in the logistic spec's
+        treatment coding (default: its first level in sort order; a null sorts first).
+    min_frequency
+        Pool the levels with fewer training trials than this (an int, or ``{feature: int}``)
+        into one trained level, ``<other>``.
+    unseen
+        ``"error"`` (default): predicting, evaluating or calibrating on a value the model
+        never saw raises :class:`~binomlab.UnseenValueError`. ``"other"``: such values go to
+        the feature's ``<other>`` level (it needs ``min_frequency`` to have pooled one).
     **options
         Backend-specific options (e.g. ``strategy="ddp"`` for Lightning).
 
@@ -430,14 +474,19 @@ def fit(
         **options,
     )
     _check_val(train, val)
-    encoder = Encoder.fit(train)
+    encoding = {"reference": reference, "min_frequency": min_frequency, "unseen": unseen}
+    design = "treatment" if isinstance(spec, Logistic) else "one-hot"
+    encoder = Encoder.fit(train, design=design, **encoding)
     train_arrays = train_data(encoder, train)
+    if design == "treatment":
+        encoder, train_arrays = _drop_aliased(encoder, train_arrays)
     val_arrays = None if val is None else train_data(encoder, val)
     progress = _Progress(callbacks)
     start = time.perf_counter()
     progress.last = start
     network = engine.fit(train_arrays, val_arrays, spec, config, progress)
     seconds = time.perf_counter() - start
+    in_sample, table, note = _in_sample(spec, config, encoder, network, train, train_arrays)
     return Fitted(
         spec=spec,
         backend=engine.name,
@@ -449,4 +498,55 @@ def fit(
         feature_dtypes={f: train.frame.schema[f] for f in train.features},
         seconds=seconds,
         backend_versions=engine.versions(),
+        in_sample=in_sample,
+        coefficient_table=table,
+        summary_note=note,
+        encoding={k: v for k, v in encoding.items() if v is not None},
     )
+
+
+def _drop_aliased(encoder: Encoder, data: TrainData) -> tuple[Encoder, TrainData]:
+    """The encoder and data without the design's aliased columns (warned, as R reports them)."""
+    aliased = glm.aliased_columns(data.X, encoder.output_names)
+    if not aliased:
+        return encoder, data
+    keep = [name not in set(aliased) for name in encoder.output_names]
+    shown = ", ".join(repr(a) for a in aliased[:8]) + (" ..." if len(aliased) > 8 else "")
+    msg = (
+        f"{len(aliased)} column(s) of the logistic design are linear combinations of the "
+        f"intercept and the columns before them (aliased): {shown}. Their coefficients are not "
+        "identified, so they are dropped (as R reports 'not defined because of "
+        "singularities'): a level whose column was dropped is predicted as the reference. "
+        "Features that determine each other usually cause this; remove one of them."
+    )
+    warnings.warn(msg, AliasedColumnsWarning, stacklevel=2)
+    X = np.ascontiguousarray(data.X[:, np.array(keep)])
+    return encoder.without(aliased), TrainData(X=X, k=data.k, n=data.n)
+
+
+def _in_sample(
+    spec: ModelSpec,
+    config: TrainConfig,
+    encoder: Encoder,
+    network: Network,
+    train: Grouped,
+    data: TrainData,
+) -> tuple[glm.InSample, pl.DataFrame | None, str | None]:
+    """The fit's statistics on its training groups, and the GLM coefficient table (or why
+    there is none)."""
+    proba = sigmoid(np.asarray(network.predict_logits(data.X), np.float64).reshape(len(data)))
+    rank = None
+    if isinstance(spec, Logistic):  # the design has full rank once aliased columns are gone
+        rank = 1 + encoder.n_outputs + (config.loss == "beta-binomial" and config.phi == "scalar")
+        if config.phi == "network" and config.loss == "beta-binomial":
+            rank = None
+    stats = glm.in_sample(train, proba, rank)
+    if config.loss != "binomial":
+        stats = dataclasses.replace(stats, aic=float("nan"), bic=float("nan"))
+    note = glm.summary_refusal(
+        spec.kind, config.loss, config.optimizer, config.weight_decay, network.stop_reason
+    )
+    if note is not None:
+        return stats, None, note
+    intercept, coef = _linear_weights(network, encoder.n_outputs)
+    return stats, glm.coefficient_table(encoder, data.X, data.n, intercept, coef), None

@@ -70,7 +70,10 @@ def test_listing_imports_no_plugin(plugin_dir) -> None:
 @pytest.mark.parametrize(
     ("config", "match"),
     [
-        ({"optimizer": "adam"}, r"optimizer to be one of \('lbfgs',\)\. Received: optimizer='ad"),
+        (
+            {"optimizer": "adam"},
+            r"optimizer to be one of \('newton', 'lbfgs'\)\. Received: optimizer='ad",
+        ),
         ({"loss": "beta-binomial"}, r"loss to be one of \('binomial',\)"),
         ({"phi": "network"}, r"phi='network' describes the beta-binomial's .* needs loss="),
         ({"batch_size": 5}, r"full batch of groups \(40\).*Received: batch_size=5"),

@@ -34,7 +34,7 @@ def test_manifest_contents(fitted, tmp_path) -> None:
     path = fitted.export(tmp_path / "model")
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["format"] == "binomlab-model"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["binomlab_version"] == bl.__version__
     assert manifest["backend"] == "reference"
     assert set(manifest["framework_versions"]) == {"numpy", "scipy"}
@@ -44,6 +44,10 @@ def test_manifest_contents(fitted, tmp_path) -> None:
     assert manifest["training"]["stop_reason"] == "converged"
     assert manifest["training"]["train_nll"] == pytest.approx(fitted.history["train_nll"][-1])
     assert manifest["files"] == {"onnx": "model.onnx", "native": ["weights.json"]}
+    assert manifest["rank"] == fitted.rank_ == 1 + fitted.encoder.n_outputs
+    assert manifest["in_sample"]["fingerprint"] == fitted.in_sample_.fingerprint
+    assert manifest["in_sample"]["df_resid"] == fitted.df_resid_
+    assert len(manifest["coefficients"]) == fitted.rank_
 
 
 def test_onnx_only_export(fitted, tmp_path) -> None:
@@ -63,7 +67,7 @@ def test_load_errors(fitted, tmp_path) -> None:
 
     manifest = json.loads((path / "manifest.json").read_text())
     (path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
-    with pytest.raises(bl.ModelFileError, match=r"format version 99.*reads version 1"):
+    with pytest.raises(bl.ModelFileError, match=r"format version 99.*reads version 2"):
         bl.load(path)
     (path / "manifest.json").write_text("{not json")
     with pytest.raises(bl.ModelFileError, match=r"is corrupted \(not valid JSON"):

@@ -83,8 +83,12 @@ def check_against_rows(data: Grouped, proba: np.ndarray) -> dict[str, float | in
 def test_metrics_equal_raw_row_metrics(seed: int) -> None:
     data, proba = random_case(seed)
     result = check_against_rows(data, proba)
-    ints = {"trials", "groups", "successes"}
-    assert all(type(v) is float for k, v in result.items() if k not in {*ints, "gof_reliable"})
+    ints = {"trials", "groups", "successes", "df_resid"}
+    texts = {"df_rule", "df_note"}
+    assert all(
+        type(v) is float for k, v in result.items() if k not in {*ints, *texts, "gof_reliable"}
+    )
+    assert all(type(result[k]) is str for k in texts)
     assert all(type(result[k]) is int for k in ints)
     assert type(result["gof_reliable"]) is bool
 
@@ -237,15 +241,14 @@ def test_fitted_model_is_accepted() -> None:
     model = StubModel(proba, n_params=4)
     result = evaluate(data, model)
     assert model.calls == 1
-    reference = evaluate(data, proba.astype(np.float32).astype(np.float64), params=4)
+    reference = evaluate(data, proba.astype(np.float32).astype(np.float64))
     assert result == reference
-    assert result["dispersion"] == pytest.approx(result["pearson_chi2"] / 36, rel=REL)
-    assert evaluate(data, model, params=0)["dispersion"] == pytest.approx(
-        result["pearson_chi2"] / 40, rel=REL
-    )
-    assert evaluate(data, StubModel(proba))["dispersion"] == pytest.approx(
-        result["pearson_chi2"] / 40, rel=REL
-    )
+    # a model that was not fitted on these groups: held-out, df = groups (not its n_params_)
+    assert (result["df_rule"], result["df_resid"]) == ("held-out", 40)
+    assert result["dispersion"] == pytest.approx(result["pearson_chi2"] / 40, rel=REL)
+    given = evaluate(data, model, params=4)
+    assert (given["df_rule"], given["df_resid"]) == ("params", 36)
+    assert given["dispersion"] == pytest.approx(result["pearson_chi2"] / 36, rel=REL)
 
 
 @pytest.mark.parametrize(

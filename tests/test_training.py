@@ -145,7 +145,7 @@ def test_nan_loss_stops_with_the_epoch_named(split) -> None:
         ),
         ({"model": "forest"}, bl.BinomlabError, r"Received: model='forest'"),
         ({"model": "mlp:a,b"}, bl.BinomlabError, r"layer widths after 'mlp:'"),
-        ({"optimizer": "adam"}, bl.BinomlabError, r"optimizer to be one of \('lbfgs',\)"),
+        ({"optimizer": "adam"}, bl.BinomlabError, r"optimizer to be one of \('newton', 'lbfgs'\)"),
         ({"epochs": 0}, bl.BinomlabError, r"epochs to be a positive integer. Received: epochs=0"),
         ({"lr": -1.0}, bl.BinomlabError, r"Received: lr=-1.0"),
         ({"weight_decay": -1}, bl.BinomlabError, r"Received: weight_decay=-1"),
@@ -173,7 +173,12 @@ def test_nan_loss_stops_with_the_epoch_named(split) -> None:
         ({"seed": 2**70}, bl.BinomlabError, r"Received: seed=1180591620717411303424"),
         ({"callbacks": [5]}, bl.BinomlabError, r"list of callables .* Received: 5 in callbacks"),
         ({"callbacks": 5}, bl.BinomlabError, r"Received: 5 in callbacks"),
-        ({"lr": 0.1}, bl.BinomlabError, r"lr does not apply to optimizer='lbfgs'"),
+        ({"lr": 0.1}, bl.BinomlabError, r"lr does not apply to optimizer='newton'"),
+        (
+            {"optimizer": "lbfgs", "lr": 0.1},
+            bl.BinomlabError,
+            r"lr does not apply to optimizer='lbfgs'",
+        ),
     ],
 )
 def test_fit_argument_errors(split, kwargs, error, match, monkeypatch) -> None:
@@ -287,6 +292,7 @@ def test_lbfgs_short_of_its_tolerance_is_stalled_and_warned() -> None:
     tolerance is not met, and binomlab says so instead of reporting "converged"."""
     g = datasets.star98()
     with pytest.warns(bl.ConvergenceWarning, match=r"no more progress .* above tolerance=1e-15"):
-        fitted = bl.fit(g, backend="reference", tolerance=1e-15)
+        fitted = bl.fit(g, backend="reference", optimizer="lbfgs", tolerance=1e-15)
     assert fitted.stop_reason == "stalled"
-    assert bl.fit(g, backend="reference").stop_reason == "converged"  # the default is reachable
+    default = bl.fit(g, backend="reference", optimizer="lbfgs")
+    assert default.stop_reason == "converged"  # the default is reachable

@@ -111,12 +111,15 @@ def test_train_panel_lists_installed_backends(split) -> None:
     assert list(panel.backend.options) == BACKENDS
     assert panel.backend.value == ("lightning" if "lightning" in BACKENDS else PLUGINS[0]
                                    if PLUGINS else "reference")  # fmt: skip
-    # logistic defaults to L-BFGS: epochs become the iteration budget, lr and batch size unused
+    # logistic defaults to Newton: epochs become the iteration budget, lr and batch size unused
     panel.backend.value = "reference"
-    assert panel.effective_optimizer() == "lbfgs"
-    assert (panel.epochs.description, panel.epochs.value) == ("max iterations", 500)
+    assert panel.effective_optimizer() == "newton"
+    assert (panel.epochs.description, panel.epochs.value) == ("max iterations", 100)
     assert panel.lr.disabled and panel.batch_size.disabled
-    assert list(panel.optimizer.options) == ["auto", "lbfgs"]
+    assert list(panel.optimizer.options) == ["auto", "newton", "lbfgs"]
+    panel.optimizer.value = "lbfgs"
+    assert (panel.epochs.description, panel.epochs.value) == ("max iterations", 500)
+    panel.optimizer.value = "auto"
     assert "lr" not in panel.fit_options()
     for name in BACKENDS:
         panel.backend.value = name

@@ -134,7 +134,7 @@ def minimize(
     network.stop_reason = state["reason"]
     network.best_epoch = state["epoch"]
     if spec.kind == "logistic" and not decay and state["reason"] != "interrupted":
-        _warn_separation(network, train)
+        warn_separation(network, train)
     return network
 
 
@@ -171,7 +171,7 @@ def _outcome(result: Any, objective: Callable, theta: np.ndarray, config: TrainC
     return reason
 
 
-def _warn_separation(network: Network, train: TrainData) -> None:
+def warn_separation(network: Network, train: TrainData) -> None:
     z = network.predict_logits(train.X)
     perfect = ((train.k == 0) & (z < -SEPARATION_LOGIT)) | (
         (train.k == train.n) & (z > SEPARATION_LOGIT)

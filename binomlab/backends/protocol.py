@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from binomlab.backends import lbfgs, loop
+from binomlab.backends import lbfgs, loop, newton
 from binomlab.errors import BinomlabError
 from binomlab.specs import ModelSpec
 
@@ -63,8 +63,8 @@ __all__ = [
     "default_optimizer",
 ]
 
-OPTIMIZERS = ("adam", "adamw", "lbfgs")
-DETERMINISTIC = ("lbfgs",)
+OPTIMIZERS = ("adam", "adamw", "lbfgs", "newton")
+DETERMINISTIC = ("lbfgs", "newton")
 """Optimisers that run full batch to the optimum: never stopped early nor selected by ``val``."""
 LOSSES = ("binomial", "beta-binomial")
 PHI_MODELS = ("scalar", "network")
@@ -83,8 +83,8 @@ STOP_REASONS = (
 (with a :class:`~binomlab.errors.ConvergenceWarning`); ``stalled``: L-BFGS's line search could
 make no more progress above the tolerance (also warned); ``early_stopping``, ``callback`` (a
 callback returned False), ``interrupted`` (Ctrl-C)."""
-DEFAULT_EPOCHS = {"adam": 20, "adamw": 20, "lbfgs": 500}
-"""Epochs for adam/adamw; the iteration cap for lbfgs."""
+DEFAULT_EPOCHS = {"adam": 20, "adamw": 20, "lbfgs": 500, "newton": 100}
+"""Epochs for adam/adamw; the iteration cap for lbfgs and newton."""
 DEFAULT_BATCH_SIZE = 1024
 """Groups per mini-batch for adam/adamw (lbfgs takes the full batch)."""
 DEFAULT_LR = {"adam": 1e-2, "adamw": 1e-2}
@@ -212,7 +212,11 @@ class TrainConfig:
             ``early_stopping`` or a mini-batch size with lbfgs).
         """
         name = backend.name
-        optimizer = default_optimizer(backend, spec) if self.optimizer is None else self.optimizer
+        optimizer = (
+            default_optimizer(backend, spec, self.loss)
+            if self.optimizer is None
+            else self.optimizer
+        )
         _one_of("optimizer", optimizer, OPTIMIZERS)
         _one_of("loss", self.loss, LOSSES)
         _one_of("phi", self.phi, PHI_MODELS)
@@ -238,6 +242,13 @@ class TrainConfig:
             msg = (
                 f"The {name} backend builds the specs {backend.specs}. Received: {spec!r}. "
                 "Pick another backend, e.g. backend='lightning'."
+            )
+            raise BinomlabError(msg)
+        if optimizer == "newton" and (spec.kind != "logistic" or self.loss != "binomial"):
+            msg = (
+                "optimizer='newton' fits the logistic spec with the binomial loss (the GLM); "
+                f"use optimizer='lbfgs' or 'adam' here. Received: model={str(spec)!r}, "
+                f"loss={self.loss!r}"
             )
             raise BinomlabError(msg)
         epochs = _positive_int("epochs", self.epochs)
@@ -299,11 +310,16 @@ class TrainConfig:
         return out
 
 
-def default_optimizer(backend: Backend | type[Backend], spec: ModelSpec) -> str:
-    """The optimiser ``optimizer=None`` means: ``"lbfgs"`` for the logistic spec where the
-    backend has it (full batch, to the maximum-likelihood estimate), else the backend's first."""
-    if spec.kind == "logistic" and "lbfgs" in backend.optimizers:
-        return "lbfgs"
+def default_optimizer(
+    backend: Backend | type[Backend], spec: ModelSpec, loss: str = "binomial"
+) -> str:
+    """The optimiser ``optimizer=None`` means, for the logistic spec where the backend has it:
+    ``"newton"`` for the binomial loss (the GLM's maximum-likelihood fit), ``"lbfgs"`` for the
+    beta-binomial (full batch, to the optimum); else the backend's first."""
+    if spec.kind == "logistic":
+        for optimizer in ("newton",) * (loss == "binomial") + ("lbfgs",):
+            if optimizer in backend.optimizers:
+                return optimizer
     return backend.optimizers[0]
 
 
@@ -541,6 +557,8 @@ class Backend(ABC):
         config = config.resolve(self, spec, len(train))
         callback = callback or (lambda epoch, metrics: None)
         with self.session(train, spec, config) as session:
+            if config.optimizer == "newton":
+                return newton.minimize(session, train, val, spec, config, callback)
             if config.deterministic:
                 return lbfgs.minimize(session, train, val, spec, config, callback)
             return loop.run(session, train, val, config, callback)

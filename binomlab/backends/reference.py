@@ -92,11 +92,12 @@ class ReferenceSession(Session):
 
 
 class ReferenceBackend(Backend):
-    """Logistic regression by full-batch L-BFGS-B in float64 (NumPy/SciPy only)."""
+    """Logistic regression by the core's Newton or L-BFGS-B driver in float64 (NumPy/SciPy
+    only)."""
 
     name = "reference"
     specs = ("logistic",)
-    optimizers = ("lbfgs",)
+    optimizers = ("newton", "lbfgs")
     options = ()
 
     def versions(self) -> dict[str, str]:

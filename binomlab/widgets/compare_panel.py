@@ -100,5 +100,10 @@ class ComparePanel(Panel):
             "dispersion",
             "seconds",
             "epochs",
+        ).with_columns(  # a dispersion that is not defined shows why, not a bare NaN
+            pl.when(pl.col("dispersion").is_nan())
+            .then(pl.lit("n/a: ") + table["df_note"])
+            .otherwise(pl.col("dispersion").round(4).cast(pl.String))
+            .alias("dispersion")
         )
         self.board.value = frame_html(shown, css_class="binomlab-leaderboard-table")

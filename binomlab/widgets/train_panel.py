@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from binomlab import backends
-from binomlab.backends.protocol import DEFAULT_EPOCHS, default_optimizer
+from binomlab.backends.protocol import DEFAULT_EPOCHS, DETERMINISTIC, default_optimizer
 from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
 from binomlab.specs import MLP, Logistic, ModelSpec, parse_spec
@@ -234,7 +234,9 @@ class TrainPanel(Panel):
         engine = self._engine(self.backend.value)
         if self.optimizer.value != "auto":
             return self.optimizer.value
-        return default_optimizer(engine, Logistic() if self.model.value == "logistic" else MLP())
+        spec = Logistic() if self.model.value == "logistic" else MLP()
+        loss = self.loss.value.partition(PHI_SEPARATOR)[0]
+        return default_optimizer(engine, spec, loss)
 
     def spec(self) -> ModelSpec:
         """The model spec of the current choices.
@@ -250,7 +252,7 @@ class TrainPanel(Panel):
 
     def fit_options(self) -> dict[str, Any]:
         """The keyword arguments of ``bl.fit`` for the current choices (without callbacks)."""
-        lbfgs = self.effective_optimizer() == "lbfgs"
+        full_batch = self.effective_optimizer() in DETERMINISTIC
         options: dict[str, Any] = {
             "model": self.spec(),
             "backend": self.backend.value,
@@ -263,7 +265,7 @@ class TrainPanel(Panel):
             options["loss"], _, phi = self.loss.value.partition(PHI_SEPARATOR)
             if phi:
                 options["phi"] = phi
-        if not lbfgs:
+        if not full_batch:
             options["lr"] = float(self.lr.value)
             options["batch_size"] = int(self.batch_size.value)
         return options
@@ -288,11 +290,11 @@ class TrainPanel(Panel):
     def _on_options(self, _change: Any) -> None:
         self.hidden.disabled = self.model.value != "mlp"
         mode = self.effective_optimizer()
-        lbfgs = mode == "lbfgs"
-        self.lr.disabled = lbfgs
-        self.batch_size.disabled = lbfgs
-        self.epochs.description = "max iterations" if lbfgs else "epochs"
-        if lbfgs != (self._mode == "lbfgs") or not self._mode:
+        full_batch = mode in DETERMINISTIC
+        self.lr.disabled = full_batch
+        self.batch_size.disabled = full_batch
+        self.epochs.description = "max iterations" if full_batch else "epochs"
+        if mode != self._mode:
             self.epochs.value = DEFAULT_EPOCHS[mode]
         self._mode = mode
 
