@@ -14,6 +14,7 @@ import polars as pl
 
 from binomlab import backends as _backends
 from binomlab import glm
+from binomlab.backends.lbfgs import caller_level
 from binomlab.backends.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
 from binomlab.encoding import Encoder
 from binomlab.errors import AliasedColumnsWarning, BinomlabError, ColumnNotFoundError
@@ -519,7 +520,7 @@ def _drop_aliased(encoder: Encoder, data: TrainData) -> tuple[Encoder, TrainData
         "singularities'): a level whose column was dropped is predicted as the reference. "
         "Features that determine each other usually cause this; remove one of them."
     )
-    warnings.warn(msg, AliasedColumnsWarning, stacklevel=2)
+    warnings.warn(msg, AliasedColumnsWarning, stacklevel=caller_level())
     X = np.ascontiguousarray(data.X[:, np.array(keep)])
     return encoder.without(aliased), TrainData(X=X, k=data.k, n=data.n)
 

@@ -167,7 +167,7 @@ def _outcome(result: Any, objective: Callable, theta: np.ndarray, config: TrainC
             f"this data; else: {hint}."
         )
         reason = "stalled"
-    warnings.warn(msg, ConvergenceWarning, stacklevel=_caller_level())
+    warnings.warn(msg, ConvergenceWarning, stacklevel=caller_level())
     return reason
 
 
@@ -185,10 +185,10 @@ def warn_separation(network: Network, train: TrainData) -> None:
             "coefficients are not identified. Merge or drop the levels that never vary, or fit "
             "with weight_decay > 0."
         )
-        warnings.warn(msg, PerfectSeparationWarning, stacklevel=_caller_level())
+        warnings.warn(msg, PerfectSeparationWarning, stacklevel=caller_level())
 
 
-def _caller_level() -> int:
+def caller_level() -> int:
     """The ``stacklevel`` that points a warning at the first caller outside binomlab."""
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith("binomlab"):

@@ -35,8 +35,8 @@ import numpy as np
 
 from binomlab.backends.lbfgs import (
     SEPARATION_LOGIT,
-    _caller_level,
     _Flat,
+    caller_level,
     warn_separation,
 )
 from binomlab.backends.loop import DIVERGENCE_FACTOR, check_finite_and_bounded, exact_nll
@@ -248,4 +248,4 @@ def _warn(reason: str, grad_max: float, step_max: float, config: TrainConfig) ->
             "not be the optimum. Loosen tolerance=... if it is below what float64 reaches on "
             "this data."
         )
-    warnings.warn(msg, ConvergenceWarning, stacklevel=_caller_level())
+    warnings.warn(msg, ConvergenceWarning, stacklevel=caller_level())

@@ -226,6 +226,13 @@ class TrainConfig:
                 f"loss='beta-binomial'. Received: loss={self.loss!r}"
             )
             raise BinomlabError(msg)
+        if optimizer == "newton" and (spec.kind != "logistic" or self.loss != "binomial"):
+            msg = (
+                "optimizer='newton' fits the logistic spec with the binomial loss (the GLM); "
+                f"use optimizer='lbfgs' or 'adam' here. Received: model={str(spec)!r}, "
+                f"loss={self.loss!r}"
+            )
+            raise BinomlabError(msg)
         for option, value, allowed in (
             ("optimizer", optimizer, backend.optimizers),
             ("loss", self.loss, backend.losses),
@@ -242,13 +249,6 @@ class TrainConfig:
             msg = (
                 f"The {name} backend builds the specs {backend.specs}. Received: {spec!r}. "
                 "Pick another backend, e.g. backend='lightning'."
-            )
-            raise BinomlabError(msg)
-        if optimizer == "newton" and (spec.kind != "logistic" or self.loss != "binomial"):
-            msg = (
-                "optimizer='newton' fits the logistic spec with the binomial loss (the GLM); "
-                f"use optimizer='lbfgs' or 'adam' here. Received: model={str(spec)!r}, "
-                f"loss={self.loss!r}"
             )
             raise BinomlabError(msg)
         epochs = _positive_int("epochs", self.epochs)
