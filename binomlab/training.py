@@ -375,6 +375,7 @@ def fit(
     reference: Mapping[str, Any] | None = None,
     min_frequency: int | Mapping[str, int] | None = None,
     unseen: str = "error",
+    features: Iterable[str] | None = None,
     **options: Any,
 ) -> Fitted:
     """Train ``model`` on the grouped binomial NLL of ``train``.
@@ -429,6 +430,11 @@ def fit(
     min_frequency
         Pool the levels with fewer training trials than this (an int, or ``{feature: int}``)
         into one trained level, ``<other>``.
+    features
+        Train on these features of ``train`` only (default: all of them). The groups stay
+        ``train``'s, so nested models fitted on the same data can be compared
+        (:func:`binomlab.lrt`) and their degrees of freedom are ``groups − rank`` of
+        ``train``.
     unseen
         ``"error"`` (default): predicting, evaluating or calibrating on a value the model
         never saw raises :class:`~binomlab.UnseenValueError`. ``"other"``: such values go to
@@ -474,11 +480,12 @@ def fit(
         phi=phi,
         **options,
     )
-    _check_val(train, val)
+    used = _feature_subset(train, features)
+    _check_val(used, val)
     encoding = {"reference": reference, "min_frequency": min_frequency, "unseen": unseen}
     design = "treatment" if isinstance(spec, Logistic) else "one-hot"
-    encoder = Encoder.fit(train, design=design, **encoding)
-    train_arrays = train_data(encoder, train)
+    encoder = Encoder.fit(used, design=design, **encoding)
+    train_arrays = train_data(encoder, used)
     if design == "treatment":
         encoder, train_arrays = _drop_aliased(encoder, train_arrays)
     val_arrays = None if val is None else train_data(encoder, val)
@@ -495,8 +502,8 @@ def fit(
         network=network,
         history=progress.history(),
         config=config,
-        bins=train.bins,
-        feature_dtypes={f: train.frame.schema[f] for f in train.features},
+        bins=used.bins,
+        feature_dtypes={f: train.frame.schema[f] for f in used.features},
         seconds=seconds,
         backend_versions=engine.versions(),
         in_sample=in_sample,
@@ -504,6 +511,22 @@ def fit(
         summary_note=note,
         encoding={k: v for k, v in encoding.items() if v is not None},
     )
+
+
+def _feature_subset(train: Grouped, features: Iterable[str] | None) -> Grouped:
+    """``train`` seen through a subset of its features (its groups unmerged)."""
+    if features is None:
+        return train
+    names = (features,) if isinstance(features, str) else tuple(features)
+    unknown = [f for f in names if f not in train.features]
+    if unknown or not names:
+        msg = (
+            f"Expected features to be a non-empty subset of the training features "
+            f"{list(train.features)}. Received: features={list(names)!r}"
+        )
+        raise BinomlabError(msg)
+    bins = {f: e for f, e in train.bins.items() if f in names}
+    return Grouped(train.frame.select(*names, "n", "k"), names, bins=bins)
 
 
 def _drop_aliased(encoder: Encoder, data: TrainData) -> tuple[Encoder, TrainData]:
