@@ -300,13 +300,22 @@ class Encoder:
 
     # -- encoding --------------------------------------------------------------------------------
 
-    def transform(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
+    def transform(
+        self, data: Grouped | pl.DataFrame | pl.LazyFrame, *, dtype: type = np.float32
+    ) -> np.ndarray:
         """Encode ``data`` (a Grouped, or a frame holding the raw feature columns).
+
+        Parameters
+        ----------
+        dtype
+            ``np.float32`` (what networks take) or ``np.float64`` (the GLM drivers: a
+            standardised number is exact in it, and the fit on the features' own scale equals
+            statsmodels' to float64 precision).
 
         Returns
         -------
         numpy.ndarray
-            float32 ``[rows, n_outputs]``.
+            ``dtype`` ``[rows, n_outputs]``.
 
         Raises
         ------
@@ -337,12 +346,12 @@ class Encoder:
                 binned = binning.apply_bins(frame.select(column.name), edges).collect()
                 series = binning.check_binned(binned, edges, source=frame.lazy())[column.name]
             if column.kind == "numeric":
-                block = np.zeros((frame.height, column.null_indicator + 1), np.float32)
+                block = np.zeros((frame.height, column.null_indicator + 1), dtype)
                 _encode_numeric(column, series, block)
             else:
                 codes = self._codes(column, series, trials)
                 kept = column.columns(self.design)
-                block = np.zeros((frame.height, len(kept)), np.float32)
+                block = np.zeros((frame.height, len(kept)), dtype)
                 position = np.full(len(column.all_levels()), -1)
                 position[kept] = np.arange(len(kept))
                 rows = position[codes]
@@ -350,7 +359,7 @@ class Encoder:
                 block[np.flatnonzero(hit), rows[hit]] = 1.0
             blocks.append(block)
         out = np.concatenate(blocks, axis=1) if blocks else np.zeros((frame.height, 0))
-        return np.ascontiguousarray(out[:, self._keep], dtype=np.float32)
+        return np.ascontiguousarray(out[:, self._keep], dtype=dtype)
 
     def _check_bins(self, bins: Mapping[str, tuple[float, ...]]) -> None:
         for column in self._columns:

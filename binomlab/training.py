@@ -32,10 +32,10 @@ HISTORY_SCHEMA = {
 }
 
 
-def train_data(encoder: Encoder, data: Grouped) -> TrainData:
-    """Encode a Grouped into the arrays a backend trains on."""
+def train_data(encoder: Encoder, data: Grouped, dtype: type = np.float32) -> TrainData:
+    """Encode a Grouped into the arrays a backend trains on (``X`` of ``dtype``)."""
     return TrainData(
-        X=encoder.transform(data),
+        X=encoder.transform(data, dtype=dtype),
         k=data.frame["k"].to_numpy().astype(np.float64),
         n=data.frame["n"].to_numpy().astype(np.float64),
     )
@@ -485,10 +485,11 @@ def fit(
     encoding = {"reference": reference, "min_frequency": min_frequency, "unseen": unseen}
     design = "treatment" if isinstance(spec, Logistic) else "one-hot"
     encoder = Encoder.fit(used, design=design, **encoding)
-    train_arrays = train_data(encoder, used)
+    dtype = np.float64 if config.deterministic else np.float32  # the GLM drivers: exact inputs
+    train_arrays = train_data(encoder, used, dtype)
     if design == "treatment":
         encoder, train_arrays = _drop_aliased(encoder, train_arrays)
-    val_arrays = None if val is None else train_data(encoder, val)
+    val_arrays = None if val is None else train_data(encoder, val, dtype)
     progress = _Progress(callbacks)
     start = time.perf_counter()
     progress.last = start

@@ -101,7 +101,8 @@ class TrainData:
     Attributes
     ----------
     X
-        float32 ``[groups, d]`` encoded features.
+        ``[groups, d]`` encoded features: float32, or float64 for the deterministic optimisers
+        (a standardised number is exact only in float64, one-hot columns in both).
     k, n
         float64 ``[groups]`` successes and trials (whole numbers, ``0 <= k <= n``, ``n >= 1``).
     """

@@ -34,10 +34,12 @@ class GroupTensors:
 
     @classmethod
     def from_train_data(cls, data: TrainData) -> GroupTensors:
-        """Tensors sharing the arrays' memory where possible: ``X`` float32, ``k``, ``n``
-        float64 (exact counts); :meth:`to` casts them to the training dtype on its device."""
+        """Tensors sharing the arrays' memory where possible: ``X`` float32 (float64 when the
+        core encoded it so), ``k``, ``n`` float64 (exact counts); :meth:`to` casts them to the
+        training dtype on its device."""
+        dtype = np.float64 if data.X.dtype == np.float64 else np.float32
         return cls(
-            X=torch.from_numpy(np.require(data.X, np.float32, ["C", "W"])),
+            X=torch.from_numpy(np.require(data.X, dtype, ["C", "W"])),
             k=torch.from_numpy(np.require(data.k, np.float64, ["C", "W"])),
             n=torch.from_numpy(np.require(data.n, np.float64, ["C", "W"])),
         )
