@@ -104,7 +104,8 @@ def run_demo(out: Path, *, quick: bool = False, quiet: bool = False) -> pl.DataF
 
     board = compare(models, test)
     with pl.Config(tbl_hide_dataframe_shape=True, float_precision=4, tbl_rows=20,
-                   tbl_width_chars=140, tbl_hide_column_data_types=True):  # fmt: skip
+                   tbl_width_chars=160, tbl_cols=-1,
+                   tbl_hide_column_data_types=True):  # fmt: skip
         say("\nleaderboard on the held-out test trials (per-trial metrics = raw-row metrics):")
         say(board.select("model", "params", "nll", "brier", "auc", "ece", "dispersion",
                          "seconds", "epochs"))  # fmt: skip

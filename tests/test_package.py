@@ -70,11 +70,20 @@ def test_demo_command(tmp_path) -> None:
     assert "336,776 rows" in out.stdout
     assert "327,346 trials" in out.stdout  # 9,430 flights without an arrival delay left out
     assert "exact split of the trials: train 261,877, test 65,469" in out.stdout
-    board = dict(re.findall(r"│ (logistic/\S+)\s+┆ \S+\s+┆ ([0-9.]+)", out.stdout))
+    header = next(line for line in out.stdout.splitlines() if line.startswith("│ model"))
+    columns = [c.strip() for c in header.strip("│ ").split("┆")]
+    rows = [
+        dict(zip(columns, (c.strip() for c in line.strip("│ ").split("┆")), strict=True))
+        for line in out.stdout.splitlines()
+        if line.startswith("│ logistic/")
+    ]
+    board = {row["model"]: row for row in rows}
     assert "logistic/reference" in board
     assert "logistic/statsmodels" in board
-    # every backend and statsmodels reach the same penalised GLM (4 decimals printed)
-    assert len(set(board.values())) == 1, board
+    # every backend and statsmodels reach the same penalised GLM, with the same dispersion on
+    # the held-out groups (4 decimals printed)
+    for metric in ("nll", "dispersion"):
+        assert len({row[metric] for row in rows}) == 1, (metric, board)
     assert (tmp_path / "calibration.png").stat().st_size > 10_000
     exported = list((tmp_path / "models").iterdir())
     assert len(exported) == out.stdout.count("max |Δp| = ") >= 1
