@@ -147,7 +147,7 @@ def bench_model(
     import onnxruntime as ort
 
     t0 = time.perf_counter()
-    fitted.export(directory)
+    fitted.export(directory, overwrite=True)
     export_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     predictor = bl.load(directory)

@@ -26,9 +26,11 @@ from binomlab.errors import (
     InvalidProbabilityError,
     ModelFileError,
     NotFittedError,
+    NotGroupedError,
     PerfectSeparationWarning,
     TrainingDivergedError,
     UnseenValueError,
+    UnsupportedDataError,
 )
 from binomlab.export import Predictor, load
 from binomlab.glm import Summary, lrt
@@ -61,11 +63,13 @@ __all__ = [
     "Logistic",
     "ModelFileError",
     "NotFittedError",
+    "NotGroupedError",
     "PerfectSeparationWarning",
     "Predictor",
     "Summary",
     "TrainingDivergedError",
     "UnseenValueError",
+    "UnsupportedDataError",
     "__version__",
     "backends",
     "calibration",

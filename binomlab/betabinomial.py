@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, gammaln
 
+from binomlab._checks import check_fraction
 from binomlab.errors import BinomlabError
 
 __all__ = [
@@ -81,12 +82,18 @@ def predictive_interval(
     Raises
     ------
     BinomlabError
-        ``level`` outside (0, 1), or ``n`` not whole numbers >= 0.
+        ``level`` not a number in (0, 1), or ``n`` not whole numbers >= 0, one or one per
+        row.
     """
-    if not 0.0 < level < 1.0:
-        msg = f"Expected level to be in (0, 1). Received: level={level!r}"
-        raise BinomlabError(msg)
-    trials = np.broadcast_to(np.asarray(n), np.shape(mu))
+    level = check_fraction(level, name="level")
+    try:
+        trials = np.broadcast_to(np.asarray(n), np.shape(mu))
+    except ValueError:
+        msg = (
+            f"Expected n to be one number of trials or one per row ({np.size(mu)}). "
+            f"Received: n of shape {np.shape(n)}"
+        )
+        raise BinomlabError(msg) from None
     if (
         not np.issubdtype(trials.dtype, np.number)
         or np.any(trials < 0)

@@ -7,6 +7,7 @@ share one prediction. Grouped data also allows what raw rows cannot: one point p
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -14,13 +15,15 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
+from binomlab._checks import check_fraction, is_bool
 from binomlab._proba import check_bins, counts, resolve_proba, uniform_bins
 from binomlab.errors import BinomlabError, InvalidCountsError
+from binomlab.grouped import require_grouped
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from binomlab.grouped import Grouped
+    from binomlab.grouped import Grouped, GroupedSource
 
 __all__ = ["calibration", "plot_calibration", "wilson_interval"]
 
@@ -62,11 +65,9 @@ def wilson_interval(
     InvalidCountsError
         If a trial count is not positive or a success count is outside [0, trials].
     BinomlabError
-        If `level` is not in (0, 1).
+        If `level` is not a number in (0, 1) (Python or NumPy).
     """
-    if not 0.0 < level < 1.0:
-        msg = f"Expected level to be in (0, 1). Received: level={level!r}"
-        raise BinomlabError(msg)
+    level = check_fraction(level, name="level")
     k, n = np.broadcast_arrays(
         np.asarray(successes, dtype=np.float64), np.asarray(trials, dtype=np.float64)
     )
@@ -86,7 +87,7 @@ def wilson_interval(
 
 
 def calibration(
-    data: Grouped,
+    data: GroupedSource,
     proba_or_fitted: Any,
     bins: int = 10,
     *,
@@ -99,8 +100,10 @@ def calibration(
 
     Parameters
     ----------
-    data : Grouped
-        The grouped counts.
+    data : Grouped or path
+        The grouped counts: a :class:`~binomlab.Grouped`, or the path of a parquet file
+        written by :meth:`~binomlab.Grouped.write_parquet` (read with
+        :func:`binomlab.read_grouped`).
     proba_or_fitted : array-like of shape [groups] or fitted model
         Probabilities, or an object with ``predict_proba(data)``.
     bins : int, default 10
@@ -119,7 +122,8 @@ def calibration(
     level : float, default 0.95
         Confidence level of the Wilson interval.
     overdispersed : bool or float, default False
-        Widen the intervals for extra-binomial variation. ``True`` estimates the dispersion
+        Widen the intervals for extra-binomial variation (a NumPy bool or number is taken
+        too). ``True`` estimates the dispersion
         from these groups and predictions — the quasi-binomial ``φ = max(1, Pearson χ² /
         df_resid)``, with :func:`binomlab.evaluate`'s degrees of freedom (``groups − rank``
         on the model's training data, ``groups`` on other data) — and a number gives ``φ``
@@ -141,12 +145,16 @@ def calibration(
 
     Raises
     ------
+    NotGroupedError
+        `data` is not grouped data (raw rows: the message says how to group them).
     BinomlabError
-        If `strategy` is unknown, `bins` is not an integer >= 1, `level` is not in (0, 1), or
-        (``"groups"``) a feature column is named like an output column.
+        If `strategy` is unknown, `bins` is not an integer >= 1, `level` is not in (0, 1),
+        `overdispersed` is not a bool or a number >= 1, or (``"groups"``) a feature column
+        is named like an output column.
     InvalidProbabilityError, EmptyDataError, TypeError
         As :func:`binomlab.evaluate`.
     """
+    data = require_grouped(data)
     if strategy not in STRATEGIES:
         msg = f"Expected one of {STRATEGIES}. Received: strategy={strategy!r}"
         raise BinomlabError(msg)
@@ -177,7 +185,7 @@ def calibration(
 
 
 def plot_calibration(
-    data: Grouped,
+    data: GroupedSource,
     models: Any,
     *,
     bins: int = 10,
@@ -190,8 +198,8 @@ def plot_calibration(
 
     Parameters
     ----------
-    data : Grouped
-        The grouped counts.
+    data : Grouped or path
+        The grouped counts, as :func:`calibration` takes them.
     models : array-like, fitted model, or dict of name -> array-like or fitted model
         What to draw; a single model is labelled ``"model"``.
     bins, strategy, level, overdispersed
@@ -214,6 +222,7 @@ def plot_calibration(
     """
     import matplotlib.pyplot as plt
 
+    data = require_grouped(data)
     named = dict(models) if isinstance(models, Mapping) else {"model": models}
     if not named:
         msg = "Expected at least one model to plot. Received: models={}"
@@ -303,9 +312,9 @@ def _dispersion(
     data: Grouped, model: Any, proba: np.ndarray, overdispersed: bool | float, params: int | None
 ) -> float:
     """The φ that widens the intervals: 1, a given number, or the quasi-binomial estimate."""
-    if overdispersed is False:
+    if is_bool(overdispersed) and not overdispersed:
         return 1.0
-    if overdispersed is True:
+    if is_bool(overdispersed):
         from binomlab.metrics import evaluate
 
         source = model if callable(getattr(model, "predict_proba", None)) else proba
@@ -317,7 +326,11 @@ def _dispersion(
             )
             raise BinomlabError(msg)
         return max(1.0, metrics["dispersion"])
-    if isinstance(overdispersed, int | float) and np.isfinite(overdispersed) and overdispersed >= 1:
+    if (
+        isinstance(overdispersed, numbers.Real)
+        and np.isfinite(overdispersed)
+        and overdispersed >= 1
+    ):
         return float(overdispersed)
     msg = f"Expected overdispersed to be True, False or a number >= 1. Received: {overdispersed!r}"
     raise BinomlabError(msg)

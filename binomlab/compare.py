@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from binomlab.errors import BinomlabError
-from binomlab.grouped import Grouped
+from binomlab.grouped import GroupedSource, require_grouped
 from binomlab.metrics import evaluate
 
 __all__ = ["LEADERBOARD_SCHEMA", "compare"]
@@ -45,7 +45,7 @@ def _describe(model: Any) -> dict[str, Any]:
     }
 
 
-def compare(models: Mapping[str, Any], data: Grouped) -> pl.DataFrame:
+def compare(models: Mapping[str, Any], data: GroupedSource) -> pl.DataFrame:
     """Evaluate every model on ``data`` and rank them by per-trial NLL (best first).
 
     Parameters
@@ -55,7 +55,8 @@ def compare(models: Mapping[str, Any], data: Grouped) -> pl.DataFrame:
         loaded ``Predictor``) or a plain array of probabilities, one per group of ``data``
         (e.g. a statsmodels GLM's predictions).
     data
-        The grouped data to evaluate on, usually held-out trials.
+        The grouped data to evaluate on, usually held-out trials: a Grouped or the path of
+        a grouped parquet file (:func:`binomlab.read_grouped`), read once.
 
     Returns
     -------
@@ -70,6 +71,8 @@ def compare(models: Mapping[str, Any], data: Grouped) -> pl.DataFrame:
 
     Raises
     ------
+    NotGroupedError
+        ``data`` is not grouped data (raw rows: the message says how to group them).
     BinomlabError
         ``models`` is empty or not a mapping.
     InvalidProbabilityError
@@ -78,6 +81,7 @@ def compare(models: Mapping[str, Any], data: Grouped) -> pl.DataFrame:
     if not isinstance(models, Mapping) or not models:
         msg = f"compare needs a non-empty dict {{name: model}}. Received: {models!r}"
         raise BinomlabError(msg)
+    data = require_grouped(data)
     rows = []
     for name, model in models.items():
         info = _describe(model)

@@ -120,7 +120,8 @@ def run_demo(out: Path, *, quick: bool = False, quiet: bool = False) -> pl.DataF
     probe = test.frame.head(1000)
     for name, model in models.items():
         if isinstance(model, Fitted):
-            path = model.export(out / "models" / name.replace("/", "-").replace(":", "_"))
+            folder = out / "models" / name.replace("/", "-").replace(":", "_")
+            path = model.export(folder, overwrite=True)  # the demo owns its output folder
             served = load(path)
             gap = float(np.max(np.abs(served.predict_proba(probe) - model.predict_proba(probe))))
             say(f"exported {path}  (onnxruntime vs {model.backend}: max |Δp| = {gap:.1e})")

@@ -45,6 +45,7 @@ from binomlab.errors import (
     UnseenValueError,
 )
 from binomlab.grouped import Grouped
+from binomlab.grouping.sources import to_lazy
 
 __all__ = ["DESIGNS", "OTHER", "UNSEEN", "Encoder"]
 
@@ -131,17 +132,54 @@ class _Column:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> _Column:
+        """The column :meth:`to_dict` described; every key it writes is required, so an
+        incomplete description is an error, never a silent default.
+
+        Raises
+        ------
+        BinomlabError
+            An unknown kind, a missing key, or a mean or scale that is no finite number (a
+            scale that is not positive).
+        """
+        kind = data.get("kind") if isinstance(data, Mapping) else None
+        if kind not in _COLUMN_KEYS:
+            msg = f"Unknown encoder column {data!r}: expected a kind among {tuple(_COLUMN_KEYS)}."
+            raise BinomlabError(msg)
+        missing = [key for key in ("name", *_COLUMN_KEYS[kind]) if key not in data]
+        if missing:
+            msg = f"The encoder column {data.get('name')!r} ({kind}) lacks {missing}."
+            raise BinomlabError(msg)
+        mean, scale = data.get("mean", 0.0), data.get("scale", 1.0)
+        if not (_finite(mean) and _finite(scale) and scale > 0):
+            msg = (
+                f"The encoder column {data['name']!r} needs a finite mean and a positive scale. "
+                f"Received: mean={mean!r}, scale={scale!r}"
+            )
+            raise BinomlabError(msg)
         return cls(
             name=data["name"],
-            kind=data["kind"],
+            kind=kind,
             levels=tuple(data.get("levels", ())),
             pooled=tuple(data.get("pooled", ())),
             reference=int(data.get("reference", 0)),
             edges=tuple(float(e) for e in data.get("edges", ())),
-            mean=float(data.get("mean", 0.0)),
-            scale=float(data.get("scale", 1.0)),
+            mean=float(mean),
+            scale=float(scale),
             null_indicator=bool(data.get("null_indicator", False)),
         )
+
+
+_COLUMN_KEYS = {
+    "numeric": ("mean", "scale", "null_indicator"),
+    "string": ("levels", "pooled", "reference"),
+    "bool": ("levels", "pooled", "reference"),
+    "binned": ("levels", "pooled", "reference", "edges"),
+}
+"""The keys :meth:`_Column.to_dict` writes for each kind of column."""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class Encoder:
@@ -192,7 +230,7 @@ class Encoder:
             e.g. ``"[0, 500)"``.
         min_frequency
             Levels with fewer training trials are pooled into ``<other>``: one int for every
-            level feature, or ``{feature: int}``.
+            feature with levels (numeric features have none), or ``{feature: int}``.
         unseen
             One of :data:`UNSEEN`.
 
@@ -204,6 +242,13 @@ class Encoder:
         """
         _check_choice("design", design, DESIGNS)
         _check_choice("unseen", unseen, UNSEEN)
+        if unseen == "other" and min_frequency is None:
+            msg = (
+                "unseen='other' sends unseen values to the trained <other> level, which "
+                "min_frequency=N makes (the levels with fewer than N training trials): pass "
+                "both, or leave unseen='error'."
+            )
+            raise BinomlabError(msg)
         reference = _check_feature_map("reference", reference, data.features)
         frequency = _min_frequencies(min_frequency, data.features)
         frame, n = data.frame, data.frame["n"]
@@ -223,6 +268,8 @@ class Encoder:
                     )
                     raise BinomlabError(msg)
                 if kind == "numeric":
+                    if not isinstance(min_frequency, Mapping):  # one int: features with levels
+                        frequency.pop(name, None)
                     if name in reference or name in frequency:
                         option = "reference" if name in reference else "min_frequency"
                         msg = (
@@ -300,13 +347,18 @@ class Encoder:
 
     # -- encoding --------------------------------------------------------------------------------
 
-    def transform(
-        self, data: Grouped | pl.DataFrame | pl.LazyFrame, *, dtype: type = np.float32
-    ) -> np.ndarray:
-        """Encode ``data`` (a Grouped, or a frame holding the raw feature columns).
+    def transform(self, data: Any, *, dtype: type = np.float32) -> np.ndarray:
+        """Encode ``data``: a Grouped, or raw feature columns in any source ``bl.group`` reads.
 
         Parameters
         ----------
+        data
+            A :class:`~binomlab.Grouped`, or rows holding (at least) the feature columns: a
+            Polars DataFrame or LazyFrame, a pandas DataFrame, a pyarrow Table, any object
+            with ``__arrow_c_stream__``, a dict of columns ``{name: values}``, or a path,
+            glob or list of parquet / CSV / NDJSON files (read by
+            :func:`binomlab.grouping.sources.to_lazy`; only the feature columns are read).
+            The caller's object is never changed.
         dtype
             ``np.float32`` (what networks take) or ``np.float64`` (the GLM drivers: a
             standardised number is exact in it, and the fit on the features' own scale equals
@@ -321,6 +373,11 @@ class Encoder:
         ------
         ColumnNotFoundError
             A feature column is missing.
+        UnsupportedDataError
+            ``data`` is no kind of table binomlab reads, e.g. a numpy array (pass named
+            columns). Also a ``TypeError``.
+        FileNotFoundError
+            A path or glob that names no file.
         UnseenValueError
             A value the model never saw (see the module docstring).
         BinsMismatchError
@@ -331,13 +388,10 @@ class Encoder:
         """
         if isinstance(data, Grouped):
             self._check_bins(data.bins)
-        frame = data.frame if isinstance(data, Grouped) else data.lazy().collect()
-        missing = [f for f in self.features if f not in frame.columns]
-        if missing:
-            raise ColumnNotFoundError.from_missing_and_available(
-                missing, frame.columns, role="feature"
-            )
-        trials = frame["n"] if isinstance(data, Grouped) else None
+            self._check_features(data.frame.columns)
+            frame, trials = data.frame, data.frame["n"]
+        else:
+            frame, trials = self._read(data), None
         blocks = []
         for column in self._columns:
             series = frame[column.name]
@@ -360,6 +414,17 @@ class Encoder:
             blocks.append(block)
         out = np.concatenate(blocks, axis=1) if blocks else np.zeros((frame.height, 0))
         return np.ascontiguousarray(out[:, self._keep], dtype=dtype)
+
+    def _read(self, data: Any) -> pl.DataFrame:
+        """The feature columns of raw rows, through the one reader ``bl.group`` uses."""
+        rows = to_lazy(data)
+        self._check_features(rows.collect_schema().names())
+        return rows.select(self.features).collect()
+
+    def _check_features(self, columns: list[str]) -> None:
+        missing = [f for f in self.features if f not in columns]
+        if missing:
+            raise ColumnNotFoundError.from_missing_and_available(missing, columns, role="feature")
 
     def _check_bins(self, bins: Mapping[str, tuple[float, ...]]) -> None:
         for column in self._columns:
@@ -513,8 +578,13 @@ def _level_column(
     else:
         by = pl.col("value").cast(pl.String) if series.dtype == pl.Categorical else "value"
         values = present.sort(by, nulls_last=False)["value"].to_list()
-    if kind == "string" and OTHER in values:
-        msg = f"Feature {name!r} has a level named {OTHER!r}, which binomlab keeps for pooling."
+    reserved = [v for v in (OTHER, NULL) if kind == "string" and v in values]
+    if reserved:
+        use = "pooling" if reserved[0] == OTHER else "the null level"
+        msg = (
+            f"Feature {name!r} has a level named {reserved[0]!r}, which binomlab keeps for "
+            f"{use}: rename it first."
+        )
         raise BinomlabError(msg)
     return _Column(name, kind, levels=tuple(values))
 
@@ -537,7 +607,11 @@ def _with_reference(column: _Column, reference: Mapping[str, Any]) -> _Column:
         return column
     wanted = reference[column.name]
     labels = column.all_levels()
-    matches = [i for i, v in enumerate(column.levels) if v == wanted or _label(v) == str(wanted)]
+    matches = [  # by value of the same type, or by label: 1 is not True
+        i
+        for i, v in enumerate(column.levels)
+        if (type(v) is type(wanted) and v == wanted) or _label(v) == str(wanted)
+    ]
     if wanted == OTHER and column.has_other:
         matches = [len(column.levels)]
     if not matches:
@@ -641,7 +715,8 @@ def _edges(edges: Sequence[float]) -> str:
 
 
 def _encode_numeric(column: _Column, series: pl.Series, block: np.ndarray) -> None:
-    if not series.dtype.is_numeric():
+    # an all-null column (dtype Null, e.g. from a dict of Nones or no rows): its nulls are nulls
+    if not (series.dtype.is_numeric() or series.dtype == pl.Null):
         msg = (
             f"Feature {column.name!r} was numeric in training but is {series.dtype} here; cast "
             "it to a number as it was in training."

@@ -22,9 +22,11 @@ __all__ = [
     "InvalidProbabilityError",
     "ModelFileError",
     "NotFittedError",
+    "NotGroupedError",
     "PerfectSeparationWarning",
     "TrainingDivergedError",
     "UnseenValueError",
+    "UnsupportedDataError",
 ]
 
 
@@ -70,6 +72,33 @@ class InvalidProbabilityError(BinomlabError):
 
 class EmptyDataError(BinomlabError):
     """The input holds no rows (or no trials) to work on."""
+
+
+class UnsupportedDataError(BinomlabError, TypeError):
+    """Data of a kind binomlab cannot read (a NumPy array, a number, ...): binomlab needs named
+    columns. Also a :class:`TypeError`, as a wrong kind of argument is."""
+
+
+class NotGroupedError(BinomlabError, TypeError):
+    """Something other than grouped data (raw rows, say) where a Grouped is expected. Also a
+    :class:`TypeError`."""
+
+    @classmethod
+    def from_received(
+        cls, name: str, received: str, *, has_counts: bool, reads_files: bool
+    ) -> NotGroupedError:
+        """The error for argument ``name`` given a ``received`` type, with the hint that
+        groups raw rows (``has_counts``: the data has ``n`` and ``k`` columns)."""
+        accepted = "a Grouped" + (" or the path of a grouped parquet file" * reads_files)
+        made = "(from bl.group, bl.from_counts or bl.read_grouped)"
+        if has_counts:
+            hint = "It has n and k columns: make it a Grouped with bl.from_counts(data, features)."
+        else:
+            hint = (
+                "Group raw rows first with bl.group(rows, features, label), or use "
+                "bl.from_counts(frame, features) for a frame with n and k columns."
+            )
+        return cls(f"{name} must be {accepted} {made}. Received: {received}. {hint}")
 
 
 def _quoted(names: list[str]) -> str:

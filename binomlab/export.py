@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from importlib import metadata as _metadata
 from pathlib import Path
@@ -28,6 +31,7 @@ from binomlab import glm
 from binomlab.encoding import Encoder
 from binomlab.errors import BinomlabError, ModelFileError
 from binomlab.grouped import Grouped
+from binomlab.manifest import check_checksum, check_files, checksum, sha256, validate
 from binomlab.nll import sigmoid
 from binomlab.specs import spec_from_dict
 
@@ -49,31 +53,76 @@ def _version() -> str:
         return "0+unknown"
 
 
-def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = FORMATS) -> Path:
-    """Write ``fitted`` into the directory ``path`` (created if needed) and return it.
+def export_model(
+    fitted: Fitted,
+    path: str | Path,
+    *,
+    formats: str | Iterable[str] = FORMATS,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``fitted`` into the directory ``path`` and return it.
+
+    The files are written into a temporary folder beside ``path`` and renamed into place, so
+    a failed export leaves nothing half-written and a replaced folder keeps no stale file.
+    The manifest records the sha256 of every file (:func:`load` checks them), the ONNX
+    model's opset and input width. Files get the permissions of the process's umask.
 
     Parameters
     ----------
     formats
         Any of ``"onnx"`` (``model.onnx``, what :func:`load` serves) and ``"native"`` (the
-        backend's own format).
+        backend's own format); one name or several.
+    overwrite
+        Replace ``path`` when it is a non-empty folder (the whole folder: nothing of it is
+        kept). Without it, a non-empty folder is an error.
 
     Raises
     ------
     BinomlabError
-        An unknown format, or an empty selection.
+        An unknown format or an empty selection; ``path`` is a file, or a non-empty folder
+        without ``overwrite=True``.
     """
-    formats = tuple(formats)
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         msg = f"Expected formats to be a non-empty selection of {FORMATS}. Received: {formats!r}"
         raise BinomlabError(msg)
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
+    if not isinstance(overwrite, bool):
+        msg = f"Expected overwrite to be True or False. Received: overwrite={overwrite!r}"
+        raise BinomlabError(msg)
+    target = Path(path)
+    _check_target(target, overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        _write_model(fitted, staging, formats)
+        _apply_umask(staging)
+        _replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _check_target(target: Path, overwrite: bool) -> None:
+    if target.exists() and not target.is_dir():
+        msg = f"Cannot export to {str(target)!r}: it is a file. Pass a folder path."
+        raise BinomlabError(msg)
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        msg = (
+            f"Cannot export to {str(target)!r}: the folder is not empty. Pass overwrite=True to "
+            "replace it (its files are all removed), or pick a new folder."
+        )
+        raise BinomlabError(msg)
+
+
+def _write_model(fitted: Fitted, directory: Path, formats: tuple[str, ...]) -> None:
     files: dict[str, Any] = {}
+    onnx_info = None
     if "onnx" in formats:
         fitted.network.export_onnx(directory / ONNX_FILE)
         files["onnx"] = ONNX_FILE
+        onnx_info = _onnx_facts(directory / ONNX_FILE)
     if "native" in formats:
         files["native"] = fitted.network.save_native(directory)
     kept = fitted.kept_epoch()
@@ -111,9 +160,48 @@ def export_model(fitted: Fitted, path: str | Path, *, formats: Iterable[str] = F
             "val_nll": kept["val_nll"] if kept else None,
         },
         "files": files,
+        "sha256": {p.name: sha256(p) for p in sorted(directory.iterdir()) if p.is_file()},
     }
+    if onnx_info is not None:
+        manifest["onnx"] = onnx_info
+    manifest["checksum"] = checksum(manifest)
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return directory
+
+
+def _onnx_facts(path: Path) -> dict[str, int]:
+    """The default-domain opset and the input width (``-1`` when not fixed) of an ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    width = dims[1].dim_value if len(dims) == 2 and dims[1].HasField("dim_value") else -1
+    return {"opset": int(opset), "input_width": int(width)}
+
+
+def _apply_umask(directory: Path) -> None:
+    """The same permissions for the folder and every file, as the umask gives new ones."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for file in directory.iterdir():
+        file.chmod(0o666 & ~umask)
+
+
+def _replace(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``, moving an existing ``target`` away first."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    old.rmdir()
+    target.rename(old)
+    try:
+        staging.rename(target)
+    except BaseException:
+        old.rename(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 class Predictor(glm.GLMResults):
@@ -274,28 +362,43 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
             f"({_version()}) reads version {FORMAT_VERSION}. Upgrade binomlab to load it."
         )
         raise ModelFileError(msg)
+    validate(manifest, path)
+    check_checksum(manifest, path)
     return manifest
 
 
 def load(path: str | Path) -> Predictor:
     """Load an exported model directory for prediction with onnxruntime.
 
+    The manifest is validated against its schema, every file against its sha256, and the
+    ONNX model's input width and opset against the manifest and the encoder; nothing is
+    unpickled.
+
     Raises
     ------
     ModelFileError
-        A missing manifest or ONNX file, an unknown format version, or a corrupted file.
+        A missing manifest or ONNX file, an unknown format version, a manifest field missing
+        or of the wrong type (named), a file that was replaced or truncated (named), or an
+        ONNX model that does not fit the encoder.
     """
     import onnxruntime as ort
 
     directory = Path(path)
     manifest = _read_manifest(directory)
-    onnx_name = manifest.get("files", {}).get("onnx")
-    if onnx_name is None or not (directory / onnx_name).is_file():
+    onnx_name = manifest["files"].get("onnx")
+    if onnx_name is None:
         msg = (
             f"{str(directory)!r} holds no ONNX model ({ONNX_FILE}); export it with "
             "formats=('onnx', ...) to serve it with bl.load."
         )
         raise ModelFileError(msg)
+    check_files(directory, manifest)
+    try:
+        encoder = Encoder.from_dict(manifest["encoder"])
+    except (BinomlabError, KeyError, TypeError, ValueError) as err:
+        msg = f"{str(directory / MANIFEST)!r}: its encoder cannot be read: {err}"
+        raise ModelFileError(msg) from None
+    _check_onnx(directory / onnx_name, manifest, encoder)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
@@ -306,3 +409,24 @@ def load(path: str | Path) -> Predictor:
         msg = f"{str(directory / onnx_name)!r} is corrupted or not an ONNX model: {err}"
         raise ModelFileError(msg) from None
     return Predictor(directory, manifest, session)
+
+
+def _check_onnx(path: Path, manifest: dict[str, Any], encoder: Encoder) -> None:
+    try:
+        facts = _onnx_facts(path)
+    except Exception as err:  # onnx's protobuf errors
+        msg = f"{str(path)!r} is corrupted or not an ONNX model: {err}"
+        raise ModelFileError(msg) from None
+    recorded = manifest.get("onnx", {})
+    if recorded and facts != recorded:
+        msg = (
+            f"{str(path)!r} has opset {facts['opset']} and input width {facts['input_width']}, "
+            f"but the manifest records {recorded}: the file is not this model's."
+        )
+        raise ModelFileError(msg)
+    if facts["input_width"] not in (-1, encoder.n_outputs):
+        msg = (
+            f"{str(path)!r} takes {facts['input_width']} input columns, but the encoder makes "
+            f"{encoder.n_outputs}: the file is not this model's."
+        )
+        raise ModelFileError(msg)

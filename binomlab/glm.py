@@ -20,6 +20,7 @@ Everything here is computed from the training groups and equals what statsmodels
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from scipy.special import gammaln, xlogy
 from scipy.stats import chi2 as chi2_distribution
 from scipy.stats import norm
 
+from binomlab._checks import check_fraction
 from binomlab.backends.newton import Design, hessian
 from binomlab.encoding import Encoder
 from binomlab.errors import BinomlabError
@@ -251,6 +253,8 @@ def _to_raw_scale(encoder: Encoder) -> np.ndarray:
     names = encoder.output_names
     transform = np.eye(len(names) + 1)
     for feature, (mean, scale) in encoder.standardisation().items():
+        if feature not in names:  # its column was aliased (a constant) and dropped
+            continue
         j = names.index(feature) + 1
         transform[j, j] = 1.0 / scale
         transform[0, j] = -mean / scale
@@ -267,10 +271,11 @@ class Summary(pl.DataFrame):
     ``trials``, ``df_model``, ``df_resid``, ``scale``, ``log_likelihood``, ``deviance``,
     ``pearson_chi2``, ``aic``, ``bic``, ``level``, ``backend``, ``optimizer``, ``iterations``).
 
-    Frames derived from it (``filter``, ``select``, ...) are plain Polars frames.
+    Frames derived from it (``filter``, ``select``, ``head``, ...) print as plain Polars
+    frames, and their ``info`` is None.
     """
 
-    info: dict[str, Any]
+    info: dict[str, Any] | None = None
 
     def __init__(self, table: pl.DataFrame, info: Mapping[str, Any]) -> None:
         super().__init__(table)
@@ -306,13 +311,12 @@ class Summary(pl.DataFrame):
         lo, hi = f"[{(1 - level) / 2:.3f}", f"{1 - (1 - level) / 2:.3f}]"
         labels = [t if lv is None else f"{t}={lv}" for t, lv in zip(self["term"], self["level"],
                                                                    strict=True)]  # fmt: skip
-        name_width = max(24, *(len(s) for s in labels)) if labels else 24
-        name_width = min(name_width, 40)
+        name_width = max(24, *(len(s) + 1 for s in labels)) if labels else 24
         head = f"{'':<{name_width}}{'coef':>11}{'std err':>11}{'z':>9}{'P>|z|':>9}{lo:>11}{hi:>11}"
         lines += [head, "-" * width]
         for label, row in zip(labels, self.iter_rows(named=True), strict=True):
             lines.append(
-                f"{label[:name_width]:<{name_width}}{row['estimate']:>11.4f}"
+                f"{label:<{name_width}}{row['estimate']:>11.4f}"
                 f"{row['std_error']:>11.4f}{row['z']:>9.3f}{row['p_value']:>9.3f}"
                 f"{row['ci_lower']:>11.3f}{row['ci_upper']:>11.3f}"
             )
@@ -352,9 +356,7 @@ def summarise(
     BinomlabError
         A bad ``scale`` or ``level``, or a dispersion scale without residual degrees of freedom.
     """
-    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
-        msg = f"Expected level to be a confidence level in (0, 1). Received: level={level!r}"
-        raise BinomlabError(msg)
+    level = check_fraction(level, name="level")
     phi = _scale(scale, stats)
     se = table["std_error"].to_numpy() * math.sqrt(phi)
     est = table["estimate"].to_numpy()
@@ -408,8 +410,11 @@ def _scale(scale: float | str | None, stats: InSample) -> float:
             )
             raise BinomlabError(msg)
         return float(statistic / stats.df_resid)
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
-        msg = f"Expected scale to be None, 'X2', 'dev' or a number > 0. Received: scale={scale!r}"
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not 0 < scale < math.inf:
+        msg = (
+            "Expected scale to be None, 'X2', 'dev' or a finite number > 0. "
+            f"Received: scale={scale!r}"
+        )
         raise BinomlabError(msg)
     return float(scale)
 
@@ -451,6 +456,13 @@ def lrt(smaller: Any, larger: Any, data: Grouped) -> dict[str, float | int]:
         if stats.rank is None:
             msg = f"lrt needs models with degrees of freedom; {name}: {stats.df_note}."
             raise BinomlabError(msg)
+        note = getattr(model, "summary_note_", None)
+        if note is not None:
+            msg = (
+                "lrt compares maximum-likelihood fits of the binomial GLM, and "
+                f"{name} is not one: {note}."
+            )
+            raise BinomlabError(msg)
         if stats.fingerprint != data.fingerprint:
             msg = (
                 f"{name} was not fitted on this data (its training data's fingerprint differs): "
@@ -460,7 +472,12 @@ def lrt(smaller: Any, larger: Any, data: Grouped) -> dict[str, float | int]:
             raise BinomlabError(msg)
     extra = [f for f in smaller.features if f not in larger.features]
     if extra:
-        msg = f"The models are not nested: smaller has the feature(s) {extra} that larger lacks."
+        swapped = all(f in smaller.features for f in larger.features)
+        hint = " Swap the arguments: lrt(smaller, larger, data)." if swapped else ""
+        msg = (
+            f"The models are not nested: smaller has the feature(s) {extra} that larger "
+            f"lacks.{hint}"
+        )
         raise BinomlabError(msg)
     df = larger.in_sample_.rank - smaller.in_sample_.rank
     small = evaluate(data, smaller)["deviance"]
@@ -535,8 +552,9 @@ class GLMResults:
         ----------
         scale
             None: binomial standard errors (dispersion 1). ``"X2"``: quasi-binomial, scaled by
-            Pearson χ² / df_resid (statsmodels' ``fit(scale="X2")``); ``"dev"``: by deviance /
-            df_resid; a number: that dispersion.
+            Pearson χ² / df_resid (R's ``quasibinomial``; statsmodels gives it for proportions
+            ``k/n`` with ``var_weights=n`` and ``fit(scale="X2")``, not for a two-column count
+            endog); ``"dev"``: by deviance / df_resid; a number: that dispersion.
         level
             Confidence level of the intervals.
 

@@ -12,16 +12,27 @@ import numpy as np
 import polars as pl
 
 from binomlab import binning, splitting
+from binomlab._checks import check_names, check_seed
 from binomlab.errors import (
     BinomlabError,
     ColumnNotFoundError,
     EmptyDataError,
     InvalidCountsError,
+    NotGroupedError,
 )
 
-__all__ = ["COUNT_COLUMNS", "Grouped", "read_grouped"]
+__all__ = [
+    "COUNT_COLUMNS",
+    "MAX_COUNT",
+    "Grouped",
+    "GroupedSource",
+    "read_grouped",
+    "require_grouped",
+]
 
 COUNT_COLUMNS = ("n", "k")
+MAX_COUNT = 2**63 - 1
+"""The largest count an Int64 holds: every count, and the total Σn of a Grouped, stay within."""
 _PARQUET_KEY = "binomlab.grouped"
 _FORMAT_VERSION = 1
 SeedLike = int | np.random.Generator | None
@@ -33,15 +44,12 @@ def check_feature_names(features: str | Sequence[str]) -> tuple[str, ...]:
     Raises
     ------
     BinomlabError
-        No features, a duplicate, a non-string, or a feature named ``n`` or ``k``.
+        Not a name or a sequence of names, no features, a duplicate, or a feature named
+        ``n`` or ``k``.
     """
-    names = (features,) if isinstance(features, str) else tuple(features)
+    names = check_names(features, name="features")
     if not names:
         msg = "features must name at least one column. Received: features=[]"
-        raise BinomlabError(msg)
-    bad = [f for f in names if not isinstance(f, str)]
-    if bad:
-        msg = f"Feature names must be strings. Received: {bad!r}"
         raise BinomlabError(msg)
     dupes = sorted({f for f in names if names.count(f) > 1})
     if dupes:
@@ -59,9 +67,54 @@ def check_feature_names(features: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _as_generator(seed: SeedLike) -> np.random.Generator:
+    """The generator a ``seed=`` argument stands for (checked by :func:`check_seed`)."""
+    seed = check_seed(seed, name="seed", generator=True)
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
+
+
+def total_overflows(column: str) -> pl.Expr:
+    """True when the Int64 (or narrower) counts of ``column`` sum beyond :data:`MAX_COUNT`."""
+    return pl.col(column).cast(pl.Int128).sum() > MAX_COUNT
+
+
+def require_grouped(data: Any, *, name: str = "data", files: bool = True) -> Grouped:
+    """``data`` as a :class:`Grouped`: itself, or (``files``) the grouped parquet file at the
+    path it names, read with :func:`read_grouped`.
+
+    Raises
+    ------
+    NotGroupedError
+        Anything else, e.g. raw rows: the message says how to group them (``bl.group``, or
+        ``bl.from_counts`` when the frame has ``n`` and ``k`` columns). Also a TypeError.
+    BinomlabError, FileNotFoundError
+        As :func:`read_grouped`.
+    """
+    if isinstance(data, Grouped):
+        return data
+    if files and isinstance(data, str | os.PathLike):
+        return read_grouped(data)
+    has_counts = set(COUNT_COLUMNS) <= _column_names(data)
+    raise NotGroupedError.from_received(
+        name, type(data).__name__, has_counts=has_counts, reads_files=files
+    )
+
+
+def _column_names(data: Any) -> set[str]:
+    """The column names of an in-memory table (Polars, pandas, Arrow, dict), else none; a
+    LazyFrame is not resolved for them."""
+    if isinstance(data, pl.LazyFrame):
+        return set()
+    if isinstance(data, Mapping):
+        return {str(c) for c in data}
+    names = getattr(data, "column_names", None)  # pyarrow
+    if names is None:
+        names = getattr(data, "columns", None)  # polars, pandas
+    try:
+        return {str(c) for c in names} if names is not None else set()
+    except TypeError:
+        return set()
 
 
 class Grouped:
@@ -112,6 +165,12 @@ class Grouped:
         ).row(0)
         if any(bad):
             msg = "Grouped counts need 1 <= n and 0 <= k <= n with no nulls in every group."
+            raise InvalidCountsError(msg)
+        if frame.select(total_overflows("n")).item():
+            msg = (
+                f"The groups hold more than {MAX_COUNT:,} trials in all (2**63 - 1, the most an "
+                "Int64 count holds)."
+            )
             raise InvalidCountsError(msg)
         self._frame = frame.select(*features, *COUNT_COLUMNS)
         self._features = features
@@ -239,9 +298,11 @@ class Grouped:
         Parameters
         ----------
         test
-            Fraction of trials for the test part, strictly between 0 and 1.
+            Fraction of trials for the test part, strictly between 0 and 1 (a Python or
+            NumPy float).
         seed
-            An int, None (fresh entropy) or a :class:`numpy.random.Generator`.
+            A non-negative int (a NumPy integer too), None (fresh entropy) or a
+            :class:`numpy.random.Generator`.
 
         Returns
         -------
@@ -250,11 +311,13 @@ class Grouped:
         Raises
         ------
         BinomlabError
-            ``test`` outside (0, 1), a side left empty, or more than ~1e9 trials.
+            ``test`` not a number in (0, 1), a bad ``seed`` (a string, a float, a bool, a
+            negative number), a side left empty, or more than ~1e9 trials.
         """
+        rng = _as_generator(seed)
         n, k = self._counts()
         size = splitting.test_size(test, int(n.sum()))
-        n_test, k_test = splitting.draw_rows(n, k, size, _as_generator(seed))
+        n_test, k_test = splitting.draw_rows(n, k, size, rng)
         return self._with_counts(n - n_test, k - k_test), self._with_counts(n_test, k_test)
 
     def kfold(self, k: int = 5, *, seed: SeedLike = 0) -> list[tuple[Grouped, Grouped]]:
@@ -264,13 +327,20 @@ class Grouped:
         equal as possible (the first ``Σn % k`` one trial larger): every trial is in exactly
         one test fold.
 
+        Parameters
+        ----------
+        k
+            Number of folds, an int >= 2 (a NumPy integer too).
+        seed
+            As :meth:`split`.
+
         Raises
         ------
         BinomlabError
-            ``k`` is not an int >= 2, or exceeds Σn.
+            ``k`` is not an int >= 2, or exceeds Σn; a bad ``seed`` (as :meth:`split`).
         """
-        n, succ = self._counts()
         rng = _as_generator(seed)
+        n, succ = self._counts()
         left_n, left_k = n.copy(), succ.copy()
         folds = []
         for size in splitting.fold_sizes(k, int(n.sum())):
@@ -323,6 +393,11 @@ class Grouped:
         self._frame.write_parquet(path, metadata={_PARQUET_KEY: json.dumps(meta)})
 
 
+GroupedSource = Grouped | str | os.PathLike[str]
+"""What the functions that take grouped data accept (:func:`require_grouped`): a Grouped, or
+the path of a grouped parquet file."""
+
+
 def _json_float(x: float) -> float | str:
     return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
 
@@ -332,23 +407,50 @@ def read_grouped(path: str | os.PathLike[str]) -> Grouped:
 
     Raises
     ------
+    FileNotFoundError
+        No file at ``path``.
     BinomlabError
-        The file was not written by binomlab, or by a newer format version.
+        The file is not a parquet file, was not written by binomlab (for a plain counts
+        table the message names :func:`binomlab.from_counts`), or by a newer format version.
     """
-    meta_raw: Any = pl.read_parquet_metadata(path).get(_PARQUET_KEY)
+    if not isinstance(path, str | os.PathLike):
+        msg = f"Expected path to be a str or os.PathLike. Received: path={path!r}"
+        raise BinomlabError(msg)
+    if not os.path.isfile(path):
+        msg = f"File not found: {os.fspath(path)!r}."
+        raise FileNotFoundError(msg)
+    try:
+        meta_raw: Any = pl.read_parquet_metadata(path).get(_PARQUET_KEY)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        msg = f"{os.fspath(path)!r} is not a parquet file binomlab can read: {err}"
+        raise BinomlabError(msg) from None
     if meta_raw is None:
         msg = (
             f"{os.fspath(path)!r} is not a binomlab Grouped parquet file (no {_PARQUET_KEY!r} "
             "metadata). For a plain counts table use binomlab.from_counts(path, features)."
         )
         raise BinomlabError(msg)
-    meta = json.loads(meta_raw)
+    meta = _parse_meta(path, meta_raw)
     if meta.get("format_version") != _FORMAT_VERSION:
         msg = (
             f"{os.fspath(path)!r} has Grouped format version {meta.get('format_version')!r}; "
             f"this binomlab reads version {_FORMAT_VERSION}. Upgrade binomlab."
         )
         raise BinomlabError(msg)
-    frame = pl.read_parquet(path)
-    bins = {c: [float(e) for e in edges] for c, edges in meta["bins"].items()}
-    return Grouped(frame, meta["features"], bins=bins)
+    try:
+        bins = {c: [float(e) for e in edges] for c, edges in meta.get("bins", {}).items()}
+    except (AttributeError, TypeError, ValueError):
+        msg = f"{os.fspath(path)!r} has corrupted bin edges in its metadata: {meta['bins']!r}"
+        raise BinomlabError(msg) from None
+    return Grouped(pl.read_parquet(path), meta.get("features", ()), bins=bins)
+
+
+def _parse_meta(path: str | os.PathLike[str], raw: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict):
+        msg = f"{os.fspath(path)!r} has corrupted {_PARQUET_KEY!r} metadata: {raw[:200]!r}"
+        raise BinomlabError(msg)
+    return meta

@@ -18,22 +18,26 @@ from scipy.stats import chi2 as chi2_distribution
 
 from binomlab._proba import check_bins, counts, resolve_proba, uniform_bins
 from binomlab.errors import BinomlabError
+from binomlab.grouped import require_grouped
 
 if TYPE_CHECKING:
-    from binomlab.grouped import Grouped
+    from binomlab.grouped import Grouped, GroupedSource
 
 __all__ = ["evaluate", "expected_calibration_error"]
 
 
 def evaluate(
-    data: Grouped, proba_or_fitted: Any, *, params: int | None = None
+    data: GroupedSource, proba_or_fitted: Any, *, params: int | None = None
 ) -> dict[str, float | int | str | None]:
     """Score predicted probabilities on grouped data.
 
     Parameters
     ----------
-    data : Grouped
-        ``len(data)`` groups with ``n`` trials and ``k`` successes each.
+    data : Grouped or path
+        ``len(data)`` groups with ``n`` trials and ``k`` successes each: a
+        :class:`~binomlab.Grouped`, or the path of a parquet file written by
+        :meth:`~binomlab.Grouped.write_parquet` (read with :func:`binomlab.read_grouped`).
+        Raw rows are refused with the call that groups them.
     proba_or_fitted : array-like of shape [groups] or fitted model
         The probability of success of each group, or an object whose ``predict_proba(data)``
         returns it.
@@ -100,6 +104,10 @@ def evaluate(
 
     Raises
     ------
+    NotGroupedError
+        If `data` is not grouped data, e.g. raw rows: the message says to group them with
+        ``bl.group(rows, features, label)`` (or ``bl.from_counts(frame, features)`` for a
+        frame with ``n`` and ``k`` columns). Also a TypeError.
     EmptyDataError
         If `data` has no groups.
     InvalidProbabilityError
@@ -107,8 +115,10 @@ def evaluate(
     TypeError
         If the probabilities are not numeric.
     BinomlabError
-        If `params` is not a non-negative integer.
+        If `params` is not a non-negative integer, or `data` is a path to a file that is not
+        a grouped parquet file.
     """
+    data = require_grouped(data)
     trials, successes = counts(data)
     proba = resolve_proba(data, proba_or_fitted)
 
@@ -142,7 +152,7 @@ def evaluate(
     }
 
 
-def expected_calibration_error(data: Grouped, proba: Any, *, bins: int = 10) -> float:
+def expected_calibration_error(data: GroupedSource, proba: Any, *, bins: int = 10) -> float:
     """Expected calibration error on uniform bins of the predicted probability.
 
     Group ``i`` falls in bin ``min(floor(bins · p_i), bins - 1)``; the error is
@@ -152,8 +162,8 @@ def expected_calibration_error(data: Grouped, proba: Any, *, bins: int = 10) -> 
 
     Parameters
     ----------
-    data : Grouped
-        The grouped counts.
+    data : Grouped or path
+        The grouped counts, as :func:`evaluate` takes them.
     proba : array-like of shape [groups] or fitted model
         Probabilities, or an object with ``predict_proba(data)``.
     bins : int, default 10
@@ -168,10 +178,11 @@ def expected_calibration_error(data: Grouped, proba: Any, *, bins: int = 10) -> 
     ------
     BinomlabError
         If `bins` is not an integer >= 1.
-    InvalidProbabilityError, EmptyDataError, TypeError
+    NotGroupedError, InvalidProbabilityError, EmptyDataError, TypeError
         As :func:`evaluate`.
     """
     check_bins(bins)
+    data = require_grouped(data)
     trials, successes = counts(data)
     p = resolve_proba(data, proba)
     return _ece(trials.astype(np.float64), successes.astype(np.float64), p, bins=bins)

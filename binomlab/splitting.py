@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from binomlab._checks import check_fraction
 from binomlab.errors import BinomlabError
 
 __all__ = ["draw_rows", "fold_sizes", "test_size"]
@@ -26,11 +27,10 @@ def test_size(test: float, trials: int) -> int:
     Raises
     ------
     BinomlabError
-        ``test`` is not a number strictly between 0 and 1, or it leaves one part empty.
+        ``test`` is not a number strictly between 0 and 1 (Python or NumPy), or it leaves one
+        part empty.
     """
-    if isinstance(test, bool) or not isinstance(test, int | float) or not 0 < test < 1:
-        msg = f"test must be a fraction strictly between 0 and 1. Received: test={test!r}"
-        raise BinomlabError(msg)
+    test = check_fraction(test, name="test")
     m = int(np.floor(test * trials + 0.5))
     if m == 0 or m == trials:
         part = "test" if m == 0 else "train"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,12 @@ import polars as pl
 
 from binomlab import backends as _backends
 from binomlab import glm
+from binomlab._checks import check_callables, check_names
 from binomlab.backends.lbfgs import caller_level
 from binomlab.backends.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
 from binomlab.encoding import Encoder
 from binomlab.errors import AliasedColumnsWarning, BinomlabError, ColumnNotFoundError
-from binomlab.grouped import Grouped
+from binomlab.grouped import Grouped, require_grouped
 from binomlab.nll import sigmoid
 from binomlab.specs import Logistic, ModelSpec, parse_spec
 
@@ -147,11 +148,12 @@ class Fitted(glm.GLMResults):
         """How φ was learned, ``"scalar"`` or ``"network"``; None for the binomial loss."""
         return self.config.phi if self.loss == "beta-binomial" else None
 
-    def predict_phi(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray | None:
+    def predict_phi(self, data: Any) -> np.ndarray | None:
         """The beta-binomial concentration φ, float64 ``[rows]``, one per group or row of
         ``data`` (the same value everywhere for ``phi="scalar"``); None for the binomial.
 
-        The intra-group correlation is ``ρ = 1 / (1 + φ)``.
+        ``data`` is what :meth:`predict_proba` takes. The intra-group correlation is
+        ``ρ = 1 / (1 + φ)``.
         """
         from binomlab.betabinomial import phi_from_log
 
@@ -159,22 +161,32 @@ class Fitted(glm.GLMResults):
         return None if log_phi is None else phi_from_log(log_phi)
 
     def predict_interval(
-        self, data: Grouped | pl.DataFrame | pl.LazyFrame, n: Any, *, level: float = 0.95
+        self, data: Any, n: Any, *, level: float = 0.95
     ) -> tuple[np.ndarray, np.ndarray]:
         """Predictive interval for the successes out of ``n`` trials in each row of ``data``.
 
         Beta-binomial with the learned φ (each row's own with ``phi="network"``) for that
         loss, binomial otherwise; see :func:`binomlab.betabinomial.predictive_interval`.
+        ``data`` is what :meth:`predict_proba` takes, read once.
 
         Returns
         -------
         (lower, upper)
             int64 ``[rows]``.
-        """
-        from binomlab.betabinomial import predictive_interval
 
-        proba = self.predict_proba(data)
-        return predictive_interval(proba, n, phi=self.predict_phi(data), level=level)
+        Raises
+        ------
+        BinomlabError
+            ``level`` is not a fraction in (0, 1), ``n`` not whole numbers >= 0, and as
+            :meth:`predict_proba`.
+        """
+        from binomlab.betabinomial import phi_from_log, predictive_interval
+
+        X = self.encoder.transform(data)
+        proba = sigmoid(np.asarray(self.network.predict_logits(X), np.float64))
+        log_phi = self.network.predict_log_phi(X)
+        phi = None if log_phi is None else phi_from_log(log_phi)
+        return predictive_interval(proba, n, phi=phi, level=level)
 
     @property
     def best_epoch_(self) -> int:
@@ -192,17 +204,30 @@ class Fitted(glm.GLMResults):
         """Epochs (or L-BFGS iterations) run."""
         return self.history.height
 
-    def predict_logits(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
-        """Logits, float64 ``[rows]``, for a Grouped or a frame of raw feature columns."""
+    def predict_logits(self, data: Any) -> np.ndarray:
+        """Logits, float64 ``[rows]``, for what :meth:`predict_proba` takes."""
         return np.asarray(self.network.predict_logits(self.encoder.transform(data)), np.float64)
 
-    def predict_proba(self, data: Grouped | pl.DataFrame | pl.LazyFrame) -> np.ndarray:
+    def predict_proba(self, data: Any) -> np.ndarray:
         """Success probabilities, float64 ``[rows]``, one per group or row of ``data``.
+
+        Parameters
+        ----------
+        data
+            A :class:`~binomlab.Grouped`, or raw rows holding the feature columns in any
+            source :func:`binomlab.group` reads: a Polars DataFrame or LazyFrame, a pandas
+            DataFrame, a pyarrow Table, an object with ``__arrow_c_stream__``, a dict of
+            columns, or a path, glob or list of parquet / CSV / NDJSON files (see
+            :meth:`binomlab.Encoder.transform`). It is never changed.
 
         Raises
         ------
         ColumnNotFoundError
             A feature column is missing from ``data``.
+        UnsupportedDataError
+            ``data`` is no table binomlab reads, e.g. a numpy array (pass named columns).
+        UnseenValueError, BinsMismatchError, BinomlabError
+            As :meth:`binomlab.Encoder.transform`.
         """
         return sigmoid(self.predict_logits(data))
 
@@ -226,6 +251,8 @@ class Fitted(glm.GLMResults):
         raw = coef.copy()
         raw_intercept = intercept
         for feature, (mean, scale) in self.encoder.standardisation().items():
+            if feature not in names:  # its column was aliased (a constant) and dropped
+                continue
             j = names.index(feature)
             raw[j] = coef[j] / scale
             raw_intercept -= coef[j] * mean / scale
@@ -237,11 +264,18 @@ class Fitted(glm.GLMResults):
             }
         )
 
-    def export(self, path: str | Path, *, formats: Iterable[str] = ("onnx", "native")) -> Path:
-        """Write the model to the directory ``path``; see :func:`binomlab.export.export_model`."""
+    def export(
+        self,
+        path: str | Path,
+        *,
+        formats: str | Iterable[str] = ("onnx", "native"),
+        overwrite: bool = False,
+    ) -> Path:
+        """Write the model to the directory ``path`` (``overwrite=True`` replaces a non-empty
+        one); see :func:`binomlab.export.export_model`."""
         from binomlab.export import export_model
 
-        return export_model(self, path, formats=formats)
+        return export_model(self, path, formats=formats, overwrite=overwrite)
 
     def __repr__(self) -> str:
         row = self.kept_epoch()
@@ -268,21 +302,8 @@ class _Progress:
     """The one callback the core's loop calls: records the history, fans out to the user's
     callbacks (all of them are called; any False stops training)."""
 
-    def __init__(self, callbacks: Iterable[ProgressCallback]) -> None:
-        if callable(callbacks):  # one callback on its own
-            callbacks = [callbacks]
-        try:
-            callbacks = list(callbacks)
-        except TypeError:
-            callbacks = [callbacks]
-        bad = [c for c in callbacks if not callable(c)]
-        if bad:
-            msg = (
-                "Expected callbacks to be a list of callables callback(epoch, metrics) -> "
-                f"continue?. Received: {bad[0]!r} in callbacks"
-            )
-            raise BinomlabError(msg)
-        self.callbacks = list(callbacks)
+    def __init__(self, callbacks: Iterable[ProgressCallback] | ProgressCallback) -> None:
+        self.callbacks = check_callables(callbacks, name="callbacks")
         self.rows: list[dict[str, Any]] = []
         self.last = time.perf_counter()
 
@@ -310,9 +331,7 @@ class _Progress:
 def _check_val(train: Grouped, val: Grouped | None) -> None:
     if val is None:
         return
-    if not isinstance(val, Grouped):
-        msg = f"val must be a Grouped (e.g. from g.split()). Received: {type(val).__name__}"
-        raise TypeError(msg)
+    require_grouped(val, name="val", files=False)
     missing = [f for f in train.features if f not in val.frame.columns]
     if missing:
         raise ColumnNotFoundError.from_missing_and_available(
@@ -336,15 +355,13 @@ def resolve(
 
     Raises
     ------
-    TypeError
-        ``train`` is not a Grouped.
+    NotGroupedError
+        ``train`` is not a Grouped (raw rows: the message says how to group them); also a
+        ``TypeError``.
     BackendNotFoundError, BinomlabError
         As :func:`fit`.
     """
-    if not isinstance(train, Grouped):
-        kind = type(train).__name__
-        msg = f"train must be a Grouped (from bl.group or bl.from_counts). Received: {kind}"
-        raise TypeError(msg)
+    require_grouped(train, name="train", files=False)
     spec = parse_spec(model)
     engine = _backends.get(backend)
     fields = {name: config.pop(name) for name in _CONFIG_FIELDS if name in config}
@@ -371,7 +388,7 @@ def fit(
     tolerance: float = 1e-8,
     loss: str = "binomial",
     phi: str = "scalar",
-    callbacks: Iterable[Callable[[int, Mapping[str, float]], bool | None]] = (),
+    callbacks: Iterable[ProgressCallback] | ProgressCallback = (),
     reference: Mapping[str, Any] | None = None,
     min_frequency: int | Mapping[str, int] | None = None,
     unseen: str = "error",
@@ -383,16 +400,17 @@ def fit(
     Parameters
     ----------
     train
-        The training groups.
+        The training groups, a :class:`~binomlab.Grouped` (raw rows are refused with the
+        ``bl.group`` call that groups them).
     model
         ``"logistic"``, ``"mlp"``, ``"mlp:64,32"``, :class:`~binomlab.Logistic` or
         :class:`~binomlab.MLP`.
     backend
         A registry name (see :func:`binomlab.backends.available`), a Backend class or instance.
     val
-        Validation groups; their per-trial NLL is reported each epoch. With adam/adamw it
-        picks the best epoch (and drives ``early_stopping``); lbfgs only records it and runs
-        to the maximum-likelihood optimum.
+        Validation groups (a Grouped); their per-trial NLL is reported each epoch. With
+        adam/adamw it picks the best epoch (and drives ``early_stopping``); lbfgs only
+        records it and runs to the maximum-likelihood optimum.
     epochs, batch_size, lr
         None means the defaults: 20 epochs of 1,024 groups at lr 1e-2 for adam/adamw; for
         lbfgs at most 500 iterations on the full batch, no learning rate (see
@@ -404,7 +422,8 @@ def fit(
         ``"adam"``, ``"adamw"`` or ``"lbfgs"``; None picks ``"lbfgs"`` for the logistic spec
         (full batch, to the maximum-likelihood estimate) and ``"adam"`` otherwise.
     seed
-        Same data, spec, backend and seed give identical predictions.
+        An integer in [0, 2**32) (a NumPy integer too). Same data, spec, backend and seed
+        give identical predictions.
     early_stopping
         adam/adamw: stop after this many epochs without improvement of the monitored NLL
         (``val_nll``, else the training objective).
@@ -421,9 +440,9 @@ def fit(
         varies with the features (``fitted.predict_phi(data)``; the ONNX export gets a
         second output ``log_phi``).
     callbacks
-        ``callback(epoch, metrics) -> continue?`` called after every epoch with ``train_nll``,
-        ``val_nll`` (if any) and ``seconds``; returning False stops training, keeping the best
-        weights so far.
+        One callable or a list of them, ``callback(epoch, metrics) -> continue?``, called
+        after every epoch with ``train_nll``, ``val_nll`` (if any) and ``seconds``; returning
+        False stops training, keeping the best weights so far.
     reference
         ``{feature: level}``: the reference level of a feature in the logistic spec's
         treatment coding (default: its first level in sort order; a null sorts first).
@@ -431,7 +450,8 @@ def fit(
         Pool the levels with fewer training trials than this (an int, or ``{feature: int}``)
         into one trained level, ``<other>``.
     features
-        Train on these features of ``train`` only (default: all of them). The groups stay
+        A name or a list of names: train on these features of ``train`` only (default: all
+        of them). The groups stay
         ``train``'s, so nested models fitted on the same data can be compared
         (:func:`binomlab.lrt`) and their degrees of freedom are ``groups − rank`` of
         ``train``.
@@ -453,6 +473,11 @@ def fit(
     TrainingDivergedError
         A loss became NaN or infinite, or the training NLL rose far above the base-rate
         model's (:data:`~binomlab.backends.loop.DIVERGENCE_RULE`; the message names the epoch).
+    NotGroupedError
+        ``train`` or ``val`` is not a Grouped (also a ``TypeError``).
+    BinomlabError
+        Invalid arguments (a seed, a callback that is not callable, features that are not
+        names of ``train``'s features, ...), each named with the value received.
 
     Warns
     -----
@@ -461,8 +486,6 @@ def fit(
         its tolerance.
     PerfectSeparationWarning
         The logistic fit separates some groups perfectly: the MLE does not exist.
-    BinomlabError, TypeError
-        Invalid arguments, each named with the value received.
     """
     spec, engine, config = resolve(
         train,
@@ -480,17 +503,21 @@ def fit(
         phi=phi,
         **options,
     )
+    progress = _Progress(callbacks)  # checked at the door, before any work
     used = _feature_subset(train, features)
     _check_val(used, val)
     encoding = {"reference": reference, "min_frequency": min_frequency, "unseen": unseen}
     design = "treatment" if isinstance(spec, Logistic) else "one-hot"
     encoder = Encoder.fit(used, design=design, **encoding)
-    dtype = np.float64 if config.deterministic else np.float32  # the GLM drivers: exact inputs
+    # the binomial GLM's drivers get exact (float64) standardised numbers, as statsmodels does;
+    # networks, and the beta-binomial (whose NLL near φ's cap amplifies any rounding), the
+    # float32 inputs they predict from
+    glm_fit = config.deterministic and config.loss == "binomial"
+    dtype = np.float64 if glm_fit else np.float32
     train_arrays = train_data(encoder, used, dtype)
     if design == "treatment":
         encoder, train_arrays = _drop_aliased(encoder, train_arrays)
     val_arrays = None if val is None else train_data(encoder, val, dtype)
-    progress = _Progress(callbacks)
     start = time.perf_counter()
     progress.last = start
     network = engine.fit(train_arrays, val_arrays, spec, config, progress)
@@ -518,12 +545,12 @@ def _feature_subset(train: Grouped, features: Iterable[str] | None) -> Grouped:
     """``train`` seen through a subset of its features (its groups unmerged)."""
     if features is None:
         return train
-    names = (features,) if isinstance(features, str) else tuple(features)
+    names = check_names(features, name="features")
     unknown = [f for f in names if f not in train.features]
-    if unknown or not names:
+    if unknown or not names or len(set(names)) != len(names):
         msg = (
-            f"Expected features to be a non-empty subset of the training features "
-            f"{list(train.features)}. Received: features={list(names)!r}"
+            "Expected features to be a non-empty subset (each named once) of the training "
+            f"features {list(train.features)}. Received: features={list(names)!r}"
         )
         raise BinomlabError(msg)
     bins = {f: e for f, e in train.bins.items() if f in names}
@@ -566,8 +593,9 @@ def _in_sample(
         if config.phi == "network" and config.loss == "beta-binomial":
             rank = None
     stats = glm.in_sample(train, proba, rank)
-    if config.loss != "binomial":
-        stats = dataclasses.replace(stats, aic=float("nan"), bic=float("nan"))
+    if config.loss != "binomial":  # the binomial likelihood of the means is not this model's
+        nan = float("nan")
+        stats = dataclasses.replace(stats, log_likelihood=nan, aic=nan, bic=nan)
     note = glm.summary_refusal(
         spec.kind, config.loss, config.optimizer, config.weight_decay, network.stop_reason
     )

@@ -123,8 +123,8 @@ def test_file_errors(tmp_path) -> None:
     (tmp_path / "rows.xlsx").write_text("x")
     with pytest.raises(bl.BinomlabError, match=r"unknown file type '\.xlsx'"):
         bl.group(tmp_path / "rows.xlsx", ["a"], "y")
-    with pytest.raises(TypeError, match=r"Cannot read data of type builtins\.dict"):
-        bl.group({"a": [1]}, ["a"], "y")
+    with pytest.raises(TypeError, match=r"Cannot read data of type builtins\.int"):
+        bl.group(42, ["a"], "y")
 
 
 # --- labels ----------------------------------------------------------------------------------

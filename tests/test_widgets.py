@@ -275,30 +275,119 @@ def test_a_failing_fit_is_shown_in_the_app(split) -> None:
     lab = Lab(train, val)
     panel = lab.train_panel
     panel.backend.value = "reference"
-    panel.model.value = "mlp"
-    panel.hidden.value = "8"
+
+    def broken(epoch, metrics):
+        raise RuntimeError("the callback broke")
+
+    panel.callbacks.append(broken)
     panel.train_button.click()
     assert panel.wait(60)
-    assert isinstance(panel.last_error, bl.BinomlabError)
-    assert "The reference backend builds the specs (&#x27;logistic&#x27;,)" in panel.error.value
+    assert isinstance(panel.last_error, RuntimeError)
+    assert "RuntimeError: the callback broke" in panel.error.value
     assert "binomlab-error" in panel.error.value
     assert panel.progress.bar_style == "danger"
     assert lab.models == {}
-    assert lab.state.runs[-1]["error"].startswith("BinomlabError: The reference backend")
-    # bad layer widths are refused before any thread starts
-    panel.backend.value = PLUGINS[0] if PLUGINS else "reference"
-    panel.hidden.value = "8,wide"
-    panel.train_button.click()
-    assert lab.state.runs[-1]["error"].startswith("BinomlabError")  # no new run was recorded
-    assert len(lab.state.runs) == 1
-    assert "layer widths after &#x27;mlp:&#x27;" in panel.error.value
+    assert lab.state.runs[-1]["error"] == "RuntimeError: the callback broke"
+    assert not panel.train_button.disabled  # the inputs are valid: Train again
     # a correct run clears the error
-    panel.backend.value = "reference"
-    panel.model.value = "logistic"
+    panel.callbacks.clear()
     panel.train_button.click()
     assert panel.wait(60)
     assert panel.error.value == "" and panel.last_error is None
     assert list(lab.models) == ["logistic/reference"]
+
+
+ADAM = [n for n in BACKENDS if "adam" in bl.backends.get(n).optimizers]
+NO_ADAM = pytest.mark.skipif(not ADAM, reason="no installed backend has adam")
+BAD_NUMBERS = [
+    pytest.param("reference", "epochs", 0, "Expected epochs to be a positive integer", id="epochs"),
+    pytest.param("reference", "seed", -1, "Expected seed to be", id="seed"),
+    pytest.param("adam", "lr", -1.0, "Expected lr to be a positive finite number", id="lr",
+                 marks=NO_ADAM),
+    pytest.param("adam", "batch_size", 0, "Expected batch_size to be a positive integer",
+                 id="batch_size", marks=NO_ADAM),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("backend", "field", "bad", "message"), BAD_NUMBERS)
+def test_bad_numbers_are_refused_not_clamped(split, backend, field, bad, message) -> None:
+    train, val = split
+    lab = Lab(train, val)
+    panel = lab.train_panel
+    panel.backend.value = ADAM[0] if backend == "adam" else backend
+    if backend == "adam":
+        panel.optimizer.value = "adam"
+    widget = getattr(panel, field)
+    good = widget.value
+    widget.value = bad
+    assert widget.value == bad  # kept as typed, not clamped to a valid value
+    assert message in panel.field_errors[field].value
+    assert set(panel.problems()) == {field}
+    assert panel.train_button.disabled
+    panel.train_button.click()  # a click from code is refused as well
+    assert not panel.running
+    assert isinstance(panel.last_error, bl.BinomlabError)
+    assert message in panel.error.value
+    assert lab.models == {} and lab.state.runs == []
+    # fixed: the errors beside the field and in the box go, Train comes back
+    widget.value = good
+    assert panel.field_errors[field].value == ""
+    assert panel.error.value == "" and panel.last_error is None
+    assert not panel.train_button.disabled
+    if backend == "reference":
+        name = _train(panel, timeout=60)
+        assert list(lab.models) == [name]
+
+
+def test_only_what_the_backend_can_train_is_offered(split) -> None:
+    train, val = split
+    panel = TrainPanel(train, val)
+    panel.backend.value = "reference"
+    assert list(panel.model.options) == [("logistic regression", "logistic")]
+    with pytest.raises(Exception, match="Invalid selection"):
+        panel.model.value = "mlp"
+    assert list(panel.optimizer.options) == ["auto", "newton", "lbfgs"]
+    for name in PLUGINS:
+        engine = bl.backends.get(name)
+        panel.backend.value = name
+        assert [kind for _, kind in panel.model.options] == list(engine.specs)
+        panel.model.value = "logistic"
+        if {"newton", "beta-binomial"} <= {*engine.optimizers, *engine.losses}:
+            panel.optimizer.value = "newton"
+            panel.loss.value = "beta-binomial"  # newton fits the binomial GLM only
+            assert "newton" not in panel.optimizer.options
+            assert panel.optimizer.value == "auto" and panel.problems() == {}
+            panel.loss.value = "binomial"
+        panel.model.value = "mlp"
+        assert list(panel.optimizer.options) == [
+            "auto",
+            *(o for o in engine.optimizers if o != "newton"),
+        ]
+        # a backend without the MLP falls back to the logistic spec
+        panel.backend.value = "reference"
+        assert panel.model.value == "logistic" and panel.problems() == {}
+
+
+@pytest.mark.skipif(not PLUGINS, reason="the MLP needs a plugin backend")
+def test_bad_hidden_layers_are_refused_until_fixed(split) -> None:
+    train, val = split
+    lab = Lab(train, val)
+    panel = lab.train_panel
+    panel.backend.value = PLUGINS[0]
+    panel.model.value = "mlp"
+    panel.hidden.value = "8,wide"
+    assert "layer widths after &#x27;mlp:&#x27;" in panel.field_errors["hidden"].value
+    assert panel.train_button.disabled
+    panel.train_button.click()
+    assert "hidden layers: Expected layer widths" in panel.error.value
+    assert lab.state.runs == [] and lab.models == {}
+    panel.hidden.value = "8"
+    assert panel.field_errors["hidden"].value == "" and panel.error.value == ""
+    assert panel.fit_options()["model"] == bl.MLP(hidden=(8,))
+    # the logistic spec has no hidden layers: their text no longer matters
+    panel.hidden.value = "nonsense"
+    panel.model.value = "logistic"
+    assert panel.problems() == {} and not panel.train_button.disabled
 
 
 def test_names_stay_unique(split) -> None:

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from binomlab._checks import check_seed
 from binomlab.backends import lbfgs, loop, newton
 from binomlab.errors import BinomlabError
 from binomlab.specs import ModelSpec
@@ -227,13 +228,6 @@ class TrainConfig:
                 f"loss='beta-binomial'. Received: loss={self.loss!r}"
             )
             raise BinomlabError(msg)
-        if optimizer == "newton" and (spec.kind != "logistic" or self.loss != "binomial"):
-            msg = (
-                "optimizer='newton' fits the logistic spec with the binomial loss (the GLM); "
-                f"use optimizer='lbfgs' or 'adam' here. Received: model={str(spec)!r}, "
-                f"loss={self.loss!r}"
-            )
-            raise BinomlabError(msg)
         for option, value, allowed in (
             ("optimizer", optimizer, backend.optimizers),
             ("loss", self.loss, backend.losses),
@@ -252,19 +246,20 @@ class TrainConfig:
                 "Pick another backend, e.g. backend='lightning'."
             )
             raise BinomlabError(msg)
+        if optimizer == "newton" and (spec.kind != "logistic" or self.loss != "binomial"):
+            msg = (
+                "optimizer='newton' fits the logistic spec with the binomial loss (the GLM); "
+                f"use optimizer='lbfgs' or 'adam' here. Received: model={str(spec)!r}, "
+                f"loss={self.loss!r}"
+            )
+            raise BinomlabError(msg)
         epochs = _positive_int("epochs", self.epochs)
         batch_size = _positive_int("batch_size", self.batch_size)
         early_stopping = _positive_int("early_stopping", self.early_stopping)
         lr = _positive_real("lr", self.lr) if self.lr is not None else None
         weight_decay = _positive_real("weight_decay", self.weight_decay, zero=True)
         tolerance = _positive_real("tolerance", self.tolerance)
-        if (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, numbers.Integral)
-            or not 0 <= self.seed < 2**32
-        ):
-            msg = f"Expected seed to be an integer in [0, 2**32). Received: seed={self.seed!r}"
-            raise BinomlabError(msg)
+        seed = check_seed(self.seed, name="seed", bits=32)
         if not isinstance(self.options, Mapping):
             msg = f"Expected options to be a mapping. Received: options={self.options!r}"
             raise BinomlabError(msg)
@@ -297,7 +292,7 @@ class TrainConfig:
             lr=lr,
             weight_decay=weight_decay,
             optimizer=optimizer,
-            seed=int(self.seed),
+            seed=seed,
             early_stopping=early_stopping,
             tolerance=tolerance,
             options=dict(self.options),
@@ -321,7 +316,8 @@ def default_optimizer(
         for optimizer in ("newton",) * (loss == "binomial") + ("lbfgs",):
             if optimizer in backend.optimizers:
                 return optimizer
-    return backend.optimizers[0]
+    others = [o for o in backend.optimizers if o != "newton"]  # newton fits the GLM only
+    return others[0] if others else backend.optimizers[0]
 
 
 def _json_scalar(value: Any) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from functools import cache, lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
+from binomlab._checks import check_bool
 from binomlab.backends.protocol import Backend
 from binomlab.errors import BackendNotFoundError
 
@@ -55,9 +56,14 @@ def available(*, check: bool = False) -> list[str]:
 
     With ``check=True`` every plugin is imported, and one that fails to load is left out with
     a :class:`RuntimeWarning` instead of an error.
+
+    Raises
+    ------
+    BinomlabError
+        ``check`` is not True or False.
     """
     names = sorted({*_BUILTIN, *_entry_points()})
-    if not check:
+    if not check_bool(check, name="check"):
         return names
     ok = []
     for name in names:

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from binomlab._checks import check_bool
 from binomlab.errors import BinomlabError, ColumnNotFoundError, InvalidLabelError
 from binomlab.grouped import check_feature_names
 
@@ -41,15 +42,20 @@ def check_feature_dtypes(schema: pl.Schema, features: Sequence[str]) -> None:
             raise BinomlabError(msg)
 
 
-def check_group_arguments(features: str | Sequence[str], label: Any) -> tuple[str, ...]:
-    """Normalise ``features`` and check ``label`` is a name that is not also a feature.
+def check_group_arguments(
+    features: str | Sequence[str], label: Any, *, drop_null_labels: Any = False
+) -> tuple[str, ...]:
+    """Normalise ``features``, check ``label`` is a name that is not also a feature and
+    ``drop_null_labels`` a bool.
 
     Raises
     ------
     BinomlabError
         Bad feature names (see :func:`~binomlab.grouped.check_feature_names`), a label that
-        is not a string, or the label also listed as a feature.
+        is not a string, the label also listed as a feature, or a ``drop_null_labels`` that
+        is not True or False (``"no"`` is refused, not taken as true).
     """
+    check_bool(drop_null_labels, name="drop_null_labels")
     features = check_feature_names(features)
     if not isinstance(label, str):
         msg = f"label must be a column name. Received: label={label!r}"

@@ -9,7 +9,7 @@ import polars as pl
 
 from binomlab import binning
 from binomlab.errors import BinomlabError, EmptyDataError, InvalidCountsError
-from binomlab.grouped import Grouped, check_feature_names
+from binomlab.grouped import MAX_COUNT, Grouped, check_feature_names, total_overflows
 from binomlab.grouping.checks import BinsArg, check_columns, check_feature_dtypes
 from binomlab.grouping.sources import to_lazy
 
@@ -22,6 +22,15 @@ def _first_bad(frame: pl.DataFrame, condition: pl.Expr, column: str) -> tuple[in
     return int(bad["_row"][0]), bad[column][0], bad.height
 
 
+def _beyond_int64(col: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Values an Int64 cannot hold (only unsigned 64-bit, float and decimal columns have any)."""
+    if dtype == pl.UInt64:
+        return col > pl.lit(MAX_COUNT, dtype=pl.UInt64)
+    if dtype.is_float() or dtype.is_decimal():
+        return col.cast(pl.Float64) >= 2.0**63
+    return pl.lit(False)
+
+
 def _check_counts(frame: pl.DataFrame, trials: str, successes: str) -> None:
     for column in (trials, successes):
         dtype = frame.schema[column]
@@ -30,15 +39,18 @@ def _check_counts(frame: pl.DataFrame, trials: str, successes: str) -> None:
             raise InvalidCountsError(msg)
         col = pl.col(column)
         checks: list[tuple[pl.Expr, str]] = [(col.is_null(), "null")]
-        if dtype.is_float():
-            checks.append((~col.is_finite() | (col != col.floor()), "not a whole number"))
+        if dtype.is_float() or dtype.is_decimal():
+            whole = col.cast(pl.Float64)
+            checks.append((~whole.is_finite() | (whole != whole.floor()), "not a whole number"))
         checks.append((col < 0, "negative"))
+        checks.append((_beyond_int64(col, dtype), f"beyond Int64 (above {MAX_COUNT:,})"))
         for condition, what in checks:
             if frame.select(condition.any()).item():
                 row, value, count = _first_bad(frame, condition, column)
                 msg = (
                     f"Count column {column!r} is {what} in {count:,} rows "
-                    f"(first at row {row}: {value!r}); counts must be whole numbers >= 0."
+                    f"(first at row {row}: {value!r}); counts must be whole numbers in "
+                    f"[0, 2**63 - 1]."
                 )
                 raise InvalidCountsError(msg)
     over = pl.col(successes) > pl.col(trials)
@@ -47,6 +59,12 @@ def _check_counts(frame: pl.DataFrame, trials: str, successes: str) -> None:
         msg = (
             f"Successes {successes!r} exceed trials {trials!r} in {count:,} rows (first at row "
             f"{row}: {successes}={value!r} > {trials}={frame[trials][row]!r})."
+        )
+        raise InvalidCountsError(msg)
+    if frame.select(total_overflows(trials)).item():
+        msg = (
+            f"The trials {trials!r} sum to more than {MAX_COUNT:,} (2**63 - 1), beyond what "
+            "the Int64 counts of a Grouped hold."
         )
         raise InvalidCountsError(msg)
     empty = pl.col(trials) == 0
@@ -89,8 +107,8 @@ def from_counts(
     ColumnNotFoundError
         A feature or count column is missing.
     InvalidCountsError
-        A count that is null, negative, not a whole number, successes above trials, or zero
-        trials.
+        A count that is null, negative, not a whole number, beyond Int64 (above 2**63 - 1),
+        successes above trials, zero trials, or trials that sum beyond Int64.
     EmptyDataError
         No rows.
     """

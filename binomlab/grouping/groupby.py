@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from binomlab import binning
+from binomlab._checks import check_bool
 from binomlab.errors import EmptyDataError
 from binomlab.grouped import Grouped
 from binomlab.grouping import dense_keys
@@ -54,9 +55,11 @@ def group(
     Parameters
     ----------
     data
-        Raw rows: a Polars DataFrame/LazyFrame, pandas DataFrame, pyarrow Table, or a path,
-        glob or list of parquet/CSV/NDJSON files (scanned lazily, in streaming batches). A
-        Spark DataFrame is grouped by Spark and only the groups are collected (see
+        Raw rows: a Polars DataFrame/LazyFrame, pandas DataFrame, pyarrow Table, an object
+        with ``__arrow_c_stream__``, a dict of columns ``{name: values}``, or a path, glob or
+        list of parquet/CSV/NDJSON files (scanned lazily, in streaming batches): see
+        :func:`binomlab.grouping.sources.to_lazy`. It is never changed. A Spark DataFrame
+        is grouped by Spark and only the groups are collected (see
         :func:`binomlab.grouping.spark.group_spark`); for a table in a SQL database use
         :func:`binomlab.group_sql`.
     features
@@ -72,7 +75,8 @@ def group(
         ``{"col": 10}`` for 10 quantile bins, or ``{"col": [0, 500, 1000, 5000]}`` for
         explicit edges (see :mod:`binomlab.binning`). The edges are kept on the result.
     drop_null_labels
-        Leave out rows whose label is null instead of raising.
+        True or False (or a NumPy bool): leave out rows whose label is null instead of
+        raising.
 
     Returns
     -------
@@ -90,10 +94,13 @@ def group(
     EmptyDataError
         No rows.
     BinomlabError
-        Bad feature names (none, duplicates, ``n`` or ``k``), the label also listed as a
-        feature, or bad ``bins``.
-    TypeError
-        ``data`` is not a kind of source binomlab reads.
+        Bad feature names (none, duplicates, ``n`` or ``k``, not strings), the label also
+        listed as a feature, bad ``bins``, or a ``drop_null_labels`` that is not a bool.
+    UnsupportedDataError
+        ``data`` is not a kind of source binomlab reads (a numpy array: pass named columns);
+        also a ``TypeError``.
+    FileNotFoundError
+        A path or glob that names no file.
     """
     if is_spark_dataframe(data):
         from binomlab.grouping.spark import group_spark
@@ -106,7 +113,7 @@ def group(
             bins=bins,
             drop_null_labels=drop_null_labels,
         )
-    features = check_group_arguments(features, label)
+    features = check_group_arguments(features, label, drop_null_labels=drop_null_labels)
     lf = to_lazy(data)
     schema = lf.collect_schema()
     check_group_schema(schema, features, label)
@@ -224,8 +231,9 @@ def group_files(
     summed and folded once, so the result (and every error) equals ``group(paths, ...)``.
     Quantile bins are computed over all files first.
     """
+    check_bool(progress, name="progress")
     files = expand_paths(paths)
-    features = check_group_arguments(features, label)
+    features = check_group_arguments(features, label, drop_null_labels=drop_null_labels)
     everything = to_lazy(files)
     schema = everything.collect_schema()
     check_group_schema(schema, features, label)

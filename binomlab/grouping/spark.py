@@ -89,7 +89,7 @@ def group_spark(
     BinomlabError
         Bad feature names, the label also listed as a feature, or ``bins`` given.
     """
-    features = check_group_arguments(features, label)
+    features = check_group_arguments(features, label, drop_null_labels=drop_null_labels)
     if bins:
         msg = (
             f"bins={dict(bins)!r} is not supported for a Spark DataFrame: bin the column in "

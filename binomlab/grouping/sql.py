@@ -255,7 +255,7 @@ def group_sql(
     Errors raised by the database or its driver (a missing table, a syntax error in the
     query, a refused connection) are passed on unchanged.
     """
-    features = check_group_arguments(features, label)
+    features = check_group_arguments(features, label, drop_null_labels=drop_null_labels)
     with _connect(connection) as (read, quote):
         source = _source_sql(query_or_table, quote)
         schema = read(f"select * from {source} where 1 = 0").schema

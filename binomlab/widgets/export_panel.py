@@ -35,8 +35,9 @@ class ExportPanel(Panel):
 
     Attributes
     ----------
-    model, formats, folder
-        The inputs (``formats`` holds a tuple for ``Fitted.export``).
+    model, formats, folder, overwrite
+        The inputs (``formats`` holds a tuple for ``Fitted.export``; ``overwrite`` replaces a
+        folder that already holds files, else exporting there is refused).
     last_path
         The directory written by the last export, or None.
     last_error
@@ -69,6 +70,9 @@ class ExportPanel(Panel):
             style=style,
             layout=widgets.Layout(width="360px"),
         )
+        self.overwrite = widgets.Checkbox(
+            value=False, description="replace the folder if it holds an export", indent=False
+        )
         self.export_button = widgets.Button(
             description="Export", button_style="primary", icon="download"
         )
@@ -80,6 +84,7 @@ class ExportPanel(Panel):
             self.model,
             self.formats,
             self.folder,
+            self.overwrite,
             self.export_button,
             self.result,
             self.error,
@@ -109,7 +114,9 @@ class ExportPanel(Panel):
             if name is None:
                 msg = "No model to export: train one first."
                 raise ValueError(msg)
-            path = self.state.models[name].export(self.destination(), formats=self.formats.value)
+            path = self.state.models[name].export(
+                self.destination(), formats=self.formats.value, overwrite=self.overwrite.value
+            )
         except Exception as err:
             self._show_error(err)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -10,11 +11,16 @@ from typing import Any
 import ipywidgets as widgets
 
 from binomlab import backends
-from binomlab.backends.protocol import DEFAULT_EPOCHS, DETERMINISTIC, default_optimizer
+from binomlab.backends.protocol import (
+    DEFAULT_EPOCHS,
+    DETERMINISTIC,
+    TrainConfig,
+    default_optimizer,
+)
 from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
 from binomlab.specs import MLP, Logistic, ModelSpec, parse_spec
-from binomlab.training import Fitted, fit
+from binomlab.training import Fitted, fit, resolve
 from binomlab.widgets._render import curve_svg
 from binomlab.widgets.panel import Panel
 from binomlab.widgets.state import LabState
@@ -25,6 +31,18 @@ REDRAW_SECONDS = 0.1  # the curve is redrawn at most this often (and after the l
 FINISHED = ("completed", "converged", "early_stopping", "max_iter", "stalled")
 PHI_SEPARATOR = "/"
 """Joins a loss and its φ model in a choice's value: ``"beta-binomial/network"``."""
+MODEL_LABELS = {"logistic": "logistic regression", "mlp": "MLP"}
+"""The model dropdown's label of each spec kind a backend can list."""
+FIELDS = {
+    "hidden": "hidden layers",
+    "epochs": "epochs",
+    "lr": "learning rate",
+    "batch_size": "batch size",
+    "seed": "seed",
+}
+"""The inputs checked one by one, and their names in messages."""
+OPTIONS = "options"
+"""The key of :meth:`TrainPanel.problems` for a combination of choices that cannot train."""
 
 
 def loss_choices(engine: Any) -> list[tuple[str, str]]:
@@ -34,6 +52,36 @@ def loss_choices(engine: Any) -> list[tuple[str, str]]:
     if "beta-binomial" in dict(choices) and "network" in getattr(engine, "phi_models", ()):
         choices.append(("beta-binomial, φ per group", f"beta-binomial{PHI_SEPARATOR}network"))
     return choices
+
+
+def model_choices(engine: Any) -> list[tuple[str, str]]:
+    """``(label, kind)`` pairs for the model dropdown: the spec kinds the backend builds."""
+    return [(MODEL_LABELS.get(kind, kind), kind) for kind in engine.specs]
+
+
+def optimizer_choices(engine: Any, spec: ModelSpec, loss: str, phi: str) -> list[str]:
+    """The backend's optimizers that can train ``spec`` with ``loss`` and ``phi``, as the
+    core judges it (:meth:`TrainConfig.resolve`): ``"newton"`` only for the logistic spec with
+    the binomial loss."""
+    usable = []
+    for optimizer in engine.optimizers:
+        try:
+            TrainConfig(optimizer=optimizer, loss=loss, phi=phi).resolve(engine, spec, 1)
+        except BinomlabError:
+            continue
+        usable.append(optimizer)
+    return usable
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _field_error_html(message: str) -> str:
+    return (
+        '<span class="binomlab-field-error" style="color:var(--jp-error-color1,#d32f2f);'
+        f'font-size:12px;white-space:pre-wrap">{html.escape(message)}</span>'
+    )
 
 
 class TrainPanel(Panel):
@@ -52,12 +100,19 @@ class TrainPanel(Panel):
     Attributes
     ----------
     backend, model, hidden, loss, optimizer, epochs, lr, batch_size, seed
-        The input widgets; ``loss`` offers the losses the backend trains. ``epochs`` is the
-        number of epochs for Adam/AdamW and the maximum number of iterations for L-BFGS
-        (which stops earlier once converged).
+        The input widgets. ``model`` offers the specs the backend builds, ``loss`` the losses
+        it trains, ``optimizer`` those of its optimizers that apply to the model and loss.
+        ``epochs`` is the number of epochs for Adam/AdamW and the maximum number of
+        iterations for Newton and L-BFGS (which stop earlier once converged). The numbers
+        are not clamped: a value ``bl.fit`` would refuse is shown as an error beside its
+        field (see :meth:`problems`).
+    field_errors
+        ``{field: HTML}``, the error beside each of ``hidden``, ``epochs``, ``lr``,
+        ``batch_size`` and ``seed`` (empty when the value is valid).
     train_button, stop_button
-        Train starts a run (ignored while one runs); Stop ends it after the current epoch,
-        keeping the best weights.
+        Train starts a run; it is disabled, and a click refused with the message, while a run
+        is going or an input is invalid. Stop ends a run after the current epoch, keeping the
+        best weights.
     progress
         ``IntProgress`` whose ``max`` is the epoch (or iteration) budget.
     curve
@@ -65,7 +120,8 @@ class TrainPanel(Panel):
     last_model, last_name
         The last model trained and its name in the state's models.
     last_error
-        The exception of the last failed run (also shown in the panel), or None.
+        The exception of the last failed run or refused click (also shown in the panel), or
+        None; a valid input clears it.
     callbacks
         Extra ``bl.fit`` callbacks added to every run, ``callback(epoch, metrics) -> continue?``.
     """
@@ -93,6 +149,8 @@ class TrainPanel(Panel):
         self._stop = threading.Event()
         self._drawn = 0.0
         self._mode = ""
+        self._updating = False
+        self._problems: dict[str, str] = {}
 
         style = {"description_width": "110px"}
         wide = widgets.Layout(width="300px")
@@ -104,7 +162,7 @@ class TrainPanel(Panel):
             layout=wide,
         )
         self.model = widgets.Dropdown(
-            options=[("logistic regression", "logistic"), ("MLP", "mlp")],
+            options=[(label, kind) for kind, label in MODEL_LABELS.items()],
             value="logistic",
             description="model",
             style=style,
@@ -128,27 +186,18 @@ class TrainPanel(Panel):
             style=style,
             layout=wide,
         )
-        self.epochs = widgets.BoundedIntText(
-            value=DEFAULT_EPOCHS["adam"],
-            min=1,
-            max=100_000,
-            description="epochs",
-            style=style,
-            layout=wide,
+        # unbounded: a Bounded*Text would clamp a bad value silently; problems() reports it
+        self.epochs = widgets.IntText(
+            value=DEFAULT_EPOCHS["adam"], description="epochs", style=style, layout=wide
         )
-        self.lr = widgets.BoundedFloatText(
-            value=0.01,
-            min=1e-6,
-            max=10.0,
-            step=0.001,
-            description="learning rate",
-            style=style,
-            layout=wide,
+        self.lr = widgets.FloatText(
+            value=0.01, step=0.001, description="learning rate", style=style, layout=wide
         )
-        self.batch_size = widgets.BoundedIntText(
-            value=1024, min=1, max=10**9, description="batch size", style=style, layout=wide
+        self.batch_size = widgets.IntText(
+            value=1024, description="batch size", style=style, layout=wide
         )
         self.seed = widgets.IntText(value=0, description="seed", style=style, layout=wide)
+        self.field_errors = {name: widgets.HTML("") for name in FIELDS}
         self.train_button = widgets.Button(
             description="Train", button_style="primary", icon="play", tooltip="Train the model"
         )
@@ -174,35 +223,23 @@ class TrainPanel(Panel):
         self.progress.add_class("binomlab-progress")
         self.status.add_class("binomlab-status")
 
-        self.backend.observe(self._on_backend, names="value")
-        self.model.observe(self._on_options, names="value")
-        self.optimizer.observe(self._on_options, names="value")
+        choices = (self.backend, self.model, self.loss, self.optimizer)
+        for widget in (*choices, *self._inputs().values()):
+            widget.observe(self._on_change, names="value")
         self.train_button.on_click(self._on_train)
         self.stop_button.on_click(self._on_stop)
-        self._on_backend(None)
+        self._on_change(None)
+        self.children = (self._layout(), self.error)
 
+    def _layout(self) -> widgets.HBox:
+        """The form (each number with its error beside it) left of the run's view."""
+        fields = [widgets.HBox([w, self.field_errors[n]]) for n, w in self._inputs().items()]
         form = widgets.VBox(
-            [
-                self.backend,
-                self.model,
-                self.hidden,
-                self.loss,
-                self.optimizer,
-                self.epochs,
-                self.lr,
-                self.batch_size,
-                self.seed,
-            ]
+            [self.backend, self.model, fields[0], self.loss, self.optimizer, *fields[1:]]
         )
-        run = widgets.VBox(
-            [
-                widgets.HBox([self.train_button, self.stop_button]),
-                self.progress,
-                self.status,
-                self.curve_view,
-            ]
-        )
-        self.children = (widgets.HBox([form, run]), self.error)
+        buttons = widgets.HBox([self.train_button, self.stop_button])
+        run = widgets.VBox([buttons, self.progress, self.status, self.curve_view])
+        return widgets.HBox([form, run])
 
     # -- state -------------------------------------------------------------------------------
 
@@ -229,14 +266,30 @@ class TrainPanel(Panel):
             self._engines[name] = backends.get(name)
         return self._engines[name]
 
+    def _inputs(self) -> dict[str, widgets.ValueWidget]:
+        """The widgets of :data:`FIELDS`, by field."""
+        return {
+            "hidden": self.hidden,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
+
+    def _kind_spec(self) -> ModelSpec:
+        """A spec of the chosen kind (whatever the hidden layers say)."""
+        return Logistic() if self.model.value == "logistic" else MLP()
+
+    def _loss_phi(self) -> tuple[str, str]:
+        loss, _, phi = self.loss.value.partition(PHI_SEPARATOR)
+        return loss, phi or "scalar"
+
     def effective_optimizer(self) -> str:
         """The optimizer ``bl.fit`` will use with the current choices."""
         engine = self._engine(self.backend.value)
         if self.optimizer.value != "auto":
             return self.optimizer.value
-        spec = Logistic() if self.model.value == "logistic" else MLP()
-        loss = self.loss.value.partition(PHI_SEPARATOR)[0]
-        return default_optimizer(engine, spec, loss)
+        return default_optimizer(engine, self._kind_spec(), self._loss_phi()[0])
 
     def spec(self) -> ModelSpec:
         """The model spec of the current choices.
@@ -250,44 +303,127 @@ class TrainPanel(Panel):
             return Logistic()
         return parse_spec(f"mlp:{self.hidden.value.replace(' ', '')}")
 
-    def fit_options(self) -> dict[str, Any]:
-        """The keyword arguments of ``bl.fit`` for the current choices (without callbacks)."""
-        full_batch = self.effective_optimizer() in DETERMINISTIC
+    def _choices(self) -> dict[str, Any]:
+        """The ``bl.fit`` options the dropdowns give (the binomial loss left at its default)."""
         options: dict[str, Any] = {
-            "model": self.spec(),
             "backend": self.backend.value,
-            "val": self.state.val,
-            "epochs": int(self.epochs.value),
             "optimizer": None if self.optimizer.value == "auto" else self.optimizer.value,
-            "seed": int(self.seed.value),
         }
-        if self.loss.value != "binomial":
-            options["loss"], _, phi = self.loss.value.partition(PHI_SEPARATOR)
-            if phi:
+        loss, phi = self._loss_phi()
+        if loss != "binomial":
+            options["loss"] = loss
+            if phi != "scalar":
                 options["phi"] = phi
-        if not full_batch:
-            options["lr"] = float(self.lr.value)
-            options["batch_size"] = int(self.batch_size.value)
         return options
+
+    def _numbers(self) -> dict[str, Any]:
+        """The ``bl.fit`` options the number fields give (lr and batch size only for the
+        mini-batch optimizers)."""
+        numbers = {"epochs": self.epochs.value, "seed": self.seed.value}
+        if self.effective_optimizer() not in DETERMINISTIC:
+            numbers["lr"] = self.lr.value
+            numbers["batch_size"] = self.batch_size.value
+        return numbers
+
+    def fit_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``bl.fit`` for the current choices (without callbacks).
+
+        Raises
+        ------
+        BinomlabError
+            The hidden layers are not a list of positive widths.
+        """
+        return {
+            "model": self.spec(),
+            "val": self.state.val,
+            **self._choices(),
+            **self._numbers(),
+        }
+
+    def problems(self) -> dict[str, str]:
+        """What ``bl.fit`` would refuse in the current inputs, ``{field: message}``.
+
+        Each field of :data:`FIELDS` is checked on its own by the core's
+        :func:`binomlab.training.resolve`, then all of them together; a combination of
+        choices that cannot train is under :data:`OPTIONS`. Empty when the inputs are valid
+        (or when there is no training data to check them against).
+        """
+        train = self.state.train
+        if not isinstance(train, Grouped):
+            return {}
+        found: dict[str, str] = {}
+        try:
+            spec = self.spec()
+        except BinomlabError as err:
+            found["hidden"], spec = str(err), self._kind_spec()
+        choices = {"model": spec, **self._choices()}
+        base = self._refusal(train, choices)
+        if base is not None:
+            return {**found, OPTIONS: base}
+        numbers = self._numbers()
+        for name, value in numbers.items():
+            message = self._refusal(train, {**choices, name: value})
+            if message is not None:
+                found[name] = message
+        if not found:
+            message = self._refusal(train, {**choices, **numbers})
+            if message is not None:
+                found[OPTIONS] = message
+        return found
+
+    def _refusal(self, train: Grouped, options: dict[str, Any]) -> str | None:
+        """The message ``resolve(train, **options)`` raises, or None."""
+        try:
+            resolve(train, **{**options, "backend": self._engine(options["backend"])})
+        except (BinomlabError, TypeError) as err:
+            return str(err)
+        return None
+
+    def _problem_error(self) -> BinomlabError:
+        """The current problems as one error, each message after its field's name."""
+        lines = [
+            message if name == OPTIONS else f"{FIELDS[name]}: {message}"
+            for name, message in self._problems.items()
+        ]
+        return BinomlabError("\n".join(lines))
 
     # -- events ------------------------------------------------------------------------------
 
-    def _on_backend(self, _change: Any) -> None:
+    def _on_change(self, change: Any) -> None:
+        """Any input changed: offer what the backend can train, then check the inputs."""
+        if self._updating:
+            return
+        self._updating = True
         try:
             engine = self._engine(self.backend.value)
+            self._offer(engine)
+            self._on_options()
         except Exception as err:  # a plugin that fails to build: show it, keep the panel
+            self._problems = {OPTIONS: f"{type(err).__name__}: {err}"}
             self._show_error(err)
-            return
-        keep = self.optimizer.value
-        self.optimizer.options = ["auto", *engine.optimizers]
-        self.optimizer.value = keep if keep in self.optimizer.options else "auto"
-        keep = self.loss.value
-        self.loss.options = loss_choices(engine)
-        values = [value for _, value in self.loss.options]
-        self.loss.value = keep if keep in values else values[0]
-        self._on_options(None)
+        else:
+            self._check(user=change is not None)
+        finally:
+            self._updating = False
+            self.train_button.disabled = self.running or bool(self._problems)
 
-    def _on_options(self, _change: Any) -> None:
+    def _offer(self, engine: Any) -> None:
+        """Offer the specs, losses and optimizers ``engine`` can train together."""
+        self._set_options(self.model, model_choices(engine))
+        self._set_options(self.loss, loss_choices(engine))
+        usable = optimizer_choices(engine, self._kind_spec(), *self._loss_phi())
+        self._set_options(self.optimizer, ["auto", *usable])
+
+    @staticmethod
+    def _set_options(dropdown: widgets.Dropdown, options: list[Any]) -> None:
+        """New options, keeping the value where it is still offered (else the first)."""
+        if list(dropdown.options) != options:
+            keep = dropdown.value
+            dropdown.options = options
+            values = [o[1] if isinstance(o, tuple) else o for o in options]
+            dropdown.value = keep if keep in values else values[0]
+
+    def _on_options(self) -> None:
         self.hidden.disabled = self.model.value != "mlp"
         mode = self.effective_optimizer()
         full_batch = mode in DETERMINISTIC
@@ -298,6 +434,20 @@ class TrainPanel(Panel):
             self.epochs.value = DEFAULT_EPOCHS[mode]
         self._mode = mode
 
+    def _check(self, *, user: bool) -> None:
+        """Show :meth:`problems` beside the fields; a user's valid input clears the error
+        box, an invalid one replaces what it shows."""
+        self._problems = self.problems()
+        for name, view in self.field_errors.items():
+            message = self._problems.get(name)
+            view.value = "" if message is None else _field_error_html(message)
+        first = next(iter(self._problems.values()), None)
+        self.train_button.tooltip = "Train the model" if first is None else first
+        if user and not self._problems:
+            self._clear_error()
+        elif user and self.last_error is not None:
+            self._show_error(self._problem_error())
+
     def _on_train(self, _button: Any) -> None:
         if self.running:
             return
@@ -306,6 +456,9 @@ class TrainPanel(Panel):
             if self.state.train is None:
                 msg = "The Train panel needs training data: TrainPanel(train, val)."
                 raise BinomlabError(msg)
+            self._check(user=False)
+            if self._problems:  # the button is disabled; a click from code is refused too
+                raise self._problem_error()
             options = self.fit_options()
         except Exception as err:
             self._show_error(err)
@@ -393,8 +546,9 @@ class TrainPanel(Panel):
             elif fitted.phi_model == "network":  # ρ varies by group: its range on the data
                 rho = 1 / (1 + fitted.predict_phi(self.state.train))
                 nll += f", ρ from {rho.min():.4f} to {rho.max():.4f}"
+            unit = "iteration" if fitted.config.deterministic else "epoch"
             self.status.value = (
-                f"<b>{self.last_name}</b>: {fitted.epochs_} epochs, stopped: "
+                f"<b>{self.last_name}</b>: {_plural(fitted.epochs_, unit)}, stopped: "
                 f"{fitted.stop_reason}{nll} ({fitted.seconds_:.1f} s)."
             )
             if fitted.stop_reason in FINISHED:
@@ -404,5 +558,5 @@ class TrainPanel(Panel):
                 self.progress.bar_style = "warning"
         finally:
             self.state.runs.append(run)
-            self.train_button.disabled = False
+            self.train_button.disabled = bool(self._problems)
             self.stop_button.disabled = True
