@@ -241,16 +241,22 @@ def check_lbfgs_optimum(engine: Backend) -> None:
             _check(last["val_nll"].null_count() == 0, "L-BFGS optimum", "val_nll not recorded")
 
 
-def check_lbfgs_iteration_cap(engine: Backend) -> None:
-    """L-BFGS stopped by its iteration cap says so: ``max_iter`` and a ConvergenceWarning."""
+def _check_iteration_cap(engine: Backend, optimizer: str, cap: int, name: str) -> None:
+    """``optimizer`` stopped by an iteration cap of ``cap`` says so: ``max_iter``, ``cap``
+    rows of history and a ConvergenceWarning."""
     train, _ = _split()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        capped = fit(train, model="logistic", backend=engine, optimizer="lbfgs", epochs=2)
-    _check(capped.stop_reason == "max_iter", "L-BFGS cap", f"stop_reason {capped.stop_reason!r}")
-    _check(capped.history.height == 2, "L-BFGS cap", f"{capped.history.height} iterations")
+        capped = fit(train, model="logistic", backend=engine, optimizer=optimizer, epochs=cap)
+    _check(capped.stop_reason == "max_iter", name, f"stop_reason {capped.stop_reason!r}")
+    _check(capped.history.height == cap, name, f"{capped.history.height} iterations")
     kinds = [w.category for w in caught]
-    _check(ConvergenceWarning in kinds, "L-BFGS cap", f"warnings {kinds}")
+    _check(ConvergenceWarning in kinds, name, f"warnings {kinds}")
+
+
+def check_lbfgs_iteration_cap(engine: Backend) -> None:
+    """L-BFGS stopped by its iteration cap says so: ``max_iter`` and a ConvergenceWarning."""
+    _check_iteration_cap(engine, "lbfgs", 2, "L-BFGS cap")
 
 
 def check_newton_optimum(engine: Backend) -> None:
@@ -273,14 +279,7 @@ def check_newton_optimum(engine: Backend) -> None:
 
 def check_newton_iteration_cap(engine: Backend) -> None:
     """Newton stopped by its iteration cap says so: ``max_iter`` and a ConvergenceWarning."""
-    train, _ = _split()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        capped = fit(train, model="logistic", backend=engine, optimizer="newton", epochs=1)
-    _check(capped.stop_reason == "max_iter", "Newton cap", f"stop_reason {capped.stop_reason!r}")
-    _check(capped.history.height == 1, "Newton cap", f"{capped.history.height} iterations")
-    kinds = [w.category for w in caught]
-    _check(ConvergenceWarning in kinds, "Newton cap", f"warnings {kinds}")
+    _check_iteration_cap(engine, "newton", 1, "Newton cap")
 
 
 def check_determinism(engine: Backend) -> None:
