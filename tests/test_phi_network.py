@@ -143,7 +143,14 @@ def test_a_manifest_promising_a_phi_output_the_onnx_lacks(tmp_path, grouped: bl.
     assert bl.load(directory).predict_phi(grouped) == pytest.approx(
         np.full(len(grouped), scalar.phi_)
     )
-    path.write_text(json.dumps({**manifest, "phi_model": "network"}))
+    edited = {**manifest, "phi_model": "network"}
+    path.write_text(json.dumps(edited))
+    with pytest.raises(bl.ModelFileError, match=r"was edited after export"):
+        bl.load(directory)
+    from binomlab.manifest import checksum
+
+    # a deliberate edit, its checksum recomputed: the ONNX model itself still gives it away
+    path.write_text(json.dumps({**edited, "checksum": checksum(edited)}))
     with pytest.raises(bl.BinomlabError, match=r"second output, but the ONNX model has 1"):
         bl.load(directory).predict_phi(grouped)
 
