@@ -112,10 +112,21 @@ def _as_float_array(raw: Any, source: str) -> np.ndarray:
     raise TypeError(msg)
 
 
+MAX_BINS = 100_000
+"""More bins than this are refused: the tables hold one row per bin."""
+
+
 def check_bins(bins: Any) -> None:
-    """Raise ``BinomlabError`` unless `bins` is an integer >= 1."""
-    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
-        msg = f"Expected bins to be an integer >= 1. Received: bins={bins!r}"
+    """Raise ``BinomlabError`` unless `bins` is an integer in [1, :data:`MAX_BINS`]."""
+    if (
+        isinstance(bins, bool)
+        or not isinstance(bins, numbers.Integral)
+        or not 1 <= bins <= MAX_BINS
+    ):
+        msg = (
+            f"Expected bins to be an integer in [1, {MAX_BINS:,}] (strategy='groups' gives "
+            f"one point per group). Received: bins={bins!r}"
+        )
         raise BinomlabError(msg)
 
 

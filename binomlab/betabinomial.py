@@ -57,6 +57,10 @@ def intra_class_correlation(phi: float | None) -> float:
     return 0.0 if phi is None else 1.0 / (1.0 + phi)
 
 
+MAX_TRIALS = 2**52
+"""The largest ``n`` of a predictive interval: above it float64 no longer counts every trial."""
+
+
 def predictive_interval(
     mu: np.ndarray, n: Any, *, phi: float | None, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -98,8 +102,12 @@ def predictive_interval(
         not np.issubdtype(trials.dtype, np.number)
         or np.any(trials < 0)
         or np.any(trials != np.floor(trials))
+        or np.any(trials > MAX_TRIALS)
     ):
-        msg = f"Expected n to be whole numbers >= 0. Received: n={n!r}"
+        msg = (
+            f"Expected n to be whole numbers in [0, 2**52] (counted exactly in float64). "
+            f"Received: n={n!r}"
+        )
         raise BinomlabError(msg)
     trials = trials.astype(np.int64)
     tails = ((1.0 - level) / 2.0, (1.0 + level) / 2.0)

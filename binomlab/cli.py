@@ -172,6 +172,26 @@ def _positive(text: str | None) -> object:
 # -- output paths, checked before any work -----------------------------------------------------
 
 
+def _check_data_output(path: str, flag: str, *, inputs: Sequence[str], overwrite: bool) -> None:
+    """A data file to write: as :func:`_check_output_file`, and neither one of the ``inputs``
+    (files or globs) nor an existing file unless ``--overwrite``.
+
+    Raises
+    ------
+    UsageError
+        The message names ``flag`` and ``path``.
+    """
+    import glob
+
+    _check_output_file(path, flag)
+    target = Path(path).resolve()
+    read = {Path(p).resolve() for pattern in inputs for p in (glob.glob(pattern) or [pattern])}
+    if target in read:
+        raise UsageError(f"{flag} {path!r} is also an input: it would be overwritten")
+    if Path(path).exists() and not overwrite:
+        raise UsageError(f"{flag} {path!r} exists: pass --overwrite to replace it")
+
+
 def _check_output_file(path: str, flag: str) -> None:
     """Refuse a file to write that names a folder, or whose folder is missing or read-only.
 
@@ -267,6 +287,8 @@ def _holdout(
 def _demo(args: argparse.Namespace) -> int:
     from binomlab.demo import run_demo
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out!r} is a file; expected a folder to write into")
     run_demo(Path(args.out), quick=args.quick, quiet=args.quiet)
     return 0
 
@@ -274,10 +296,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _group(args: argparse.Namespace) -> int:
     from binomlab.grouping import group_files
 
-    _check_output_file(args.output, "-o")
+    _check_data_output(args.output, "-o", inputs=args.inputs, overwrite=args.overwrite)
     bins = _bins(args.bins)
     if args.bins_from:
         reused = _bins_from(args.bins_from)
+        if not set(reused) & set(args.features):
+            msg = (
+                f"--bins-from {args.bins_from!r} has no bin edges for any of the features "
+                f"{args.features} (it bins {sorted(reused) or 'nothing'})"
+            )
+            raise UsageError(msg)
         clash = sorted(set(bins) & set(reused))
         if clash:
             msg = f"--bins and --bins-from both bin {clash}: give each feature's bins once"
@@ -303,7 +331,7 @@ def _split(args: argparse.Namespace) -> int:
     from binomlab.grouped import read_grouped
 
     for path in args.output:
-        _check_output_file(path, "-o")
+        _check_data_output(path, "-o", inputs=[args.data], overwrite=args.overwrite)
     if Path(args.output[0]).resolve() == Path(args.output[1]).resolve():
         raise UsageError(f"-o names the same file twice: {args.output[0]!r}")
     grouped = read_grouped(args.data)
@@ -465,6 +493,7 @@ def _add_group(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "(group test rows as the training rows were)",
     )
     grp.add_argument("-o", "--output", required=True, help="grouped parquet file to write")
+    grp.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
 
 
 def _add_split(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -493,6 +522,7 @@ def _add_split(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar=("TRAIN", "TEST"),
         help="the two grouped parquet files to write",
     )
+    split.add_argument("--overwrite", action="store_true", help="replace existing -o files")
 
 
 def _add_train_options(train: argparse.ArgumentParser) -> None:

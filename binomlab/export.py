@@ -82,6 +82,12 @@ def export_model(
         An unknown format or an empty selection; ``path`` is a file, or a non-empty folder
         without ``overwrite=True``.
     """
+    if not isinstance(path, str | os.PathLike):
+        msg = f"Expected path to be a folder (a str or Path). Received: path={path!r}"
+        raise BinomlabError(msg)
+    if not isinstance(formats, str) and not isinstance(formats, Iterable):
+        msg = f"Expected formats to be a name or a selection of {FORMATS}. Received: {formats!r}"
+        raise BinomlabError(msg)
     formats = (formats,) if isinstance(formats, str) else tuple(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -364,7 +370,25 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         raise ModelFileError(msg)
     validate(manifest, path)
     check_checksum(manifest, path)
+    _check_consistent(manifest, path)
     return manifest
+
+
+def _check_consistent(manifest: dict[str, Any], path: Path) -> None:
+    """Fields that must agree with each other (a manifest edited with its checksum redone)."""
+    problems = []
+    if (manifest["loss"] == "binomial") != (manifest.get("phi") is None and
+                                             manifest.get("phi_model") is None):  # fmt: skip
+        problems.append("'phi'/'phi_model' do not match 'loss'")
+    rank = manifest["rank"]
+    if rank is not None and rank > manifest["n_params"]:
+        problems.append("'rank' exceeds 'n_params'")
+    coefficients = manifest["coefficients"]
+    if coefficients is not None and (rank is None or len(coefficients) != rank):
+        problems.append("'coefficients' do not have one row per parameter of 'rank'")
+    if problems:
+        msg = f"{str(path)!r} contradicts itself: {'; '.join(problems)}."
+        raise ModelFileError(msg)
 
 
 def load(path: str | Path) -> Predictor:
@@ -383,7 +407,12 @@ def load(path: str | Path) -> Predictor:
     """
     import onnxruntime as ort
 
+    if not isinstance(path, str | os.PathLike):
+        msg = f"Expected path to be a model folder (a str or Path). Received: path={path!r}"
+        raise BinomlabError(msg)
     directory = Path(path)
+    if directory.is_file() and directory.name == MANIFEST:
+        directory = directory.parent  # the manifest's path names its folder
     manifest = _read_manifest(directory)
     onnx_name = manifest["files"].get("onnx")
     if onnx_name is None:

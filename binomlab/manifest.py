@@ -76,7 +76,7 @@ SCHEMA: dict[str, Any] = {
             "properties": {"kind": {"enum": ["logistic", "mlp"]}},
         },
         "loss": {"enum": ["binomial", "beta-binomial"]},
-        "phi": _NUMBER_OR_NULL,
+        "phi": {"type": ["number", "null"], "exclusiveMinimum": 0},
         "phi_model": {"enum": ["scalar", "network", None]},
         "n_params": {"type": "integer", "minimum": 0},
         "rank": _INT_OR_NULL,

@@ -173,3 +173,30 @@ def test_export_refuses_a_non_empty_folder_and_replaces_it_whole(fitted, tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
     modes = {p.stat().st_mode & 0o777 for p in path.iterdir()}
     assert len(modes) == 1
+
+
+def test_a_resealed_manifest_that_contradicts_itself_is_refused(fitted, tmp_path) -> None:
+    """Edits with the checksum recomputed: fields that must agree are cross-checked."""
+    path = fitted.export(tmp_path / "model")
+    manifest = json.loads((path / "manifest.json").read_text())
+    for edit, match in (
+        ({"phi": 5.0}, r"'phi'/'phi_model' do not match 'loss'"),
+        ({"phi": -1.0}, r"field 'phi'"),
+        ({"rank": manifest["n_params"] + 3}, r"'rank' exceeds 'n_params'"),
+        ({"coefficients": []}, r"'coefficients' do not have one row per parameter"),
+    ):
+        _seal(path, {**manifest, **edit})
+        with pytest.raises(bl.ModelFileError, match=match):
+            bl.load(path)
+
+
+def test_load_and_export_check_their_arguments(fitted, tmp_path) -> None:
+    for bad in (None, 42):
+        with pytest.raises(bl.BinomlabError, match=r"Expected path to be a model folder"):
+            bl.load(bad)
+        with pytest.raises(bl.BinomlabError, match=r"Expected path to be a folder"):
+            fitted.export(bad)
+    with pytest.raises(bl.BinomlabError, match=r"Expected formats to be a name or a selection"):
+        fitted.export(tmp_path / "m", formats=None)
+    path = fitted.export(tmp_path / "ok")
+    assert bl.load(path / "manifest.json").features == bl.load(path).features
