@@ -46,6 +46,7 @@ __all__ = [
     "coefficient_table",
     "in_sample",
     "lrt",
+    "to_raw_scale",
 ]
 
 ALIAS_TOLERANCE = 1e-9
@@ -228,7 +229,7 @@ def coefficient_table(
         covariance = np.linalg.inv(information)
     except np.linalg.LinAlgError:
         covariance = np.full_like(information, np.nan)
-    transform = _to_raw_scale(encoder)
+    transform = to_raw_scale(encoder)
     estimates = transform @ theta
     variance = np.einsum("ij,jk,ik->i", transform, covariance, transform)
     terms = encoder.terms()
@@ -243,7 +244,7 @@ def coefficient_table(
     )
 
 
-def _to_raw_scale(encoder: Encoder) -> np.ndarray:
+def to_raw_scale(encoder: Encoder) -> np.ndarray:
     """The linear map from ``[intercept, encoded coefficients]`` to the features' scale.
 
     A standardised column ``(x − mean)/scale`` with coefficient ``w`` is ``w/scale`` per unit of

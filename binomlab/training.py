@@ -247,20 +247,12 @@ class Fitted(glm.GLMResults):
             msg = f"coefficients() needs the logistic spec; this model is {self.spec}."
             raise BinomlabError(msg)
         intercept, coef = _linear_weights(self.network, self.encoder.n_outputs)
-        names = self.encoder.output_names
-        raw = coef.copy()
-        raw_intercept = intercept
-        for feature, (mean, scale) in self.encoder.standardisation().items():
-            if feature not in names:  # its column was aliased (a constant) and dropped
-                continue
-            j = names.index(feature)
-            raw[j] = coef[j] / scale
-            raw_intercept -= coef[j] * mean / scale
+        theta = np.r_[intercept, coef]
         return pl.DataFrame(
             {
-                "term": ["(intercept)", *names],
-                "coefficient": [intercept, *coef],
-                "raw_coefficient": [raw_intercept, *raw],
+                "term": ["(intercept)", *self.encoder.output_names],
+                "coefficient": theta,
+                "raw_coefficient": glm.to_raw_scale(self.encoder) @ theta,
             }
         )
 
@@ -409,18 +401,20 @@ def fit(
         A registry name (see :func:`binomlab.backends.available`), a Backend class or instance.
     val
         Validation groups (a Grouped); their per-trial NLL is reported each epoch. With
-        adam/adamw it picks the best epoch (and drives ``early_stopping``); lbfgs only
-        records it and runs to the maximum-likelihood optimum.
+        adam/adamw it picks the best epoch (and drives ``early_stopping``); newton and
+        lbfgs only record it and run to the maximum-likelihood optimum.
     epochs, batch_size, lr
         None means the defaults: 20 epochs of 1,024 groups at lr 1e-2 for adam/adamw; for
-        lbfgs at most 500 iterations on the full batch, no learning rate (see
+        newton at most 100 and for lbfgs at most 500 iterations on the full batch, no
+        learning rate (see
         :class:`~binomlab.backends.protocol.TrainConfig`; ``fitted.config`` holds the resolved
         values).
     weight_decay
         L2 penalty; 0 (default) gives the maximum-likelihood fit.
     optimizer
-        ``"adam"``, ``"adamw"`` or ``"lbfgs"``; None picks ``"lbfgs"`` for the logistic spec
-        (full batch, to the maximum-likelihood estimate) and ``"adam"`` otherwise.
+        ``"newton"``, ``"lbfgs"``, ``"adam"`` or ``"adamw"``; None picks ``"newton"`` for the
+        logistic spec with the binomial loss (the GLM's maximum-likelihood fit), ``"lbfgs"``
+        for it with the beta-binomial, and ``"adam"`` otherwise.
     seed
         An integer in [0, 2**32) (a NumPy integer too). Same data, spec, backend and seed
         give identical predictions.

@@ -218,3 +218,22 @@ def test_levels_are_matched_strictly() -> None:
     assert bl.fit(g, backend="reference", reference={"flag": True}).encoder.references() == {
         "flag": "True"
     }
+
+
+def test_coefficients_on_the_raw_scale_are_the_summary_estimates() -> None:
+    """``coefficients()`` and ``summary()`` share one map to the features' scale, null
+    indicator included (the null is encoded as the mean)."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(50, 10, 2000)
+    x[rng.random(2000) < 0.1] = np.nan
+    p = 1 / (1 + np.exp(-(np.nan_to_num(x, nan=45.0) - 50) / 10))
+    rows = pl.DataFrame({"x": x, "y": rng.random(2000) < p}).with_columns(
+        pl.col("x").round(0).fill_nan(None)
+    )
+    fitted = bl.fit(bl.group(rows, ["x"], "y"), backend="reference")
+    assert fitted.encoder.output_names == ["x", "x=<null>"]
+    raw = fitted.coefficients()["raw_coefficient"].to_numpy()
+    assert raw == pytest.approx(fitted.summary()["estimate"].to_numpy(), rel=1e-12, abs=1e-12)
+    # on the raw scale a null row's logit is intercept + its indicator's coefficient
+    null_logit = fitted.predict_logits(pl.DataFrame({"x": [None]}, schema={"x": pl.Float64}))
+    assert null_logit[0] == pytest.approx(raw[0] + raw[2], rel=1e-6)

@@ -149,9 +149,10 @@ class TrainConfig:
         L2 penalty ``weight_decay/2·Σ‖W‖²`` on the weight matrices (decoupled for adamw); 0
         leaves the maximum-likelihood fit.
     optimizer
-        One of :data:`OPTIMIZERS`; None picks ``"lbfgs"`` for the logistic spec where the
-        backend has it (full batch, to the maximum-likelihood estimate), else the backend's
-        first optimiser.
+        One of :data:`OPTIMIZERS`; None picks, for the logistic spec, ``"newton"`` with the
+        binomial loss and ``"lbfgs"`` with the beta-binomial (where the backend has them:
+        full batch, to the maximum-likelihood estimate), else the backend's first optimiser
+        other than newton (see :func:`default_optimizer`).
     seed
         Seeds weight initialisation, shuffling and dropout.
     early_stopping
