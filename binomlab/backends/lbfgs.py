@@ -171,11 +171,16 @@ def _outcome(result: Any, objective: Callable, theta: np.ndarray, config: TrainC
     return reason
 
 
-def warn_separation(network: Network, train: TrainData) -> None:
-    z = network.predict_logits(train.X)
-    perfect = ((train.k == 0) & (z < -SEPARATION_LOGIT)) | (
+def perfectly_predicted(z: np.ndarray, train: TrainData) -> np.ndarray:
+    """bool ``[groups]``: every trial a failure with a logit below ``−SEPARATION_LOGIT``, or
+    every one a success with a logit above it."""
+    return ((train.k == 0) & (z < -SEPARATION_LOGIT)) | (
         (train.k == train.n) & (z > SEPARATION_LOGIT)
     )
+
+
+def warn_separation(network: Network, train: TrainData) -> None:
+    perfect = perfectly_predicted(network.predict_logits(train.X), train)
     if perfect.any():
         count, trials = int(perfect.sum()), int(train.n[perfect].sum())
         msg = (

@@ -33,12 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from binomlab.backends.lbfgs import (
-    SEPARATION_LOGIT,
-    _Flat,
-    caller_level,
-    warn_separation,
-)
+from binomlab.backends.lbfgs import _Flat, caller_level, perfectly_predicted, warn_separation
 from binomlab.backends.loop import DIVERGENCE_FACTOR, check_finite_and_bounded, exact_nll
 from binomlab.errors import BinomlabError, ConvergenceWarning
 from binomlab.nll import base_rate_nll, sigmoid
@@ -163,10 +158,11 @@ def minimize(
     design = Design(train.X)
     theta = flat.flatten(session.get_weights())
     value, nll, grad = objective(theta)
+    z = design.logits(theta)
     reason, epoch, step_size, step_max = None, 0, 1.0, np.inf
     try:
         while reason is None:
-            p = sigmoid(design.logits(theta))
+            p = sigmoid(z)
             H = design.hessian(train.n * p * (1.0 - p) / total)
             H[:d, :d] += decay * np.eye(d)
             direction = _solve(H, grad)
@@ -186,6 +182,7 @@ def minimize(
                 break
             step_max = float(np.max(np.abs(step_size * direction)))
             theta, value, nll, grad = candidate, new_value, new_nll, new_grad
+            z = design.logits(theta)
             epoch += 1
             metrics = {"train_nll": nll}
             if val is not None:
@@ -193,7 +190,7 @@ def minimize(
             check_finite_and_bounded(epoch, metrics, limit, what="iteration")
             if callback(epoch, metrics) is False:
                 reason = "callback"
-            elif _converged(grad, step_max, train, design.logits(theta), config):
+            elif _converged(grad, step_max, train, z, config):
                 reason = "converged"
             elif epoch >= config.epochs:
                 reason = "max_iter"
@@ -221,12 +218,7 @@ def _converged(
     if step_max <= STEP_TOLERANCE:
         return True
     # separated: the MLE does not exist, stop here (warned after)
-    return bool(
-        np.any(
-            ((train.k == 0) & (z < -SEPARATION_LOGIT))
-            | ((train.k == train.n) & (z > SEPARATION_LOGIT))
-        )
-    )
+    return bool(np.any(perfectly_predicted(z, train)))
 
 
 def _warn(reason: str, grad_max: float, step_max: float, config: TrainConfig) -> None:
