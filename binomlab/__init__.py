@@ -10,8 +10,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from binomlab import backends
+from binomlab.bias import bias, plot_bias
 from binomlab.calibration import calibration, plot_calibration, wilson_interval
 from binomlab.compare import compare
+from binomlab.crossval import CrossValidation, cross_validate
+from binomlab.decomposition import decompose
 from binomlab.encoding import Encoder
 from binomlab.errors import (
     AliasedColumnsWarning,
@@ -37,8 +40,11 @@ from binomlab.glm import Summary, lrt
 from binomlab.grouped import Grouped, read_grouped
 from binomlab.grouping import from_counts, group, group_sql
 from binomlab.metrics import evaluate
+from binomlab.recalibration import Recalibrated, recalibrate
+from binomlab.reliability import reliability
 from binomlab.specs import MLP, Logistic
 from binomlab.training import Fitted, fit
+from binomlab.uncertainty import metric_intervals, paired_test
 
 try:
     __version__ = version("binomlab")
@@ -53,6 +59,7 @@ __all__ = [
     "BinsMismatchError",
     "ColumnNotFoundError",
     "ConvergenceWarning",
+    "CrossValidation",
     "EmptyDataError",
     "Encoder",
     "Fitted",
@@ -66,14 +73,18 @@ __all__ = [
     "NotGroupedError",
     "PerfectSeparationWarning",
     "Predictor",
+    "Recalibrated",
     "Summary",
     "TrainingDivergedError",
     "UnseenValueError",
     "UnsupportedDataError",
     "__version__",
     "backends",
+    "bias",
     "calibration",
     "compare",
+    "cross_validate",
+    "decompose",
     "evaluate",
     "fit",
     "from_counts",
@@ -81,8 +92,13 @@ __all__ = [
     "group_sql",
     "load",
     "lrt",
+    "metric_intervals",
+    "paired_test",
+    "plot_bias",
     "plot_calibration",
     "read_grouped",
+    "recalibrate",
+    "reliability",
     "wilson_interval",
 ]
 

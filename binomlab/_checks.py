@@ -22,6 +22,7 @@ __all__ = [
     "check_bool",
     "check_callables",
     "check_fraction",
+    "check_int",
     "check_names",
     "check_seed",
     "is_bool",
@@ -96,6 +97,25 @@ def check_fraction(value: Any, *, name: str) -> float:
         )
         raise BinomlabError(msg)
     return float(value)
+
+
+def check_int(value: Any, *, name: str, minimum: int, maximum: int | None = None) -> int:
+    """An integer (a Python or NumPy int, never a bool) in ``[minimum, maximum]``, as an int.
+
+    Raises
+    ------
+    BinomlabError
+        Not an integer, or outside the range.
+    """
+    if _is_int(value) and value >= minimum and (maximum is None or value <= maximum):
+        return int(value)
+    expected = (
+        f"an integer >= {minimum:,}"
+        if maximum is None
+        else f"an integer in [{minimum:,}, {maximum:,}]"
+    )
+    msg = f"Expected {name} to be {expected}. Received: {name}={value!r}"
+    raise BinomlabError(msg)
 
 
 def check_names(value: Any, *, name: str) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from binomlab._checks import check_fraction, is_bool
+from binomlab._checks import check_bool, check_fraction, is_bool
 from binomlab._proba import check_bins, counts, resolve_proba, uniform_bins
 from binomlab.errors import BinomlabError, InvalidCountsError
 from binomlab.grouped import require_grouped
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["calibration", "plot_calibration", "wilson_interval"]
 
 STRATEGIES = ("quantile", "uniform", "groups")
+PLOT_STRATEGIES = (*STRATEGIES, "corp")
+"""What :func:`plot_calibration` draws: :func:`calibration`'s strategies and the CORP diagram."""
 _STAT_COLUMNS = (
     "p_min",
     "p_max",
@@ -192,6 +194,11 @@ def plot_calibration(
     strategy: str = "quantile",
     level: float = 0.95,
     overdispersed: bool | float = False,
+    band: str | None = "consistency",
+    resamples: int = 1000,
+    seed: int = 0,
+    histogram: bool = True,
+    limits: str = "data",
     ax: Axes | None = None,
 ) -> Axes:
     """Draw a reliability diagram of one or more models.
@@ -203,22 +210,35 @@ def plot_calibration(
     models : array-like, fitted model, or dict of name -> array-like or fitted model
         What to draw; a single model is labelled ``"model"``.
     bins, strategy, level, overdispersed
-        As :func:`calibration`. With ``strategy="groups"`` each group is a point whose area is
-        proportional to its trials; ``overdispersed=True`` widens every model's intervals by
-        its own estimated dispersion.
+        As :func:`calibration`, plus ``strategy="corp"``: the CORP diagram of
+        :func:`binomlab.reliability` (the isotonic fit of the observed rate, no bins), drawn
+        as a line through the distinct predictions. With ``strategy="groups"`` each group is
+        a point whose area is proportional to its trials; ``overdispersed=True`` widens
+        every model's intervals by its own estimated dispersion (bins and groups only).
+    band : "consistency", "confidence" or None, default "consistency"
+        For ``"corp"``: the band of :func:`binomlab.reliability` to shade around each
+        model's diagram, at ``level``, from ``resamples`` replicates drawn with ``seed``.
+    histogram : bool, default True
+        Draw the trials by predicted probability under the diagram (on a second y axis at
+        the right, scaled to the bottom fifth).
+    limits : {"data", "unit"}, default "data"
+        ``"data"``: both axes span the predictions and what is drawn (with a small margin),
+        so a model predicting within 0.05–0.5 fills the plot; ``"unit"``: both are [0, 1].
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when omitted.
 
     Returns
     -------
     matplotlib.axes.Axes
-        With the diagonal (label ``"perfectly calibrated"``), one series per model (x: mean
-        prediction, y: observed rate, vertical error bars: Wilson interval) and a legend.
+        With the diagonal (label ``"perfectly calibrated"``), one series per model, each in
+        its own colour (bins: x the mean prediction, y the observed rate, vertical error
+        bars the Wilson interval; corp: the line and its band) and a legend.
 
     Raises
     ------
     BinomlabError
-        If `models` is an empty dict, and as :func:`calibration`.
+        If `models` is an empty dict, an unknown `strategy`, `band` or `limits`, and as
+        :func:`calibration` and :func:`binomlab.reliability`.
     """
     import matplotlib.pyplot as plt
 
@@ -227,35 +247,143 @@ def plot_calibration(
     if not named:
         msg = "Expected at least one model to plot. Received: models={}"
         raise BinomlabError(msg)
-    tables = {
-        str(name): calibration(
-            data, model, bins, strategy=strategy, level=level, overdispersed=overdispersed
-        )
-        for name, model in named.items()
-    }
+    if strategy not in PLOT_STRATEGIES:
+        msg = f"Expected one of {PLOT_STRATEGIES}. Received: strategy={strategy!r}"
+        raise BinomlabError(msg)
+    if limits not in ("data", "unit"):
+        msg = f"Expected limits to be 'data' or 'unit'. Received: limits={limits!r}"
+        raise BinomlabError(msg)
+    histogram = check_bool(histogram, name="histogram")
+    trials, _ = counts(data)
+    probas = {str(name): resolve_proba(data, model) for name, model in named.items()}
+    made = ax is None
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5.5))
-    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="0.6", label="perfectly calibrated")
+    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="0.45", label="perfectly calibrated")
+    colors = model_colors(len(named))
+    drawn: list[np.ndarray] = [p for p in probas.values()]
+    if strategy == "corp":
+        drawn += _draw_corp(
+            ax, data, named, colors, band=band, level=level, resamples=resamples, seed=seed
+        )
+    else:
+        tables = {
+            str(name): calibration(
+                data, model, bins, strategy=strategy, level=level, overdispersed=overdispersed
+            )
+            for name, model in named.items()
+        }
+        drawn += _draw_bins(ax, tables, colors, strategy)
+    if limits == "unit":
+        low, high = 0.0, 1.0
+    else:
+        values = np.concatenate([np.ravel(v) for v in drawn])
+        low, high = float(values.min()), float(values.max())
+        pad = max(0.05 * (high - low), 0.01)
+        low, high = max(0.0, low - pad), min(1.0, high + pad)
+    if histogram:
+        _draw_histogram(ax, probas, trials, colors, (low, high))
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel("mean predicted probability" if strategy != "corp" else "predicted probability")
+    ax.set_ylabel("observed rate" if strategy != "corp" else "observed rate (CORP, isotonic)")
+    ax.legend(loc="upper left", fontsize="small", framealpha=0.85)
+    if made:
+        ax.figure.tight_layout()
+    return ax
+
+
+def model_colors(count: int) -> list[Any]:
+    """A distinct colour per model, never grey (the diagonal's colour): tab10 without its
+    grey for up to nine models, tab20 without its greys beyond (repeating after 18)."""
+    import matplotlib as mpl
+
+    if count <= 9:
+        return [c for i, c in enumerate(mpl.colormaps["tab10"].colors) if i != 7][:count]
+    palette = [c for i, c in enumerate(mpl.colormaps["tab20"].colors) if i not in (14, 15)]
+    return [palette[i % len(palette)] for i in range(count)]
+
+
+def _draw_bins(
+    ax: Axes, tables: dict[str, pl.DataFrame], colors: list[Any], strategy: str
+) -> list[np.ndarray]:
     largest = max(int(table["trials"].max()) for table in tables.values())
-    for name, table in tables.items():
+    drawn = []
+    for (name, table), color in zip(tables.items(), colors, strict=True):
         x = table["mean_predicted"].to_numpy()
         y = table["observed"].to_numpy()
-        yerr = np.clip(
-            np.vstack([y - table["lower"].to_numpy(), table["upper"].to_numpy() - y]), 0.0, None
-        )
+        lower, upper = table["lower"].to_numpy(), table["upper"].to_numpy()
+        yerr = np.clip(np.vstack([y - lower, upper - y]), 0.0, None)
         if strategy == "groups":
             area = 200.0 * table["trials"].to_numpy() / largest
-            points = ax.scatter(x, y, s=np.maximum(area, 4.0), alpha=0.7, label=name)
-            color = points.get_facecolor()[0]
+            ax.scatter(x, y, s=np.maximum(area, 4.0), alpha=0.7, label=name, color=color)
             ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor=color, alpha=0.5)
         else:
-            ax.errorbar(x, y, yerr=yerr, fmt="o-", capsize=3, markersize=4, label=name)
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.0)
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("observed rate")
-    ax.legend(loc="upper left")
-    return ax
+            ax.errorbar(x, y, yerr=yerr, fmt="o-", capsize=3, markersize=4, label=name, color=color)
+        drawn += [y, lower, upper]
+    return drawn
+
+
+def _draw_corp(
+    ax: Axes,
+    data: Grouped,
+    named: dict[Any, Any],
+    colors: list[Any],
+    *,
+    band: str | None,
+    level: float,
+    resamples: int,
+    seed: int,
+) -> list[np.ndarray]:
+    from binomlab.reliability import reliability
+
+    if band is not None and band not in ("consistency", "confidence"):
+        msg = f"Expected band to be 'consistency', 'confidence' or None. Received: band={band!r}"
+        raise BinomlabError(msg)
+    drawn = []
+    for i, ((name, model), color) in enumerate(zip(named.items(), colors, strict=True)):
+        table = reliability(data, model, bands=band, level=level, resamples=resamples, seed=seed)
+        x, y = table["predicted"].to_numpy(), table["recalibrated"].to_numpy()
+        ax.plot(x, y, color=color, linewidth=1.8, label=str(name), zorder=3)
+        drawn.append(y)
+        if band is not None:
+            lower = table[f"{band}_lower"].to_numpy()
+            upper = table[f"{band}_upper"].to_numpy()
+            label = f"{level:.0%} {band} band" if i == 0 else None
+            ax.fill_between(x, lower, upper, color=color, alpha=0.15, linewidth=0, label=label)
+            drawn += [lower, upper]
+    return drawn
+
+
+def _draw_histogram(
+    ax: Axes,
+    probas: dict[str, np.ndarray],
+    trials: np.ndarray,
+    colors: list[Any],
+    limits: tuple[float, float],
+) -> None:
+    twin = ax.twinx()
+    edges = np.linspace(limits[0], limits[1], 41)
+    tallest = 0.0
+    single = len(probas) == 1
+    for proba, color in zip(probas.values(), colors, strict=True):
+        heights, _, _ = twin.hist(
+            proba,
+            bins=edges,
+            weights=trials,
+            histtype="stepfilled" if single else "step",
+            color=color,
+            alpha=0.3 if single else 0.8,
+        )
+        tallest = max(tallest, float(np.max(heights)))
+    from matplotlib.ticker import MaxNLocator
+
+    twin.set_ylim(0.0, 5.0 * tallest if tallest > 0 else 1.0)
+    ticks = MaxNLocator(nbins=3, integer=True).tick_values(0.0, tallest)
+    twin.set_yticks([t for t in ticks if 0 <= t <= tallest])
+    twin.set_ylabel("trials", loc="bottom")
+    ax.set_zorder(twin.get_zorder() + 1)  # the diagram above the histogram
+    ax.patch.set_visible(False)
 
 
 def _weighted_quantile_edges(proba: np.ndarray, trials: np.ndarray, bins: int) -> np.ndarray:

@@ -9,6 +9,10 @@ A model directory holds
   encoder, feature names and dtypes, bin edges, training summary and the files present;
 * the backend's native artefact(s) (``.keras``, safetensors, JSON weights, ...).
 
+A model recalibrated with :func:`binomlab.recalibrate` is exported with the map appended to
+the ONNX graph (its first output is then the recalibrated logit, float64) and recorded in the
+manifest's ``recalibration``; the native artefacts are the base network's.
+
 :func:`load` reads the manifest and the ONNX file only; it never unpickles anything.
 """
 
@@ -61,6 +65,11 @@ def export_model(
     overwrite: bool = False,
 ) -> Path:
     """Write ``fitted`` into the directory ``path`` and return it.
+
+    ``fitted`` is a :class:`~binomlab.Fitted`, or a :class:`~binomlab.Recalibrated` of one
+    (from :func:`binomlab.recalibrate`): its map is appended to the ONNX graph and recorded in
+    the manifest; everything else is its base model's, but for the GLM coefficients, which
+    are not kept (the loaded model refuses ``summary()``).
 
     The files are written into a temporary folder beside ``path`` and renamed into place, so
     a failed export leaves nothing half-written and a replaced folder keeps no stale file.
@@ -122,11 +131,18 @@ def _check_target(target: Path, overwrite: bool) -> None:
         raise BinomlabError(msg)
 
 
-def _write_model(fitted: Fitted, directory: Path, formats: tuple[str, ...]) -> None:
+def _write_model(model: Fitted, directory: Path, formats: tuple[str, ...]) -> None:
+    # A recalibrated model (binomlab.recalibration) wraps its base Fitted: the network, encoder
+    # and training record are the base's; the map is appended to the ONNX graph and recorded
+    # in the manifest, and the base's GLM coefficients, which do not describe it, are not kept.
+    recalibration = getattr(model, "recalibration", None)
+    fitted = model if recalibration is None else model.base
     files: dict[str, Any] = {}
     onnx_info = None
     if "onnx" in formats:
         fitted.network.export_onnx(directory / ONNX_FILE)
+        if recalibration is not None:
+            model.append_to_onnx(directory / ONNX_FILE)
         files["onnx"] = ONNX_FILE
         onnx_info = _onnx_facts(directory / ONNX_FILE)
     if "native" in formats:
@@ -143,13 +159,15 @@ def _write_model(fitted: Fitted, directory: Path, formats: tuple[str, ...]) -> N
         "loss": fitted.loss,
         "phi": fitted.phi_,
         "phi_model": fitted.phi_model,
-        "n_params": fitted.n_params_,
+        "n_params": model.n_params_,
         "rank": fitted.rank_,
         "in_sample": fitted.in_sample_.to_dict(),
         "coefficients": None
-        if fitted.coefficient_table_ is None
+        if fitted.coefficient_table_ is None or recalibration is not None
         else fitted.coefficient_table_.to_dicts(),
-        "summary_note": fitted.summary_note_,
+        "summary_note": fitted.summary_note_
+        if recalibration is None
+        else _recalibrated_note(recalibration["method"]),
         "encoding": fitted.encoding,
         "encoder": fitted.encoder.to_dict(),
         "features": [{"name": f, "dtype": str(fitted.feature_dtypes[f])} for f in fitted.features],
@@ -170,8 +188,18 @@ def _write_model(fitted: Fitted, directory: Path, formats: tuple[str, ...]) -> N
     }
     if onnx_info is not None:
         manifest["onnx"] = onnx_info
+    if recalibration is not None:
+        manifest["recalibration"] = recalibration
     manifest["checksum"] = checksum(manifest)
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _recalibrated_note(method: str) -> str:
+    return (
+        f"the model is recalibrated (method={method!r}) on held-out groups after fitting, so "
+        "its predictions are not the GLM's; the coefficients and fit statistics describe the "
+        "base model: call summary() on the Fitted it was recalibrated from"
+    )
 
 
 def _onnx_facts(path: Path) -> dict[str, int]:
@@ -222,6 +250,16 @@ class Predictor(glm.GLMResults):
     in_sample_, rank_, df_resid_, log_likelihood_, aic_, bic_
         The fit on the training groups, as the ``Fitted`` had them; :meth:`summary` gives
         the ``Fitted``'s coefficient table.
+    recalibration
+        None, or for a model exported from :func:`binomlab.recalibrate`'s result the map's
+        record (``method``, ``parameters``, ``fitted_on``: the fingerprint of the groups it
+        was fitted on, ``groups``, ``trials``, ``stop_reason``). The ONNX graph computes the
+        recalibrated logit, so :meth:`predict_logits`, :meth:`predict_proba` and
+        :meth:`predict_interval` (binomial, at the recalibrated probability) are the
+        recalibrated model's. Such a model is not a GLM fit: :meth:`summary` is refused, and
+        it has no ``in_sample_`` (nor ``rank_``, ``aic_``, ...: an AttributeError says why),
+        so :func:`binomlab.evaluate` counts degrees of freedom by its held-out rule, as for
+        the in-memory ``Recalibrated``.
     """
 
     def __init__(self, directory: Path, manifest: dict[str, Any], session: Any) -> None:
@@ -231,7 +269,9 @@ class Predictor(glm.GLMResults):
         self.spec = spec_from_dict(manifest["spec"])
         self._session = session
         self._input = session.get_inputs()[0].name
-        self.in_sample_ = glm.InSample.from_dict(manifest["in_sample"])
+        self.recalibration: dict[str, Any] | None = manifest.get("recalibration")
+        if self.recalibration is None:  # a recalibrated model has no GLM fit of its own
+            self.in_sample_ = glm.InSample.from_dict(manifest["in_sample"])
         rows = manifest.get("coefficients")
         self.coefficient_table_ = (
             None
@@ -240,6 +280,15 @@ class Predictor(glm.GLMResults):
                                             ("term", "level", "estimate", "std_error")})
         )  # fmt: skip
         self.summary_note_ = manifest.get("summary_note")
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only when the normal lookup fails (a property raising AttributeError
+        # included): a recalibrated model's GLM statistics, read from its absent in_sample_.
+        if name in _GLM_STATISTICS and self.__dict__.get("recalibration") is not None:
+            msg = f"{name} is not available: {self.__dict__.get('summary_note_')}."
+            raise AttributeError(msg)
+        msg = f"{type(self).__name__!r} object has no attribute {name!r}"
+        raise AttributeError(msg)
 
     def _summary_info(self) -> dict[str, Any]:
         training = self.manifest.get("training", {})
@@ -345,7 +394,18 @@ class Predictor(glm.GLMResults):
         return sigmoid(self.predict_logits(data))
 
     def __repr__(self) -> str:
-        return f"Predictor({self.spec}, backend={self.backend!r}, features={list(self.features)})"
+        recalibrated = (
+            "" if self.recalibration is None else f", recalibrated={self.recalibration['method']!r}"
+        )
+        return (
+            f"Predictor({self.spec}, backend={self.backend!r}, features={list(self.features)}"
+            f"{recalibrated})"
+        )
+
+
+_GLM_STATISTICS = frozenset(
+    ("in_sample_", "rank_", "df_model_", "df_resid_", "log_likelihood_", "aic_", "bic_")
+)
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
@@ -386,6 +446,8 @@ def _check_consistent(manifest: dict[str, Any], path: Path) -> None:
     coefficients = manifest["coefficients"]
     if coefficients is not None and (rank is None or len(coefficients) != rank):
         problems.append("'coefficients' do not have one row per parameter of 'rank'")
+    if "recalibration" in manifest and (coefficients is not None or manifest["loss"] != "binomial"):
+        problems.append("a recalibrated model has GLM 'coefficients' or a beta-binomial 'loss'")
     if problems:
         msg = f"{str(path)!r} contradicts itself: {'; '.join(problems)}."
         raise ModelFileError(msg)

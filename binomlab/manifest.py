@@ -160,6 +160,24 @@ SCHEMA: dict[str, Any] = {
             "properties": {"onnx": _NAME, "native": {"type": "array", "items": _NAME}},
             "additionalProperties": False,
         },
+        "recalibration": {
+            "type": "object",
+            "required": ["method", "parameters", "fitted_on", "trials"],
+            "properties": {
+                "method": {"enum": ["isotonic", "platt", "temperature"]},
+                "parameters": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": ["number", "array"],
+                        "items": {"type": "number"},
+                    },
+                },
+                "fitted_on": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "groups": {"type": "integer", "minimum": 1},
+                "trials": {"type": "integer", "minimum": 1},
+                "stop_reason": {"type": "string"},
+            },
+        },
         "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "sha256": {
             "type": "object",

@@ -234,6 +234,16 @@ def test_plot_two_models() -> None:
         assert legend == ["perfectly calibrated", "good", "noisy"]
         assert ax.get_xlabel() == "mean predicted probability"
         assert ax.get_ylabel() == "observed rate"
+        # limits="data": the axes span the predictions and what is drawn, with a margin
+        low, high = ax.get_xlim()
+        assert ax.get_ylim() == (low, high)
+        drawn = np.concatenate([proba, other, table["lower"], table["upper"]])
+        assert low <= drawn.min() and high >= drawn.max()
+        assert low >= max(0.0, drawn.min() - 0.06) and high <= min(1.0, drawn.max() + 0.06)
+    finally:
+        plt.close(ax.figure)
+    ax = plot_calibration(data, proba, limits="unit", histogram=False)
+    try:
         assert ax.get_xlim() == (0.0, 1.0)
         assert ax.get_ylim() == (0.0, 1.0)
     finally:
