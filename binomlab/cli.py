@@ -436,6 +436,7 @@ def _shown(value: Any) -> str:
 def _evaluate(args: argparse.Namespace) -> int:
     from binomlab.export import load
     from binomlab.metrics import evaluate
+    from binomlab.uncertainty import metric_intervals
 
     if args.calibration:
         _check_figure_path(args.calibration, "--calibration")
@@ -445,10 +446,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.calibration:  # written before anything is printed: an error comes alone
         _save_calibration(args.calibration, data, predictor)
     notes = {k: metrics.pop(k) for k in ("df_rule", "df_note")}
+    intervals = {
+        row["metric"]: f"[{_shown(row['lower'])}, {_shown(row['upper'])}]"
+        for row in metric_intervals(data, predictor).iter_rows(named=True)
+    }
     shown = [_shown(v) for v in metrics.values()]  # counts as counts, booleans as words
-    table = pl.DataFrame({"metric": list(metrics), "value": shown})
+    table = pl.DataFrame(
+        {
+            "metric": list(metrics),
+            "value": shown,
+            "95% interval": [intervals.get(m, "") for m in metrics],
+        }
+    )
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_rows=30, tbl_hide_column_data_types=True):
         print(table)
+    print(
+        "intervals over the test trials: nll, brier t on the trials; auc DeLong; "
+        "ece a bootstrap of the trials"
+    )
     print(f"degrees of freedom ({notes['df_rule']}): {notes['df_note']}")
     if args.calibration:
         print(f"wrote {args.calibration}")

@@ -25,6 +25,7 @@ from binomlab.backends.protocol import TrainConfig
 from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped, GroupedSource, require_grouped
 from binomlab.metrics import evaluate
+from binomlab.progress import counter
 from binomlab.training import fit, resolve
 
 __all__ = ["FOLD_SCHEMA", "METRICS", "CrossValidation", "cross_validate"]
@@ -158,12 +159,7 @@ class _Bar:
     """One tqdm bar over every fit (models × folds), its description the model and fold."""
 
     def __init__(self, total: int, *, enabled: bool) -> None:
-        self._bar: Any = None
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc="cross_validate", unit="fit",
-                             dynamic_ncols=True, leave=True)  # fmt: skip
+        self._bar: Any = counter(total, "cross_validate", unit="fit", enabled=enabled)
 
     def start(self, name: str, fold: int, folds: int) -> None:
         if self._bar is not None:

@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["TrainingBar", "clear", "iterate", "write"]
+__all__ = ["TrainingBar", "clear", "counter", "iterate", "write"]
 
 T = TypeVar("T")
 
@@ -102,6 +102,14 @@ class TrainingBar:
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: Any) -> None:
         self.close(erase=exc_type is not None)
+
+
+def counter(total: int, description: str, *, unit: str, enabled: bool = True) -> Any:
+    """A tqdm bar counting ``total`` steps, kept on the terminal when closed (None when
+    ``enabled`` is False); :func:`clear` knows it, so the CLI can erase it on an error."""
+    if not enabled:
+        return None
+    return _open_bar(total=total, desc=description, unit=unit, leave=True, dynamic_ncols=True)
 
 
 def iterate(items: Iterable[T], description: str, *, enabled: bool = True) -> Iterator[T]:

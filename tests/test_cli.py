@@ -132,6 +132,10 @@ def test_train_then_evaluate(flight_files, tmp_path) -> None:
     nll = float(re.search(r"│ nll\s+┆ ([0-9.]+)", out.stdout).group(1))
     assert nll == pytest.approx(expected["nll"], abs=1e-6)
     assert (tmp_path / "cal.png").stat().st_size > 10_000
+    low, high = map(float, re.search(r"│ nll\s+┆ [0-9.]+\s+┆ \[([0-9.]+), ([0-9.]+)\]",
+                                     out.stdout).groups())  # fmt: skip
+    interval = bl.metric_intervals(grouped, served).row(0, named=True)
+    assert (low, high) == pytest.approx((interval["lower"], interval["upper"]), rel=1e-5)
 
     # raw rows, grouped on the model's features by the label
     out = run("evaluate", str(tmp_path / "model"), str(folder / "rows.csv"), "--label", "delayed",
