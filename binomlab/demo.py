@@ -61,6 +61,13 @@ def _statsmodels_glm(train: Grouped, test: Grouped) -> np.ndarray | None:
     return np.asarray(result.predict(X_test), dtype=np.float64)
 
 
+def _p_text(p_value: float | None) -> str:
+    """A p-value as a leaderboard shows it: "best" for the best row, "<1e-4" when tiny."""
+    if p_value is None:
+        return "best"
+    return "<1e-4" if p_value < 1e-4 else f"{p_value:.2g}"
+
+
 def _plan(quick: bool) -> list[tuple[str, str, dict[str, Any]]]:
     """(name, backend, fit options) for every model the installed backends can train."""
     plan = []
@@ -107,14 +114,19 @@ def run_demo(out: Path, *, quick: bool = False, quiet: bool = False) -> pl.DataF
                    tbl_width_chars=160, tbl_cols=-1,
                    tbl_hide_column_data_types=True):  # fmt: skip
         say("\nleaderboard on the held-out test trials (per-trial metrics = raw-row metrics):")
-        say(board.select("model", "params", "nll", "brier", "auc", "ece", "dispersion",
-                         "seconds", "epochs"))  # fmt: skip
+        say(board.select("model", "params", "nll",
+                         pl.format("[{}, {}]", pl.col("nll_lower").round(4),
+                                   pl.col("nll_upper").round(4)).alias("nll 95%"),
+                         pl.Series("p vs best", [_p_text(v) for v in board["nll_vs_best_p"]]),
+                         "brier", "auc", "ece", "dispersion", "seconds", "epochs"))  # fmt: skip
+        say("(intervals over the test trials; 'p vs best': paired test of the per-trial log "
+            "loss against the best model on the same trials)")  # fmt: skip
 
     out.mkdir(parents=True, exist_ok=True)
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = plot_calibration(test, models, bins=10)
+    ax = plot_calibration(test, models, strategy="corp", band=None)
     ax.figure.savefig(out / "calibration.png", dpi=120, bbox_inches="tight")
     say(f"\nwrote {out / 'calibration.png'}")
     probe = test.frame.head(1000)
