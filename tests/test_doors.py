@@ -400,6 +400,56 @@ def test_evaluate_nll_is_the_raw_row_log_loss_or_refuses(case) -> None:
     assert result["trials"] == len(y)
 
 
+# --- the diagnostics: reliability, decomposition, bias, intervals, paired test ----------------
+
+
+DIAGNOSTICS = {
+    "reliability": lambda data, p: bl.reliability(data, p, bands="consistency", resamples=100),
+    "decompose": lambda data, p: bl.decompose(data, p),
+    "bias": lambda data, p: bl.bias(data, p),
+    "metric_intervals": lambda data, p: bl.metric_intervals(data, p, resamples=10),
+    "paired_test": lambda data, p: bl.paired_test(data, p, np.full(len(p), 0.5)),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(evaluate_cases(), st.sampled_from(sorted(DIAGNOSTICS)))
+def test_diagnostics_agree_with_the_rows_or_refuse(case, door) -> None:
+    """Each diagnostic refuses bad probabilities and raw rows with a BinomlabError (or the
+    documented TypeError for strings), never changes its input, and on good input gives the
+    raw rows' numbers: the per-trial log loss, the trials, the isotonic fit's range."""
+    g, proba, mutation = case
+    before = proba.copy()
+    data = g.expand() if mutation == "rows" else g
+    try:
+        result = at_door(lambda: DIAGNOSTICS[door](data, proba))
+    except TypeError:
+        assert mutation == "strings"
+        return
+    np.testing.assert_array_equal(proba, before)
+    if result is REFUSED:
+        assert mutation != "none"
+        return
+    assert mutation == "none"
+    y = g.expand()["y"].to_numpy()
+    p = np.repeat(proba, g.frame["n"].to_numpy())
+    raw_nll = -np.mean(xlogy(y, p) + xlogy(1 - y, 1 - p))
+    if door == "decompose":
+        score = result.filter(pl.col("scoring") == "log_loss")["score"].item()
+        assert score == pytest.approx(raw_nll, rel=1e-9)
+    elif door == "metric_intervals":
+        assert result["estimate"][0] == pytest.approx(raw_nll, rel=1e-9)
+    elif door == "reliability":
+        assert result["trials"].sum() == len(y)
+        curve = result["recalibrated"].to_numpy()
+        assert np.all(np.diff(curve) >= 0) and curve.min() >= 0 and curve.max() <= 1
+    elif door == "bias":
+        assert result["trials"].sum() == len(y)
+    else:
+        mean = raw_nll + np.mean(y * np.log(0.5) + (1 - y) * np.log(0.5))
+        assert result["difference"] == pytest.approx(mean, rel=1e-9, abs=1e-12)
+
+
 # --- load ----------------------------------------------------------------------------------------
 
 
