@@ -7,6 +7,8 @@ Shared by :mod:`binomlab.metrics` and :mod:`binomlab.calibration`, so every func
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +18,7 @@ from binomlab.errors import BinomlabError, EmptyDataError, InvalidProbabilityErr
 if TYPE_CHECKING:
     from binomlab.grouped import Grouped
 
-__all__ = ["check_bins", "counts", "resolve_proba", "uniform_bins"]
+__all__ = ["check_bins", "counts", "named_model", "resolve_proba", "uniform_bins"]
 
 
 def resolve_proba(data: Grouped, proba_or_fitted: Any) -> np.ndarray:
@@ -73,6 +75,17 @@ def resolve_proba(data: Grouped, proba_or_fitted: Any) -> np.ndarray:
         )
         raise InvalidProbabilityError(msg)
     return proba
+
+
+@contextmanager
+def named_model(name: Any) -> Iterator[None]:
+    """Add the note "In models[name]." to an error raised for one model of several, so the
+    message says which one (its probabilities, its features) is at fault."""
+    try:
+        yield
+    except (BinomlabError, TypeError) as err:
+        err.add_note(f"In models[{name!r}].")
+        raise
 
 
 def counts(data: Grouped) -> tuple[np.ndarray, np.ndarray]:

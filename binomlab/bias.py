@@ -17,7 +17,7 @@ import polars as pl
 from scipy import stats
 
 from binomlab._checks import check_fraction, check_int, check_names
-from binomlab._proba import counts, resolve_proba
+from binomlab._proba import counts, named_model, resolve_proba
 from binomlab.errors import BinomlabError, ColumnNotFoundError
 from binomlab.grouped import require_grouped
 
@@ -78,7 +78,9 @@ def bias(
         (trial-weighted mean prediction), ``bias_mean`` (``predicted − observed``),
         ``bias_stderr``, ``lower``, ``upper`` (t interval), ``p_value`` (two-sided t-test
         of no bias). ``bias_stderr`` and what depends on it are NaN for a level of one
-        trial.
+        trial, and for a level where ``p − y`` does not vary (one prediction and every
+        outcome alike), whose sample standard deviation of 0 would claim a certain bias
+        (model-diagnostics reports 0 and a p-value of 0 there).
 
     Raises
     ------
@@ -102,7 +104,8 @@ def bias(
     levels = {feature: _levels(data, feature, n, bins) for feature in chosen}
     rows = []
     for name, model in named.items():
-        proba = resolve_proba(data, model)
+        with named_model(name):
+            proba = resolve_proba(data, model)
         for feature, (labels, level_of) in levels.items():
             rows.extend(
                 {"model": str(name), "feature": feature, **row}
@@ -128,11 +131,14 @@ def _bias_rows(
     m = mean[level_of]
     squares = k * (proba - 1.0 - m) ** 2 + (n - k) * (proba - m) ** 2
     ss = np.bincount(level_of, weights=squares, minlength=size)
+    # One trial has no sample sd, and a level where p − y never varies (one prediction, every
+    # outcome alike: few or extreme trials) has a sample sd of 0, which would claim certainty.
+    defined = (trials > 1) & (ss > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        stderr = np.where(trials > 1, np.sqrt(ss / (trials - 1.0) / trials), np.nan)
+        stderr = np.where(defined, np.sqrt(ss / (trials - 1.0) / trials), np.nan)
         t = mean / stderr
     dof = trials - 1.0
-    p_value = np.where(trials > 1, 2.0 * stats.t.sf(np.abs(t), np.maximum(dof, 1.0)), np.nan)
+    p_value = np.where(defined, 2.0 * stats.t.sf(np.abs(t), np.maximum(dof, 1.0)), np.nan)
     half = stats.t.ppf(0.5 + level / 2.0, np.maximum(dof, 1.0)) * stderr
     return [
         {
@@ -250,6 +256,7 @@ def plot_bias(
     names = list(dict.fromkeys(table["model"].to_list()))
     first = table.filter(pl.col("model") == names[0])
     labels = ["<null>" if v is None else v for v in first["level"].to_list()]
+    made = ax is None
     if ax is None:
         _, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(labels) + 2.0), 4.0))
     x = np.arange(len(labels), dtype=np.float64)
@@ -268,4 +275,6 @@ def plot_bias(
     ax.set_ylabel("bias: predicted − observed")
     if len(names) > 1:
         ax.legend(loc="best")
+    if made:
+        ax.figure.tight_layout()  # the levels' labels and trials fit in the figure
     return ax

@@ -16,7 +16,7 @@ import polars as pl
 from scipy.stats import norm
 
 from binomlab._checks import check_bool, check_fraction, is_bool
-from binomlab._proba import check_bins, counts, resolve_proba, uniform_bins
+from binomlab._proba import check_bins, counts, named_model, resolve_proba, uniform_bins
 from binomlab.errors import BinomlabError, InvalidCountsError
 from binomlab.grouped import require_grouped
 
@@ -199,6 +199,7 @@ def plot_calibration(
     seed: int = 0,
     histogram: bool = True,
     limits: str = "data",
+    tables: Mapping[str, pl.DataFrame] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Draw a reliability diagram of one or more models.
@@ -224,6 +225,11 @@ def plot_calibration(
     limits : {"data", "unit"}, default "data"
         ``"data"``: both axes span the predictions and what is drawn (with a small margin),
         so a model predicting within 0.05–0.5 fills the plot; ``"unit"``: both are [0, 1].
+    tables : dict of name -> polars.DataFrame, optional
+        The tables already computed for these models with the same data and options —
+        :func:`binomlab.reliability` for ``"corp"``, :func:`calibration` otherwise — drawn as
+        they are instead of computed again (an app redrawing the same diagram); one per
+        model, under the same names.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when omitted.
 
@@ -237,8 +243,9 @@ def plot_calibration(
     Raises
     ------
     BinomlabError
-        If `models` is an empty dict, an unknown `strategy`, `band` or `limits`, and as
-        :func:`calibration` and :func:`binomlab.reliability`.
+        If `models` is an empty dict, an unknown `strategy`, `band` or `limits`, `tables`
+        without a table for every model, and as :func:`calibration` and
+        :func:`binomlab.reliability`.
     """
     import matplotlib.pyplot as plt
 
@@ -255,25 +262,57 @@ def plot_calibration(
         raise BinomlabError(msg)
     histogram = check_bool(histogram, name="histogram")
     trials, _ = counts(data)
-    probas = {str(name): resolve_proba(data, model) for name, model in named.items()}
+    if strategy == "corp" and not (is_bool(overdispersed) and not overdispersed):
+        msg = (
+            "overdispersed widens the Wilson intervals of binned strategies; the CORP diagram "
+            "has bands instead (band='consistency' or 'confidence'). Received: "
+            f"strategy='corp', overdispersed={overdispersed!r}"
+        )
+        raise BinomlabError(msg)
+    probas = {}
+    for name, model in named.items():
+        with named_model(name):
+            probas[str(name)] = resolve_proba(data, model)
     made = ax is None
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5.5))
     ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="0.45", label="perfectly calibrated")
     colors = model_colors(len(named))
     drawn: list[np.ndarray] = [p for p in probas.values()]
-    if strategy == "corp":
-        drawn += _draw_corp(
-            ax, data, named, colors, band=band, level=level, resamples=resamples, seed=seed
+    if tables is not None and set(map(str, tables)) != set(probas):
+        msg = (
+            f"Expected tables to hold one table per model, named {sorted(probas)}. "
+            f"Received tables for: {sorted(map(str, tables))}"
         )
-    else:
-        tables = {
-            str(name): calibration(
-                data, model, bins, strategy=strategy, level=level, overdispersed=overdispersed
+        raise BinomlabError(msg)
+    if tables is not None:
+        given = {str(name): table for name, table in tables.items()}
+        tables = {name: given[name] for name in probas}  # in the models' order and colours
+    if strategy == "corp":
+        if band is not None and band not in ("consistency", "confidence"):
+            msg = (
+                f"Expected band to be 'consistency', 'confidence' or None. Received: band={band!r}"
             )
-            for name, model in named.items()
-        }
-        drawn += _draw_bins(ax, tables, colors, strategy)
+            raise BinomlabError(msg)
+        if tables is None:
+            from binomlab.reliability import reliability
+
+            tables = {
+                str(name): reliability(
+                    data, model, bands=band, level=level, resamples=resamples, seed=seed
+                )
+                for name, model in named.items()
+            }
+        drawn += _draw_corp(ax, tables, colors, band=band, level=level)
+    else:
+        if tables is None:
+            tables = {
+                str(name): calibration(
+                    data, model, bins, strategy=strategy, level=level, overdispersed=overdispersed
+                )
+                for name, model in named.items()
+            }
+        drawn += _draw_bins(ax, dict(tables), colors, strategy)
     if limits == "unit":
         low, high = 0.0, 1.0
     else:
@@ -326,31 +365,28 @@ def _draw_bins(
 
 def _draw_corp(
     ax: Axes,
-    data: Grouped,
-    named: dict[Any, Any],
+    tables: Mapping[str, pl.DataFrame],
     colors: list[Any],
     *,
     band: str | None,
     level: float,
-    resamples: int,
-    seed: int,
 ) -> list[np.ndarray]:
-    from binomlab.reliability import reliability
-
-    if band is not None and band not in ("consistency", "confidence"):
-        msg = f"Expected band to be 'consistency', 'confidence' or None. Received: band={band!r}"
-        raise BinomlabError(msg)
     drawn = []
-    for i, ((name, model), color) in enumerate(zip(named.items(), colors, strict=True)):
-        table = reliability(data, model, bands=band, level=level, resamples=resamples, seed=seed)
+    for i, ((name, table), color) in enumerate(zip(tables.items(), colors, strict=True)):
         x, y = table["predicted"].to_numpy(), table["recalibrated"].to_numpy()
-        ax.plot(x, y, color=color, linewidth=1.8, label=str(name), zorder=3)
+        # a model with one distinct prediction (a constant) is a single point: marked
+        marker = "o" if x.size == 1 else None
+        ax.plot(x, y, color=color, linewidth=1.8, marker=marker, label=str(name), zorder=3)
         drawn.append(y)
         if band is not None:
             lower = table[f"{band}_lower"].to_numpy()
             upper = table[f"{band}_upper"].to_numpy()
             label = f"{level:.0%} {band} band" if i == 0 else None
-            ax.fill_between(x, lower, upper, color=color, alpha=0.15, linewidth=0, label=label)
+            if x.size == 1:  # the band at one prediction: a bar from its lower to upper end
+                ax.vlines(x, lower, upper, color=color, linewidth=6, alpha=0.3, label=label)
+            else:
+                ax.fill_between(x, lower, upper, color=color, alpha=0.15, linewidth=0,
+                                label=label)  # fmt: skip
             drawn += [lower, upper]
     return drawn
 

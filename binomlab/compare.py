@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from binomlab._checks import check_bool
-from binomlab._proba import resolve_proba
+from binomlab._proba import named_model, resolve_proba
 from binomlab.errors import BinomlabError
 from binomlab.grouped import GroupedSource, require_grouped
 from binomlab.metrics import evaluate
@@ -121,11 +121,14 @@ def compare(
     data = require_grouped(data)
     rows, probas = [], []
     for name, model in models.items():
-        row = {"model": str(name), **_describe(model), **evaluate(data, model)}
-        if intervals:
-            proba = resolve_proba(data, model)
-            row |= leaderboard_intervals(data, proba, level=level, resamples=resamples, seed=seed)
-            probas.append(proba)
+        with named_model(name):
+            row = {"model": str(name), **_describe(model), **evaluate(data, model)}
+            if intervals:
+                proba = resolve_proba(data, model)
+                row |= leaderboard_intervals(
+                    data, proba, level=level, resamples=resamples, seed=seed
+                )
+                probas.append(proba)
         rows.append(row)
     if intervals:
         best = min(range(len(rows)), key=lambda i: (rows[i]["nll"], i))

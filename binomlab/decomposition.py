@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 from scipy.special import xlogy
 
-from binomlab._proba import counts, resolve_proba
+from binomlab._proba import counts, named_model, resolve_proba
 from binomlab.errors import BinomlabError
 from binomlab.grouped import require_grouped
 from binomlab.isotonic import fit_isotonic
@@ -85,7 +85,8 @@ def decompose(
     base_rate = np.full(n.size, k.sum() / total)
     rows = []
     for name, model in named.items():
-        proba = resolve_proba(data, model)
+        with named_model(name):
+            proba = resolve_proba(data, model)
         recalibrated = fit_isotonic(proba, trials, successes).per_group
         for score in dict.fromkeys(chosen):
             value = mean_score(n, k, proba, score)
@@ -117,5 +118,6 @@ def decompose(
 def mean_score(n: np.ndarray, k: np.ndarray, proba: np.ndarray, score: str) -> float:
     """The per-trial mean of ``score`` ("log_loss" or "brier") over the expanded rows."""
     if score == "log_loss":
-        return float(-np.sum(xlogy(k, proba) + xlogy(n - k, 1.0 - proba)) / n.sum())
+        # + 0.0: a score of zero prints as 0, not -0
+        return float(-np.sum(xlogy(k, proba) + xlogy(n - k, 1.0 - proba)) / n.sum()) + 0.0
     return float(np.sum(k * (1.0 - proba) ** 2 + (n - k) * proba**2) / n.sum())

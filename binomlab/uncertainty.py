@@ -13,8 +13,14 @@ the raw rows would take them, and every number here equals that computation on
 * ``ece``: no closed form (an absolute value per bin), so the trials are *resampled*: a
   bootstrap of the expanded rows (``trials`` draws with replacement), done on the groups as one
   multinomial draw over every group's successes and failures (for large tables, the normal
-  limit of the ten bins' gaps over the drawn trials); Efron's bias-corrected percentile
-  interval (the replicates of an ECE sit above the estimate).
+  limit of the ten bins' gaps over the drawn trials); the interval is the estimate ± z times
+  the replicates' sd. The ECE is biased upward — positive even for a calibrated model — so
+  its interval says how precisely the ECE is measured, not whether the model is calibrated:
+  :func:`binomlab.reliability`'s consistency band and :func:`binomlab.decompose`'s
+  miscalibration answer that.
+
+Every interval is cut to the metric's possible values (``nll ≥ 0``; Brier, AUC, ECE in
+[0, 1]); the true value lies there, so the cut interval covers it as often as the uncut one.
 
 :func:`paired_test` compares two models on the same trials: the mean per-trial difference of
 their losses and its standard error, equal to :func:`scipy.stats.ttest_rel` on the rows.
@@ -61,8 +67,9 @@ def metric_intervals(
     What the uncertainty is about: the test trials, taken as independent draws (the expanded
     rows, as a computation on the raw rows takes them). The NLL and Brier score are means of
     a per-trial loss (standard error ``sd / √trials``, Student's t interval); the AUC has
-    DeLong's variance (normal interval); the ECE is bootstrapped by resampling the trials
-    with replacement (``resamples`` replicates, bias-corrected percentile interval). The
+    DeLong's variance (normal interval); the ECE's standard error is the sd of
+    ``resamples`` bootstrap replicates that resample the trials with replacement (normal
+    interval; see the module's note on its bias). Intervals are cut to the metric's range. The
     model is held fixed: these say how much its score would vary over other test sets of
     the same size, not how much refitting it would change it.
 
@@ -86,9 +93,10 @@ def metric_intervals(
     polars.DataFrame
         One row per metric (``nll``, ``brier``, ``auc``, ``ece``) with ``metric``,
         ``estimate`` (as :func:`binomlab.evaluate`), ``std_error``, ``lower``, ``upper`` and
-        ``method`` (how the uncertainty was computed). ``std_error`` is NaN where it is not
-        defined: an infinite NLL, fewer than two trials, or an AUC without positives and
-        negatives (two of each are needed).
+        ``method`` (how the uncertainty was computed). ``std_error`` (and the interval) is
+        NaN where it is not defined: an infinite NLL, fewer than two trials, an AUC without
+        two positives and two negatives, or an AUC of exactly 0 or 1 (a perfect ranking, where
+        DeLong's variance is 0: no zero-width interval is claimed).
 
     Raises
     ------
@@ -104,28 +112,28 @@ def metric_intervals(
     trials, successes = counts(data)
     proba = resolve_proba(data, proba_or_fitted)
     n, k = trials.astype(np.float64), successes.astype(np.float64)
+    total = float(n.sum())
+    z = stats.norm.ppf(0.5 + level / 2.0)
     rows = []
     for metric in PAIRED_METRICS:
         on_success, on_failure = per_trial_loss(proba, metric)
         mean, se = _mean_and_se(n, k, on_success, on_failure)
-        half = _t_quantile(level, n.sum()) * se
-        rows.append((metric, mean, se, mean - half, mean + half, "t: sd of the trials / √trials"))
+        half = _t_quantile(level, total) * se
+        rows.append(
+            (metric, mean, se, *_in_range(metric, mean - half, mean + half), "t: sd of the "
+             "trials / √trials")
+        )  # fmt: skip
     auc, auc_se = delong(n, k, proba)
-    half = stats.norm.ppf(0.5 + level / 2.0) * auc_se
-    rows.append(("auc", auc, auc_se, auc - half, auc + half, "normal: DeLong's variance"))
-    rng = np.random.default_rng(seed)
-    ece, replicates, how = _bootstrap_ece(n, k, proba, resamples, rng)
-    lower, upper = bias_corrected_interval(ece, replicates, level)
     rows.append(
-        (
-            "ece",
-            ece,
-            float(np.std(replicates, ddof=1)),
-            lower,
-            upper,
-            f"bias-corrected percentile: {resamples} bootstrap resamples of the trials ({how})",
-        )
-    )
+        ("auc", auc, auc_se, *_in_range("auc", auc - z * auc_se, auc + z * auc_se),
+         "normal: DeLong's variance")
+    )  # fmt: skip
+    ece, replicates, how = _bootstrap_ece(n, k, proba, resamples, np.random.default_rng(seed))
+    ece_se = float(np.std(replicates, ddof=1)) if total >= 2 else float("nan")
+    rows.append(
+        ("ece", ece, ece_se, *_in_range("ece", ece - z * ece_se, ece + z * ece_se),
+         f"normal: sd of {resamples} bootstrap resamples of the trials ({how})")
+    )  # fmt: skip
     return pl.DataFrame(
         rows,
         schema={
@@ -171,8 +179,9 @@ def paired_test(
         ``metric``; ``difference`` (``mean(d)``: negative when ``a`` is better, in the
         metric's units per trial); ``std_error`` (sample sd of ``d`` over ``√trials``);
         ``lower``, ``upper`` (the t interval); ``t`` and ``df`` (``trials − 1``);
-        ``p_value`` (two-sided); ``trials``. ``std_error``, ``t`` and ``p_value`` are NaN
-        when ``d`` is the same on every trial (identical predictions) or infinite.
+        ``p_value`` (two-sided); ``trials``. When ``d`` is the same on every trial
+        (identical predictions) ``std_error`` is 0 and ``t`` and ``p_value`` are NaN (no
+        test); when a loss is infinite, all three are NaN.
 
     Raises
     ------
@@ -248,7 +257,7 @@ def delong(n: np.ndarray, k: np.ndarray, proba: np.ndarray) -> tuple[float, floa
     P(negative = p) / 2``, a negative row ``P(positive > p) + P(positive = p) / 2``; the
     variance is ``S10 / positives + S01 / negatives`` with ``S10``, ``S01`` their sample
     variances (``ddof=1``). Returns ``(nan, nan)`` without positives or negatives, and a NaN
-    standard error with fewer than two of either.
+    standard error with fewer than two of either or an AUC of exactly 0 or 1.
     """
     levels, level_of = np.unique(proba, return_inverse=True)
     pos = np.bincount(level_of, weights=k, minlength=levels.size)
@@ -261,28 +270,22 @@ def delong(n: np.ndarray, k: np.ndarray, proba: np.ndarray) -> tuple[float, floa
     auc = float(np.sum(pos * v10) / total_pos)
     if total_pos < 2 or total_neg < 2:
         return auc, float("nan")
+    if auc in (0.0, 1.0):  # a perfect ranking: DeLong's variance is 0, which claims too much
+        return auc, float("nan")
     s10 = float(np.sum(pos * (v10 - auc) ** 2) / (total_pos - 1.0))
     s01 = float(np.sum(neg * (v01 - auc) ** 2) / (total_neg - 1.0))
     return auc, float(np.sqrt(s10 / total_pos + s01 / total_neg))
 
 
-def bias_corrected_interval(
-    estimate: float, replicates: np.ndarray, level: float
-) -> tuple[float, float]:
-    """Efron's bias-corrected (BC) percentile interval.
+RANGES = {"nll": (0.0, np.inf), "brier": (0.0, 1.0), "auc": (0.0, 1.0), "ece": (0.0, 1.0)}
+"""Where each metric's value can lie: its interval is cut to this range."""
 
-    The ECE's replicates sit above the estimate (each bin's absolute gap gains from the
-    resampling noise), so the plain percentile interval can miss the estimate itself; BC
-    shifts the percentiles by ``z0 = Φ⁻¹(share of replicates below the estimate)``, ties
-    counted half. The share is kept within ``[1/(2B), 1 − 1/(2B)]`` for ``B`` replicates,
-    so an estimate below every replicate gives the lowest replicate as the lower end.
-    """
-    b = replicates.size
-    share = (np.sum(replicates < estimate) + 0.5 * np.sum(replicates == estimate)) / b
-    z0 = stats.norm.ppf(np.clip(share, 0.5 / b, 1.0 - 0.5 / b))
-    z = stats.norm.ppf(0.5 + level / 2.0)
-    low, high = stats.norm.cdf(2.0 * z0 - z), stats.norm.cdf(2.0 * z0 + z)
-    return float(np.quantile(replicates, low)), float(np.quantile(replicates, high))
+
+def _in_range(metric: str, lower: float, upper: float) -> tuple[float, float]:
+    """``(lower, upper)`` cut to the metric's possible values. The true value always lies
+    in that range, so the cut interval covers it exactly as often as the uncut one."""
+    low, high = RANGES[metric]
+    return float(np.clip(lower, low, high)), float(np.clip(upper, low, high))
 
 
 def _bootstrap_ece(

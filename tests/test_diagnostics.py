@@ -244,10 +244,10 @@ def test_bias_equals_model_diagnostics_compute_bias(name: str) -> None:
             assert joined.height == mine.height == theirs.height
             np.testing.assert_array_equal(joined["trials"], joined["bias_count"])
             np.testing.assert_allclose(joined["bias_mean"], joined["bias_mean_right"], atol=1e-12)
-            # one trial has no sample sd: NaN here (model-diagnostics reports 0)
-            single = joined.filter(pl.col("trials") == 1)
-            assert single["bias_stderr"].is_nan().all() and single["p_value"].is_nan().all()
-            several = joined.filter(pl.col("trials") > 1)
+            # no sample sd (one trial, or p − y constant): NaN here, 0 in model-diagnostics
+            undefined = joined.filter(pl.col("bias_stderr_right") == 0)
+            assert undefined["bias_stderr"].is_nan().all() and undefined["p_value"].is_nan().all()
+            several = joined.filter(pl.col("bias_stderr_right") > 0)
             np.testing.assert_allclose(
                 several["bias_stderr"], several["bias_stderr_right"], rtol=1e-9
             )
@@ -469,3 +469,57 @@ def test_bad_inputs_name_the_argument() -> None:
         bl.reliability(data.expand(), proba)
     with pytest.raises(bl.InvalidProbabilityError, match="length"):
         bl.decompose(data, proba[:-1])
+
+
+def test_confidence_band_resamples_the_trials_whatever_the_grouping() -> None:
+    """The same 0/1 rows, one group per row or pooled by prediction, give the same band (up
+    to Monte Carlo error): the bootstrap draws trials, not groups, so single-trial groups vary
+    too."""
+    rng = np.random.default_rng(8)
+    x = np.round(rng.uniform(0.1, 0.9, 600), 1)
+    y = rng.binomial(1, x)
+    per_row = grouped_from(np.ones(600, dtype=np.int64), y)
+    pooled = pl.DataFrame({"p": x, "y": y}).group_by("p").agg(n=pl.len(), k=pl.col("y").sum())
+    pooled = pooled.sort("p")
+    by_prediction = bl.from_counts(pooled, ["p"])
+    bands = []
+    for data, proba in ((per_row, x), (by_prediction, pooled["p"].to_numpy())):
+        table = bl.reliability(data, proba, bands="confidence", resamples=2000, seed=1)
+        width = (table["confidence_upper"] - table["confidence_lower"]).to_numpy()
+        assert np.all(width > 0)
+        bands.append(table.select("confidence_lower", "confidence_upper").to_numpy())
+    np.testing.assert_allclose(bands[0], bands[1], atol=0.04)
+
+
+def test_degenerate_uncertainty_is_nan_not_zero() -> None:
+    """A perfect ranking, a level without variation and a single trial have no standard
+    error to report: NaN, never a zero-width interval or a p-value of 0."""
+    perfect = grouped_from(np.array([5, 5]), np.array([0, 5]))
+    auc = bl.metric_intervals(perfect, [0.2, 0.8]).filter(pl.col("metric") == "auc")
+    assert auc["estimate"].item() == 1.0 and np.isnan(auc["std_error"].item())
+    table = bl.bias(perfect, [0.2, 0.8])
+    assert table["bias_stderr"].is_nan().all() and table["p_value"].is_nan().all()
+    single = grouped_from(np.array([1]), np.array([1]))
+    intervals = bl.metric_intervals(single, [0.7])
+    assert intervals["std_error"].is_nan().all()
+    # every interval lies within the metric's range and holds its estimate
+    data, models = case("ucb")
+    for row in bl.metric_intervals(data, models["squashed"]).iter_rows(named=True):
+        assert 0.0 <= row["lower"] <= row["estimate"] <= row["upper"]
+        assert row["metric"] == "nll" or row["upper"] <= 1.0
+
+
+def test_an_error_for_one_of_several_models_names_it() -> None:
+    data, models = case("ucb")
+    bad = {**models, "short": models["logistic"][:-1]}
+    for call in (
+        lambda: bl.compare(bad, data),
+        lambda: bl.decompose(data, bad),
+        lambda: bl.bias(data, bad),
+        lambda: bl.plot_calibration(data, bad, strategy="corp", band=None),
+    ):
+        with pytest.raises(bl.InvalidProbabilityError) as caught:
+            call()
+        assert "In models['short']." in caught.value.__notes__
+    with pytest.raises(BinomlabError, match="CORP diagram has bands instead"):
+        bl.plot_calibration(data, models, strategy="corp", overdispersed=True)

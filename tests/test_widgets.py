@@ -7,6 +7,8 @@ curve data, the matplotlib axes — and compared with the pure functions the pan
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
 
 import numpy as np
@@ -18,6 +20,7 @@ pytest.importorskip("ipywidgets")
 from helpers import imported_modules
 
 import binomlab as bl
+from binomlab.compare import INTERVAL_SCHEMA
 from binomlab.testing import synthetic_rows
 from binomlab.widgets import (
     CalibrationPanel,
@@ -422,6 +425,83 @@ def test_compare_panel_shows_a_bad_model(split) -> None:
     assert "binomlab-error" in panel.error.value
 
 
+_INTERVAL = re.compile(r"^(-?[0-9.]+) \[(-?[0-9.]+), (-?[0-9.]+)\]$")
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def test_compare_panel_shows_intervals_and_the_paired_test(split, glm) -> None:
+    _, val = split
+    base = np.full(len(val), val.rate)
+    models = {"base rate": base, "glm": glm}
+    panel = ComparePanel(val, models=models)
+    expected = bl.compare(models, val, level=0.95, resamples=1000, seed=0)
+    for column in INTERVAL_SCHEMA:
+        assert panel.table[column].equals(expected[column]), column
+    shown = panel.shown.to_dicts()
+    assert [r["model"] for r in shown] == ["glm", "base rate"]
+    for metric in ("nll", "brier", "auc", "ece"):
+        # one precision per column: two significant digits of its smallest standard error
+        se = expected[f"{metric}_se"].filter(expected[f"{metric}_se"] > 0).min()
+        decimals = min(6, max(3, math.ceil(-math.log10(se)) + 1))
+        cells = panel.shown[f"{metric} [95% CI]"]
+        for cell, row in zip(cells, expected.iter_rows(named=True), strict=True):
+            match = _INTERVAL.match(cell)
+            assert match, cell
+            assert {_decimals(part) for part in match.groups()} == {decimals}
+            values = [float(part) for part in match.groups()]
+            wanted = [row[metric], row[f"{metric}_lower"], row[f"{metric}_upper"]]
+            assert values == pytest.approx(wanted, abs=0.5 * 10**-decimals)
+    # the paired comparison with the best model: its difference, SE and p-value
+    assert (shown[0]["Δ nll vs best (SE)"], shown[0]["p"]) == ("best", "—")
+    row = expected.row(1, named=True)
+    test = bl.paired_test(val, base, glm)
+    assert row["nll_vs_best"] == pytest.approx(test["difference"])
+    match = re.match(r"^\+([0-9.]+) \(SE ([0-9.e-]+)\)$", shown[1]["Δ nll vs best (SE)"])
+    assert match, shown[1]
+    assert float(match[1]) == pytest.approx(row["nll_vs_best"], abs=5e-5)
+    assert float(match[2]) == pytest.approx(row["nll_vs_best_se"], rel=0.05)
+    assert row["nll_vs_best_p"] < 0.001 and shown[1]["p"] == "< 0.001"
+    notes = panel.notes.value
+    assert "mean per-trial log-loss difference to the best model" in notes
+    assert "1,000 resamples" in notes
+    assert not re.search(r"\d\.\d{7,}", panel.board.value)  # no long floats anywhere
+    # the dispersion column still says why where it is not defined
+    assert shown[0]["dispersion"] == f"{expected['dispersion'][0]:.4f}"
+
+    # the score decomposition, in the leaderboard's order
+    ordered = {"glm": glm, "base rate": base}
+    assert panel.scoring.value == "log_loss"
+    assert panel.decomposition.equals(bl.decompose(val, ordered, scoring="log_loss"))
+    d = panel.decomposition
+    identity = d["miscalibration"] - d["discrimination"] + d["uncertainty"] - d["score"]
+    assert identity.abs().max() < 1e-12
+    assert "MCB" in panel.decomposition_view.value
+    assert panel.decomposition_view.value.count("<tr>") == 3
+    panel.scoring.value = "brier"
+    assert panel.decomposition.equals(bl.decompose(val, ordered, scoring="brier"))
+    assert "Brier score per trial" in panel.decomposition_view.value
+
+    # a model with the best one's predictions: no difference, and no test to report
+    same = ComparePanel(val, models={"glm": glm, "copy": glm.predict_proba(val)})
+    assert same.table["nll_vs_best_se"][1] == 0.0
+    assert (same.shown["Δ nll vs best (SE)"][1], same.shown["p"][1]) == (
+        "0 (same predictions)", "n/a"
+    )  # fmt: skip
+
+
+def test_compare_panel_says_why_a_dispersion_is_missing() -> None:
+    saturated_data = bl.group(synthetic_rows(), ["colour"], "y")  # 4 groups, rank 4: df 0
+    model = bl.fit(saturated_data, backend="reference")
+    panel = ComparePanel(saturated_data, models={"saturated": model})
+    cell = panel.shown["dispersion"][0]
+    assert cell.startswith("n/a: ") and "no residual degrees of freedom" in cell
+    assert panel.decomposition.equals(bl.decompose(saturated_data, {"saturated": model},
+                                                   scoring="log_loss"))  # fmt: skip
+
+
 def _drawn_points(axes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """x, y of each model's series on a plot_calibration axes, by label."""
     points = {}
@@ -443,6 +523,10 @@ def test_calibration_panel_draws_what_bl_calibration_computes(split, glm) -> Non
     base = np.full(len(val), val.rate)
     lab = Lab(train, val, models={"glm": glm, "base rate": base})
     panel = lab.calibration_panel
+    assert panel.strategy.value == "corp"  # the tab opens on CORP; the bins are one choice away
+    assert panel.bins.disabled
+    panel.strategy.value = "quantile"
+    assert not panel.bins.disabled
     panel.bins.value = 5
     assert set(panel.tables) == {"glm", "base rate"}
     drawn = _drawn_points(panel.axes)
@@ -464,11 +548,23 @@ def test_calibration_panel_draws_what_bl_calibration_computes(split, glm) -> Non
     panel.strategy.value = "uniform"
     table = bl.calibration(val, glm, 5, strategy="uniform")
     assert panel.tables["glm"].equals(table)
+    assert not panel.overdispersed.disabled
     panel.overdispersed.value = True
     widened = bl.calibration(val, glm, 5, strategy="uniform", overdispersed=True)
     assert panel.tables["glm"].equals(widened)
     assert (widened["upper"] - widened["lower"] >= table["upper"] - table["lower"]).all()
+    # the GLM's dispersion on val is below 1: nothing was widened, and no title says it was
+    assert bl.evaluate(val, glm)["dispersion"] < 1
+    assert panel.dispersions == {"glm": 1.0}
+    assert "widened" not in panel.axes.get_title()
+    assert "glm φ = 1 (dispersion ≤ 1: not widened)" in panel.message.value
+    lab.state.select(["glm", "base rate"])  # the base rate is overdispersed: it is widened
+    phi = bl.evaluate(val, base)["dispersion"]
+    assert panel.dispersions == {"glm": 1.0, "base rate": pytest.approx(phi)}
+    assert panel.axes.get_title().endswith("widened for overdispersion")
+    lab.state.select(["glm"])
     panel.overdispersed.value = False
+    assert panel.dispersions == {}
 
     # the per-group view: one point per group, and the worst-fitted groups
     panel.strategy.value = "groups"
@@ -496,6 +592,10 @@ def test_calibration_panel_draws_what_bl_calibration_computes(split, glm) -> Non
 def test_calibration_panel_alone(split, glm) -> None:
     _, val = split
     panel = CalibrationPanel(val, models={"glm": glm})
+    corp = bl.reliability(val, glm, bands="consistency", resamples=300, seed=0)
+    assert panel.tables["glm"].equals(corp)
+    assert panel.axes.get_xlabel() == "predicted probability"
+    panel.strategy.value = "quantile"
     assert panel.tables["glm"].equals(bl.calibration(val, glm))
     assert panel.axes.get_xlabel() == "mean predicted probability"
 
@@ -572,3 +672,157 @@ def test_lab_without_validation_data_compares_on_train(split) -> None:
     assert lab.leaderboard["nll"][0] == pytest.approx(bl.evaluate(train, model)["nll"])
     assert "on the given data (3,000 trials" in lab.compare_panel.caption.value
     assert lab.data_panel.summary["part"].to_list() == ["train"]
+
+
+def _corp_drawn(axes) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
+    """The CORP curves (x, y by label) and the vertices of the shaded bands, in order."""
+    curves = {
+        line.get_label(): (line.get_xdata(), line.get_ydata())
+        for line in axes.lines
+        if not line.get_label().startswith("_") and line.get_label() != "perfectly calibrated"
+    }
+    bands = [c.get_paths()[0].vertices for c in axes.collections if c.get_paths()]
+    return curves, bands
+
+
+def test_calibration_panel_corp_draws_bl_reliability(split, glm) -> None:
+    train, val = split
+    base = np.full(len(val), val.rate)
+    lab = Lab(train, val, models={"glm": glm, "base rate": base})
+    panel = lab.calibration_panel
+    assert (panel.strategy.value, panel.band.value, panel.resamples.value) == (
+        "corp", "consistency", 300
+    )  # fmt: skip
+    assert panel.last_error is None, panel.last_error
+    curves, bands = _corp_drawn(panel.axes)
+    assert set(curves) == {"glm", "base rate"} and len(bands) == 2
+    for (name, model), vertices in zip({"glm": glm, "base rate": base}.items(), bands, strict=True):
+        table = bl.reliability(val, model, bands="consistency", resamples=300, seed=0)
+        assert panel.tables[name].equals(table)
+        x, y = curves[name]
+        np.testing.assert_array_equal(x, table["predicted"].to_numpy())
+        np.testing.assert_array_equal(y, table["recalibrated"].to_numpy())
+        m = table.height
+        if m == 1:  # a constant model: one point, its band an error bar
+            np.testing.assert_allclose(
+                vertices, [[x[0], table["consistency_lower"][0]],
+                           [x[0], table["consistency_upper"][0]]]
+            )  # fmt: skip
+            continue
+        # fill_between's outline: the lower edge left to right, then the upper edge back
+        np.testing.assert_array_equal(vertices[1 : m + 1, 0], table["predicted"].to_numpy())
+        np.testing.assert_array_equal(vertices[1 : m + 1, 1], table["consistency_lower"])
+        np.testing.assert_array_equal(vertices[m + 2 : 2 * m + 2, 1][::-1],
+                                      table["consistency_upper"])  # fmt: skip
+    assert panel.axes.get_title() == "reliability, CORP, 95% consistency band"
+    assert "300 resamples" in panel.message.value
+    assert "glm: inside the band everywhere" in panel.message.value
+    assert len(panel.figure.axes) == 2  # the diagram and the trial histogram's axis
+
+    # the widen option does not apply to CORP: hidden, disabled, and ignored if set
+    assert panel.overdispersed.disabled and panel.overdispersed.layout.display == "none"
+    assert panel.bins.disabled
+    before = panel.tables["glm"]
+    panel.overdispersed.value = True
+    assert panel.tables["glm"].equals(before) and panel.dispersions == {}
+    assert "widened" not in panel.axes.get_title()
+    panel.overdispersed.value = False
+
+    # one model at a time, through the shared selection
+    panel.only.value = "glm"
+    assert lab.state.selected == ["glm"] and set(panel.tables) == {"glm"}
+    assert lab.compare_panel.checklist.checkboxes["base rate"].value is False
+    p = glm.predict_proba(val)
+    low, high = panel.axes.get_xlim()
+    assert low <= p.min() and high >= p.max() and (low, high) != (0.0, 1.0)
+    panel.limits.value = "unit"
+    assert panel.axes.get_xlim() == (0.0, 1.0) and panel.axes.get_ylim() == (0.0, 1.0)
+    panel.histogram.value = False
+    assert len(panel.figure.axes) == 1
+
+    # the other band, and none
+    panel.band.value = "confidence"
+    confidence = bl.reliability(val, glm, bands="confidence", resamples=300, seed=0)
+    assert panel.tables["glm"].equals(confidence)
+    _, bands = _corp_drawn(panel.axes)
+    np.testing.assert_array_equal(bands[0][1 : confidence.height + 1, 1],
+                                  confidence["confidence_lower"])  # fmt: skip
+    panel.band.value = "none"
+    assert panel.resamples.disabled
+    assert panel.tables["glm"].equals(bl.reliability(val, glm, bands=None))
+    assert _corp_drawn(panel.axes)[1] == []
+    assert panel.axes.get_title() == "reliability, CORP"
+    panel.all_button.click()
+    assert lab.state.selected == ["glm", "base rate"] and panel.only.value == ""
+
+    # a bin strategy brings back what applies to it
+    panel.strategy.value = "uniform"
+    assert not panel.overdispersed.disabled and panel.overdispersed.layout.display is None
+    assert panel.band.layout.display == "none"
+
+
+def test_widen_is_unavailable_where_no_dispersion_is_defined(split, glm) -> None:
+    saturated_data = bl.group(synthetic_rows(), ["colour"], "y")  # 4 groups, rank 4: df 0
+    model = bl.fit(saturated_data, backend="reference")
+    assert math.isnan(bl.evaluate(saturated_data, model)["dispersion"])
+    panel = CalibrationPanel(saturated_data, models={"saturated": model})
+    panel.strategy.value = "quantile"
+    assert panel.overdispersed.disabled
+    assert "no residual degrees of freedom" in panel.widen_note.value
+    panel.overdispersed.value = True  # set from code: refused, not an error
+    assert panel.overdispersed.value is False
+    assert panel.last_error is None, panel.last_error
+    assert panel.tables["saturated"].equals(bl.calibration(saturated_data, model))
+    assert "widened" not in panel.axes.get_title()
+
+
+def test_bias_view_draws_bl_bias(split, glm) -> None:
+    train, val = split
+    base = np.full(len(val), val.rate)
+    lab = Lab(train, val, models={"glm": glm, "base rate": base})
+    view = lab.calibration_panel.bias
+    assert list(view.feature.options) == ["colour", "size", "flag"]
+    for feature in ("colour", "size"):
+        view.feature.value = feature
+        table = bl.bias(val, {"glm": glm, "base rate": base}, feature)
+        assert view.table.equals(table)
+        drawn = [c.lines[0].get_ydata() for c in view.axes.containers]
+        for name, y in zip(["glm", "base rate"], drawn, strict=True):
+            np.testing.assert_array_equal(
+                y, table.filter(pl.col("model") == name)["bias_mean"].to_numpy()
+            )
+        assert view.axes.get_xlabel().startswith(feature)
+        assert view.view.value.count("<tr>") == table.height + 1
+        assert "bias [95% CI]" in view.view.value
+    assert view.plot.outputs[0]["data"]["image/png"]
+    lab.state.select(["glm"])
+    assert view.table.equals(bl.bias(val, glm, "size").with_columns(model=pl.lit("glm")))
+    lab.state.select([])
+    assert view.figure is None and "Select one or more models" in view.view.value
+
+
+def test_bad_calibration_settings_show_an_error(split, glm) -> None:
+    train, val = split
+    lab = Lab(train, val, models={"glm": glm})
+    panel = lab.calibration_panel
+    for bad in (5, 50_000):
+        panel.resamples.value = bad
+        assert isinstance(panel.last_error, bl.BinomlabError)
+        assert "binomlab-error" in panel.error.value
+        assert "Expected resamples to be an integer in [100, 5,000]" in panel.error.value
+        # nothing drawn with other settings stays on screen
+        assert panel.figure is None and panel.tables == {} and panel.plot.outputs == ()
+    panel.resamples.value = 200
+    assert panel.last_error is None and panel.error.value == ""
+    assert panel.tables["glm"].equals(
+        bl.reliability(val, glm, bands="consistency", resamples=200, seed=0)
+    )
+    # a model that cannot be evaluated: an error in the tab and in the bias view, no raise
+    lab.state.add_model("short", np.full(3, 0.5))
+    assert isinstance(panel.last_error, bl.InvalidProbabilityError)
+    assert isinstance(panel.bias.last_error, bl.InvalidProbabilityError)
+    assert "binomlab-error" in panel.bias.error.value
+    assert panel.figure is None and panel.bias.figure is None
+    lab.state.select(["glm"])
+    assert panel.last_error is None and panel.bias.last_error is None
+    assert panel.figure is not None and panel.bias.figure is not None

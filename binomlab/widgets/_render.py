@@ -15,7 +15,18 @@ if TYPE_CHECKING:
     import ipywidgets
     from matplotlib.figure import Figure
 
-__all__ = ["curve_svg", "error_html", "frame_html", "show_figure", "slug"]
+__all__ = [
+    "curve_svg",
+    "decimals_for",
+    "error_html",
+    "frame_html",
+    "interval_text",
+    "number_text",
+    "p_text",
+    "se_text",
+    "show_figure",
+    "slug",
+]
 
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#ff7f0e"
@@ -50,6 +61,57 @@ def frame_html(frame: pl.DataFrame, *, css_class: str = "", digits: int = 5) -> 
         f'{style}<table class="binomlab-table {css_class}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table>"
     )
+
+
+def decimals_for(std_errors: Sequence[float | None], *, low: int = 3, high: int = 6) -> int:
+    """Decimals that show the first two significant digits of the smallest finite standard
+    error, within ``[low, high]`` (4 when none is finite): a column's common precision."""
+    finite = [s for s in std_errors if s is not None and math.isfinite(s) and s > 0]
+    if not finite:
+        return 4
+    return min(high, max(low, math.ceil(-math.log10(min(finite))) + 1))
+
+
+def number_text(value: float | None, decimals: int) -> str:
+    """``value`` to ``decimals`` decimals (``0.0000``, never ``-0.0000``); ``—`` for None,
+    ``n/a`` for NaN, ``inf`` for infinity."""
+    if value is None:
+        return "—"
+    if math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def se_text(std_error: float | None, decimals: int) -> str:
+    """A standard error to ``decimals`` decimals, or to two significant digits where those
+    would show a positive one as zero; ``n/a`` where it is not defined."""
+    if std_error is None or not math.isfinite(std_error):
+        return "n/a"
+    text = number_text(std_error, decimals)
+    return f"{std_error:.2g}" if std_error > 0 and float(text) == 0 else text
+
+
+def interval_text(
+    value: float | None, lower: float | None, upper: float | None, decimals: int
+) -> str:
+    """``0.5045 [0.5012, 0.5078]``: an estimate and its interval (``[n/a]`` without one)."""
+    text = number_text(value, decimals)
+    bounds = (lower, upper)
+    if any(b is None or not math.isfinite(b) for b in bounds):
+        return f"{text} [n/a]"
+    return f"{text} [{number_text(lower, decimals)}, {number_text(upper, decimals)}]"
+
+
+def p_text(p_value: float | None) -> str:
+    """A p-value as reported: ``0.034``, ``< 0.001``; ``—`` for None, ``n/a`` for NaN."""
+    if p_value is None:
+        return "—"
+    if not math.isfinite(p_value):
+        return "n/a"
+    return "< 0.001" if p_value < 0.001 else f"{p_value:.3f}"
 
 
 def error_html(err: BaseException) -> str:

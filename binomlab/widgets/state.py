@@ -12,11 +12,21 @@ from typing import Any
 
 import polars as pl
 
-from binomlab.compare import LEADERBOARD_SCHEMA, compare
+from binomlab.compare import INTERVAL_SCHEMA, LEADERBOARD_SCHEMA, compare
 from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
 
-__all__ = ["LabState"]
+__all__ = ["BAND_RESAMPLES", "COMPARE_RESAMPLES", "LEVEL", "SEED", "LabState"]
+
+LEVEL = 0.95
+"""The level of every interval and band the Lab shows."""
+COMPARE_RESAMPLES = 1000
+"""Bootstrap replicates of the leaderboard's ECE interval (``bl.compare``'s default)."""
+BAND_RESAMPLES = 300
+"""Replicates of a CORP band by default in the Lab (``bl.reliability`` takes 1,000): each
+costs an isotonic fit over the distinct predictions, and the tab redraws on every change."""
+SEED = 0
+"""The seed of every resampling the Lab does, so a redraw shows the same numbers."""
 
 Listener = Callable[[str], None]
 """``listener(event)``, with event ``"models"`` or ``"selected"``."""
@@ -143,9 +153,11 @@ class LabState:
             self._notify("selected")
 
     def leaderboard(self) -> pl.DataFrame:
-        """``bl.compare`` of every model on :attr:`eval_data` (an empty frame with no model)."""
+        """``bl.compare`` of every model on :attr:`eval_data` with its intervals (at
+        :data:`LEVEL`, the ECE's from :data:`COMPARE_RESAMPLES` replicates with :data:`SEED`);
+        an empty frame of that schema with no model."""
         with self._lock:
             models = dict(self.models)
         if not models:
-            return pl.DataFrame(schema=LEADERBOARD_SCHEMA)
-        return compare(models, self.eval_data)
+            return pl.DataFrame(schema=LEADERBOARD_SCHEMA | INTERVAL_SCHEMA)
+        return compare(models, self.eval_data, level=LEVEL, resamples=COMPARE_RESAMPLES, seed=SEED)
