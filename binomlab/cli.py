@@ -461,7 +461,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_rows=30, tbl_hide_column_data_types=True):
         print(table)
     print(
-        "intervals over the test trials: nll, brier t on the trials; auc DeLong; "
+        "intervals over the evaluated trials: nll, brier t on the trials; auc DeLong; "
         "ece a bootstrap of the trials"
     )
     print(f"degrees of freedom ({notes['df_rule']}): {notes['df_note']}")

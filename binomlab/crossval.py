@@ -276,7 +276,9 @@ def cross_validate(
     BackendNotFoundError, TrainingDivergedError, UnseenValueError
         As :func:`binomlab.fit` and :func:`binomlab.evaluate`, with a note naming the model
         and the fold. A test fold can hold a level of a rare feature value that its training
-        part lacks: fit with ``min_frequency=..., unseen="other"`` to score it.
+        part lacks. ``min_frequency=N, unseen="other"`` scores it only when each training
+        part has some level with fewer than ``N`` trials (that trains the ``<other>`` level
+        unseen values go to); otherwise pool or drop the rare levels before cross-validating.
     KeyboardInterrupt
         Training was interrupted (Ctrl-C): no partial result is returned.
 

@@ -102,6 +102,9 @@ def recalibrate(
     ConvergenceWarning
         The platt or temperature Newton fit stopped before its tolerance
         (:attr:`Recalibrated.stop_reason` says why).
+    UserWarning
+        ``val`` is the base model's training data (its fingerprint), or the platt map's
+        slope is negative (it reverses the model's ranking).
     """
     _check_base(fitted)
     if not isinstance(method, str) or method not in METHODS:
@@ -119,6 +122,15 @@ def recalibrate(
     if len(val) == 0:
         msg = "val has no groups: recalibrate needs held-out groups to fit the map on."
         raise EmptyDataError(msg)
+    in_sample = getattr(fitted, "in_sample_", None)
+    if in_sample is not None and in_sample.fingerprint == val.fingerprint:
+        warnings.warn(
+            "val is the base model's training data (the same groups): a map fitted there "
+            "learns the model's in-sample fit, not its calibration on new data. Recalibrate "
+            "on held-out trials, e.g. train, val = data.split(0.2) before bl.fit.",
+            UserWarning,
+            stacklevel=caller_level(),
+        )
     start = time.perf_counter()
     z = np.asarray(fitted.predict_logits(val), dtype=np.float64).reshape(len(val))
     if not np.all(np.isfinite(z)):
@@ -139,6 +151,15 @@ def recalibrate(
         theta, stop_reason = _fit_scaling(z, n, k, intercept=method == "platt")
         if method == "platt":
             parameters = {"a": float(theta[0]), "b": float(theta[1])}
+            if theta[0] < 0:
+                warnings.warn(
+                    f"The platt map's slope is negative (a = {theta[0]:.4g}): on val, higher "
+                    "base logits go with fewer successes, so the map reverses the model's "
+                    "ranking. The base model does not rank these groups usefully; check that "
+                    "val is data of the same kind.",
+                    UserWarning,
+                    stacklevel=caller_level(),
+                )
         else:
             parameters = {"temperature": float(1.0 / theta[0])}
         n_map = len(parameters)

@@ -95,7 +95,8 @@ def test_isotonic_gives_exact_zero_and_one_as_sklearn_does():
     k = np.array([0, 0, 0, 4, 9, 12, 14, 20, 25, 30, 30, 30])
     g = bl.from_counts(pl.DataFrame({"x": x, "n": n, "k": k}), ["x"])
     base = bl.fit(g, backend="reference")
-    model = bl.recalibrate(base, g, method="isotonic")
+    with pytest.warns(UserWarning, match="val is the base model's training data"):
+        model = bl.recalibrate(base, g, method="isotonic")
     rows = g.expand()
     oracle = isotonic.IsotonicRegression(out_of_bounds="clip")
     oracle.fit(base.predict_proba(rows), rows["y"].to_numpy())
@@ -386,7 +387,8 @@ def test_platt_needs_distinct_logits_and_temperature_a_positive_slope():
     base, val = small([8, 6, 5, 3, 2])  # successes fall as the logit rises
     with pytest.raises(bl.BinomlabError, match="no temperature T > 0"):
         bl.recalibrate(base, val, method="temperature")
-    assert bl.recalibrate(base, val, method="platt").parameters["a"] < 0
+    with pytest.warns(UserWarning, match="slope is negative .* reverses the model's ranking"):
+        assert bl.recalibrate(base, val, method="platt").parameters["a"] < 0
 
 
 def test_a_fit_that_does_not_converge_warns(splits, base, monkeypatch):
