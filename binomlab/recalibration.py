@@ -20,6 +20,7 @@ whose ONNX graph computes the recalibrated logit, so :func:`binomlab.load` serve
 from __future__ import annotations
 
 import copy
+import tempfile
 import time
 import warnings
 from collections.abc import Iterable
@@ -132,7 +133,8 @@ def recalibrate(
             stacklevel=caller_level(),
         )
     start = time.perf_counter()
-    z = np.asarray(fitted.predict_logits(val), dtype=np.float64).reshape(len(val))
+    base_graph = _BaseGraph.of(fitted)
+    z = base_graph.logits(val)
     if not np.all(np.isfinite(z)):
         bad = int(np.flatnonzero(~np.isfinite(z))[0])
         msg = (
@@ -167,6 +169,7 @@ def recalibrate(
         fitted,
         method,
         parameters,
+        base_graph=base_graph,
         fitted_on=val.fingerprint,
         groups=len(val),
         trials=val.trials,
@@ -294,10 +297,52 @@ def _check_scaling_exists(z: np.ndarray, n: np.ndarray, k: np.ndarray, *, interc
         raise BinomlabError(msg + fix)
 
 
+class _BaseGraph:
+    """The base model's logits as its ONNX graph computes them (onnxruntime, float32).
+
+    A recalibrated model predicts from these, fits its map on them and exports this very
+    graph with the map appended, so the model in memory and the loaded one compute the same
+    numbers: an isotonic map can be steep (a jump between two close predictions), and the
+    framework's float32 logits differ from onnxruntime's by about 1e-7, which a slope of 1e4
+    would turn into 1e-3. A loaded Predictor is served by onnxruntime already.
+    """
+
+    def __init__(self, model: Fitted | Predictor, graph: bytes | None, session: Any) -> None:
+        self.model = model
+        self.graph = graph
+        self._session = session
+
+    @classmethod
+    def of(cls, model: Fitted | Predictor) -> _BaseGraph:
+        if not isinstance(model, Fitted):
+            return cls(model, None, None)
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory(prefix="binomlab-recalibrate-") as folder:
+            path = Path(folder) / "base.onnx"
+            model.network.export_onnx(path)
+            graph = path.read_bytes()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        return cls(model, graph, session)
+
+    def logits(self, data: Any) -> np.ndarray:
+        """The base logits of ``data`` (what ``predict_proba`` takes), float64 ``[rows]``."""
+        if self._session is None:
+            return np.asarray(self.model.predict_logits(data), dtype=np.float64).reshape(-1)
+        X = self.model.encoder.transform(data)
+        name = self._session.get_inputs()[0].name
+        logits = self._session.run(None, {name: X})[0]
+        return np.asarray(logits, dtype=np.float64).reshape(len(X))
+
+
 class Recalibrated:
     """A base model followed by a recalibration map fitted on held-out groups.
 
-    Made by :func:`recalibrate`. It predicts from the same inputs as the base model, and
+    Made by :func:`recalibrate`. It predicts from the same inputs as the base model — the
+    base logits from the base network's ONNX graph (onnxruntime), the graph its export
+    serves, so a loaded copy gives the same probabilities to rounding — and
     :func:`binomlab.compare` and :func:`binomlab.evaluate` describe it as they do a
     ``Fitted``. It is not a GLM result: it has no ``summary()`` and no ``in_sample_``, so
     :func:`binomlab.evaluate` counts the degrees of freedom by its held-out rule (``groups``)
@@ -325,6 +370,7 @@ class Recalibrated:
         method: str,
         parameters: dict[str, Any],
         *,
+        base_graph: _BaseGraph,
         fitted_on: str,
         groups: int,
         trials: int,
@@ -333,6 +379,7 @@ class Recalibrated:
         seconds: float,
     ) -> None:
         self.base = base
+        self._base_graph = base_graph
         self.method = method
         self._parameters = parameters
         self.fitted_on_ = fitted_on
@@ -460,7 +507,7 @@ class Recalibrated:
         return self._map(self._base_logits(data))[1]
 
     def _base_logits(self, data: Any) -> np.ndarray:
-        return np.asarray(self.base.predict_logits(data), dtype=np.float64).reshape(-1)
+        return self._base_graph.logits(data)
 
     def predict_interval(
         self, data: Grouped | pl.DataFrame | Any, n: Any, *, level: float = 0.95
@@ -505,15 +552,17 @@ class Recalibrated:
         return export_model(self, path, formats=formats, overwrite=overwrite)
 
     def append_to_onnx(self, path: Path) -> None:
-        """Append the map to the ONNX model at ``path`` (the base network's, as
-        ``Network.export_onnx`` wrote it), in place: its first output becomes the
-        recalibrated logit, float64 of the base output's shape; other outputs are kept.
-        Called by :func:`binomlab.export.export_model`.
+        """Write the base network's ONNX graph this model predicts with to ``path`` and append
+        the map to it: its first output becomes the recalibrated logit, float64 of the base
+        output's shape; other outputs are kept. Called by
+        :func:`binomlab.export.export_model`.
 
         The isotonic map is written with elementwise and broadcast operations, ``y_0 +
         Σ_j s_j · min(max(p − x_j, 0), x_{j+1} − x_j)`` over the rising segments ``j``; it
         costs float64 ``[batch, segments]`` of memory.
         """
+        if self._base_graph.graph is not None:  # the graph the map was fitted on
+            Path(path).write_bytes(self._base_graph.graph)
         _append_map(Path(path), self.method, self._parameters)
 
     def __repr__(self) -> str:
