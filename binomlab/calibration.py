@@ -223,8 +223,9 @@ def plot_calibration(
         Draw the trials by predicted probability under the diagram (on a second y axis at
         the right, scaled to the bottom fifth).
     limits : {"data", "unit"}, default "data"
-        ``"data"``: both axes span the predictions and what is drawn (with a small margin),
-        so a model predicting within 0.05–0.5 fills the plot; ``"unit"``: both are [0, 1].
+        ``"data"``: both axes span the predictions and the observed rates drawn (with a small
+        margin; intervals and bands may run beyond), so a model predicting within 0.05–0.5
+        fills the plot; ``"unit"``: both are [0, 1].
     tables : dict of name -> polars.DataFrame, optional
         The tables already computed for these models with the same data and options —
         :func:`binomlab.reliability` for ``"corp"``, :func:`calibration` otherwise — drawn as
@@ -359,7 +360,7 @@ def _draw_bins(
             ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor=color, alpha=0.5)
         else:
             ax.errorbar(x, y, yerr=yerr, fmt="o-", capsize=3, markersize=4, label=name, color=color)
-        drawn += [y, lower, upper]
+        drawn.append(y)
     return drawn
 
 
@@ -387,7 +388,6 @@ def _draw_corp(
             else:
                 ax.fill_between(x, lower, upper, color=color, alpha=0.15, linewidth=0,
                                 label=label)  # fmt: skip
-            drawn += [lower, upper]
     return drawn
 
 

@@ -237,7 +237,7 @@ def test_plot_two_models() -> None:
         # limits="data": the axes span the predictions and what is drawn, with a margin
         low, high = ax.get_xlim()
         assert ax.get_ylim() == (low, high)
-        drawn = np.concatenate([proba, other, table["lower"], table["upper"]])
+        drawn = np.concatenate([proba, other, table["observed"]])
         assert low <= drawn.min() and high >= drawn.max()
         assert low >= max(0.0, drawn.min() - 0.06) and high <= min(1.0, drawn.max() + 0.06)
     finally:

@@ -413,7 +413,7 @@ class CalibrationPanel(Panel):
             )
         if self.limits.value == "data":
             parts.append(
-                "The axes span the predictions and what is drawn; 0–1 shows the whole square."
+                "The axes span the predictions and the observed rates; 0–1 shows the whole square."
             )
         return " ".join(parts)
 
