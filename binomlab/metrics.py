@@ -83,8 +83,9 @@ def evaluate(
               export and :func:`binomlab.load`): ``groups − rank``, the rank of the
               logistic design (statsmodels' ``df_resid``). An MLP has no defined rank:
               ``nan``, and ``df_note`` says why;
-            * ``"held-out"``: other data, or plain probabilities: the predictions were not
-              fitted to these groups, so ``groups``;
+            * ``"held-out"``: other data, or plain probabilities: ``groups``. Only the
+              training data itself is recognised: a part of it (a split of the training
+              groups) counts as other data, and its statistics are then optimistic;
             * ``"params"``: ``groups − params`` with the ``params`` given.
         ``dispersion``
             ``pearson_chi2 / df_resid``, the quasi-binomial dispersion; ``nan`` when there are
@@ -268,7 +269,11 @@ def degrees_of_freedom(
         )
         if not fitted_here:
             dof, rule = groups, "held-out"
-            note = f"held-out data (the model was not fitted on it): df = {groups} groups"
+            note = (
+                f"not the model's training data (not its fingerprint): df = {groups} groups; "
+                "if these groups hold trials it was fitted on, its statistics here are "
+                "optimistic"
+            )
         elif stats.rank is None:
             return None, "in-sample", stats.df_note
         else:
