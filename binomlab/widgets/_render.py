@@ -28,6 +28,23 @@ __all__ = [
     "slug",
 ]
 
+TABLE_STYLE = (
+    "<style>"
+    # JupyterLab's theme variables (light and dark), with the light theme's values outside it
+    ".binomlab-table{border-collapse:collapse;font-size:12px;"
+    "color:var(--jp-ui-font-color1,#212121)}"
+    ".binomlab-table th,.binomlab-table td{padding:2px 8px;text-align:right;"
+    "border-bottom:1px solid var(--jp-border-color2,#ddd);white-space:nowrap}"
+    ".binomlab-table th{background:var(--jp-layout-color2,#f3f3f3);"
+    "color:var(--jp-ui-font-color1,#212121);font-weight:600}"
+    ".binomlab-table td:first-child,.binomlab-table th:first-child{text-align:left}"
+    # a table wider than its panel scrolls inside it instead of overflowing the page
+    ".binomlab-table-scroll{max-width:100%;overflow-x:auto}"
+    "</style>"
+)
+"""The tables' CSS: colours from JupyterLab's theme variables, so headers stay readable in
+the dark theme."""
+
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#ff7f0e"
 
@@ -51,15 +68,9 @@ def frame_html(frame: pl.DataFrame, *, css_class: str = "", digits: int = 5) -> 
         "<tr>" + "".join(f"<td>{_cell(v, digits)}</td>" for v in row) + "</tr>"
         for row in frame.iter_rows()
     )
-    style = (
-        "<style>.binomlab-table{border-collapse:collapse;font-size:12px}"
-        ".binomlab-table th,.binomlab-table td{padding:2px 8px;text-align:right;"
-        "border-bottom:1px solid #ddd;white-space:nowrap}.binomlab-table th{background:#f3f3f3}"
-        ".binomlab-table td:first-child,.binomlab-table th:first-child{text-align:left}</style>"
-    )
     return (
-        f'{style}<table class="binomlab-table {css_class}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table>"
+        f'{TABLE_STYLE}<div class="binomlab-table-scroll"><table class="binomlab-table '
+        f'{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
     )
 
 
