@@ -42,6 +42,7 @@ from binomlab.grouping import from_counts, group, group_sql
 from binomlab.metrics import evaluate
 from binomlab.recalibration import Recalibrated, recalibrate
 from binomlab.reliability import reliability
+from binomlab.roc import plot_roc, roc_curve
 from binomlab.specs import MLP, Logistic
 from binomlab.training import Fitted, fit
 from binomlab.uncertainty import metric_intervals, paired_test
@@ -96,9 +97,11 @@ __all__ = [
     "paired_test",
     "plot_bias",
     "plot_calibration",
+    "plot_roc",
     "read_grouped",
     "recalibrate",
     "reliability",
+    "roc_curve",
     "wilson_interval",
 ]
 

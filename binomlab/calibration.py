@@ -16,6 +16,7 @@ import polars as pl
 from scipy.stats import norm
 
 from binomlab._checks import check_bool, check_fraction, is_bool
+from binomlab._colors import model_colors
 from binomlab._proba import check_bins, counts, named_model, resolve_proba, uniform_bins
 from binomlab.errors import BinomlabError, InvalidCountsError
 from binomlab.grouped import require_grouped
@@ -331,17 +332,6 @@ def plot_calibration(
     if made:
         ax.figure.tight_layout()
     return ax
-
-
-def model_colors(count: int) -> list[Any]:
-    """A distinct colour per model, never grey (the diagonal's colour): tab10 without its
-    grey for up to nine models, tab20 without its greys beyond (repeating after 18)."""
-    import matplotlib as mpl
-
-    if count <= 9:
-        return [c for i, c in enumerate(mpl.colormaps["tab10"].colors) if i != 7][:count]
-    palette = [c for i, c in enumerate(mpl.colormaps["tab20"].colors) if i not in (14, 15)]
-    return [palette[i % len(palette)] for i in range(count)]
 
 
 def _draw_bins(

@@ -523,3 +523,42 @@ def test_an_error_for_one_of_several_models_names_it() -> None:
         assert "In models['short']." in caught.value.__notes__
     with pytest.raises(BinomlabError, match="CORP diagram has bands instead"):
         bl.plot_calibration(data, models, strategy="corp", overdispersed=True)
+
+
+# -- ROC -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_roc_curve_is_sklearns_on_the_rows(name: str) -> None:
+    from sklearn.metrics import roc_curve as sklearn_roc
+
+    data, models = case(name)
+    for proba in models.values():
+        table = bl.roc_curve(data, proba)
+        y, p = rows(data, proba)
+        fpr, tpr, thresholds = sklearn_roc(y, p, drop_intermediate=False)
+        np.testing.assert_allclose(table["fpr"], fpr, atol=1e-15)
+        np.testing.assert_allclose(table["tpr"], tpr, atol=1e-15)
+        np.testing.assert_array_equal(table["threshold"][1:], thresholds[1:])
+        area = np.trapezoid(table["tpr"], table["fpr"])
+        assert area == pytest.approx(bl.evaluate(data, proba)["auc"], rel=1e-12)
+
+
+def test_plot_roc_labels_each_model_with_its_auc_interval() -> None:
+    import matplotlib.pyplot as plt
+
+    data, models = case("esoph")
+    ax = bl.plot_roc(data, models)
+    try:
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        for name, proba in models.items():
+            row = bl.metric_intervals(data, proba).filter(pl.col("metric") == "auc").row(0)
+            expected = f"{name}: AUC {row[1]:.3f} [{row[3]:.3f}, {row[4]:.3f}]"
+            assert expected in labels
+        line = next(li for li in ax.lines if li.get_label().startswith("logistic"))
+        table = bl.roc_curve(data, models["logistic"])
+        np.testing.assert_allclose(line.get_xdata(), table["fpr"])
+    finally:
+        plt.close(ax.figure)
+    with pytest.raises(BinomlabError, match="no successes"):
+        bl.roc_curve(grouped_from(np.array([3, 4]), np.array([0, 0])), [0.2, 0.4])

@@ -18,6 +18,7 @@ from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
 from binomlab.metrics import evaluate
 from binomlab.reliability import reliability
+from binomlab.roc import plot_roc, roc_curve
 from binomlab.widgets._render import (
     decimals_for,
     frame_html,
@@ -31,7 +32,7 @@ from binomlab.widgets.checklist import ModelChecklist
 from binomlab.widgets.panel import Panel
 from binomlab.widgets.state import BAND_RESAMPLES, LEVEL, SEED, LabState
 
-__all__ = ["BiasView", "CalibrationPanel", "format_bias", "worst_groups"]
+__all__ = ["BiasView", "CalibrationPanel", "RocView", "format_bias", "worst_groups"]
 
 WORST = 10
 STRATEGY_LABELS = {
@@ -138,6 +139,8 @@ class CalibrationPanel(Panel):
         a ``model`` column; otherwise None.
     bias
         The :class:`BiasView` under the diagram.
+    roc
+        The :class:`RocView` under it: the ROC curves of the selected models.
     last_error
         The exception of the last failed redraw (also shown), or None.
     """
@@ -188,6 +191,7 @@ class CalibrationPanel(Panel):
         self.message = widgets.HTML()
         self.groups_view = widgets.HTML()
         self.bias = BiasView(state=self.state)
+        self.roc = RocView(state=self.state)
         for control in (
             self.strategy,
             self.bins,
@@ -210,6 +214,7 @@ class CalibrationPanel(Panel):
             self.message,
             self.groups_view,
             self.bias,
+            self.roc,
         )
         self.redraw()
 
@@ -626,4 +631,69 @@ class BiasView(Panel):
             f"{BIAS_BINS} bins of about equal trials. Over many levels, expect about "
             f"{1 - LEVEL:.0%} of them below p = {1 - LEVEL:.2f} by chance.</div>"
             + frame_html(format_bias(table), css_class="binomlab-bias-table")
+        )
+
+
+class RocView(Panel):
+    """The ROC curves of the selected models, each labelled with its AUC and DeLong's 95%
+    interval: ``bl.plot_roc`` on the evaluation data.
+
+    Attributes
+    ----------
+    tables
+        ``{name: bl.roc_curve(data, model)}`` of the selected models, as drawn.
+    figure, axes
+        The matplotlib figure (None without a model or after an error).
+    last_error
+        The exception of the last failed redraw (also shown), or None.
+    """
+
+    def __init__(
+        self,
+        data: Grouped | None = None,
+        *,
+        models: Mapping[str, Any] | None = None,
+        state: LabState | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(state if state is not None else LabState(data, models=models), **kwargs)
+        self.tables: dict[str, pl.DataFrame] = {}
+        self.figure: Any = None
+        self.axes: Any = None
+        self.plot = widgets.Output()
+        self.view = widgets.HTML()
+        self.state.subscribe(lambda _event: self.redraw())
+        self.children = (widgets.HTML("<b>ROC curves</b>"), self.plot, self.error, self.view)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Recompute the curves and the figure for the selected models."""
+        models = _selected_models(self.state)
+        self.tables, self.figure, self.axes = {}, None, None
+        self.plot.outputs = ()
+        if not models:
+            self._clear_error()
+            self.view.value = "Select one or more models to see their ROC curves."
+            return
+        from matplotlib.figure import Figure
+
+        try:
+            data = self.state.eval_data
+            tables = {name: roc_curve(data, model) for name, model in models.items()}
+            figure = Figure(figsize=(5.0, 5.0))
+            axes = figure.subplots()
+            plot_roc(data, models, ax=axes)
+            axes.set_title("ROC, AUC with DeLong's 95% interval")
+            show_figure(self.plot, figure)
+        except Exception as err:
+            self._show_error(err)
+            self.view.value = ""
+            return
+        self._clear_error()
+        self.tables, self.figure, self.axes = tables, figure, axes
+        self.view.value = (
+            '<div style="font-size:12px;max-width:60em">Each curve runs through every distinct '
+            "prediction, from the highest: the share of delayed and of on-time trials above "
+            "it, exactly as on the expanded rows. The AUC ranks the models by discrimination "
+            "only; the CORP diagram above shows their calibration.</div>"
         )
