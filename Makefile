@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml backends/lightning/pyproject.toml backends/keras/pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench,sql,spark]" -e backends/lightning -e "backends/keras[jax]"
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench,sql,spark,mlflow]" -e backends/lightning -e "backends/keras[jax]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -142,7 +142,8 @@ def test_train_click_adds_a_model_and_a_leaderboard_row(split, glm, backend) -> 
     assert lab.leaderboard.height == 1
 
     name = _train(panel)
-    assert name == f"{spec}/{backend}"
+    # named by spec, backend and the options set off bl.fit's defaults (epochs=6 here)
+    assert name.startswith(f"{spec} · {backend}") and "epochs=6" in name
     model = lab.models[name]
     assert model.backend == backend
     assert str(model.spec) == spec
@@ -171,7 +172,8 @@ def test_train_click_adds_a_model_and_a_leaderboard_row(split, glm, backend) -> 
     # the new model is selected, drawn in Calibration and offered in Export
     assert lab.state.selected == ["glm", name]
     assert set(lab.calibration_panel.tables) == {"glm", name}
-    assert lab.export_panel.model.value == name
+    # the Export tab preselects the best model on the leaderboard, not the last one
+    assert lab.export_panel.model.value == lab.leaderboard["model"][0]
     assert lab.state.runs[-1]["stop_reason"] == model.stop_reason
     assert not panel.train_button.disabled and panel.stop_button.disabled
 
@@ -192,7 +194,7 @@ def test_train_with_the_beta_binomial_loss(split, glm, backend) -> None:
     assert panel.fit_options()["loss"] == "beta-binomial"
 
     name = _train(panel)
-    assert name == f"logistic/{backend}/beta-binomial"
+    assert name == f"logistic · {backend} · beta-binomial"
     model = lab.models[name]
     assert model.loss == "beta-binomial"
     assert model.phi_ is not None and model.phi_ > 0
@@ -229,7 +231,7 @@ def test_train_with_phi_from_the_network(split, backend) -> None:
     assert (options["loss"], options["phi"]) == ("beta-binomial", "network")
 
     name = _train(panel)
-    assert name == f"logistic/{backend}/beta-binomial/network"
+    assert name == f"logistic · {backend} · beta-binomial · phi=network"
     model = lab.models[name]
     assert model.phi_model == "network" and model.phi_ is None
     rho = 1 / (1 + model.predict_phi(train))
@@ -297,7 +299,7 @@ def test_a_failing_fit_is_shown_in_the_app(split) -> None:
     panel.train_button.click()
     assert panel.wait(60)
     assert panel.error.value == "" and panel.last_error is None
-    assert list(lab.models) == ["logistic/reference"]
+    assert list(lab.models) == ["logistic · reference"]
 
 
 ADAM = [n for n in BACKENDS if "adam" in bl.backends.get(n).optimizers]
@@ -399,7 +401,7 @@ def test_names_stay_unique(split) -> None:
     panel.backend.value = "reference"
     for _ in range(2):
         _train(panel, timeout=60)
-    assert list(panel.state.models) == ["logistic/reference", "logistic/reference #2"]
+    assert list(panel.state.models) == ["logistic · reference", "logistic · reference #2"]
 
 
 def test_compare_panel_alone_with_checkboxes(split, glm) -> None:
@@ -407,7 +409,8 @@ def test_compare_panel_alone_with_checkboxes(split, glm) -> None:
     base = np.full(len(val), val.rate)
     panel = ComparePanel(val, models={"base rate": base, "glm": glm})
     expected = bl.compare({"base rate": base, "glm": glm}, val)
-    assert panel.table.equals(expected)
+    # bl.compare's columns, then the runs' resolved options
+    assert panel.table.select(expected.columns).equals(expected)
     assert panel.table["model"].to_list() == ["glm", "base rate"]
     assert panel.board.value.count("<tr>") == 3  # header and two models
     assert list(panel.checklist.checkboxes) == ["base rate", "glm"]
@@ -666,7 +669,7 @@ def test_lab_without_validation_data_compares_on_train(split) -> None:
     panel = lab.train_panel
     panel.backend.value = "reference"
     _train(panel, timeout=60)
-    model = lab.models["logistic/reference"]
+    model = lab.models["logistic · reference"]
     assert model.history["val_nll"].null_count() == model.epochs_
     assert panel.curve_view.value.count("<polyline") == 1  # train NLL only
     assert lab.leaderboard["nll"][0] == pytest.approx(bl.evaluate(train, model)["nll"])

@@ -76,7 +76,7 @@ def test_two_runs_overlay_with_their_best_epochs_marked(split) -> None:
     first = _train(panel)  # newton
     panel.optimizer.value = "lbfgs"
     second = _train(panel)
-    assert (first, second) == ("logistic/reference", "logistic/reference #2")
+    assert (first, second) == ("logistic · reference", "logistic · reference · lbfgs")
     models = [lab.models[first], lab.models[second]]
     # both runs' rows stay, each equal to its model's history
     assert list(panel.curves) == [first, second]
@@ -158,7 +158,8 @@ def test_the_x_axis_grows_with_a_run(split) -> None:
     try:
         assert panel.running
         assert panel.curve_limits["x"] == (0.0, 3.0)  # two iterations and one of headroom
-        assert panel.best_epochs == {"logistic/reference": 2}  # the last iteration, so far
+        (name,) = panel.best_epochs
+        assert panel.best_epochs[name] == 2  # the last iteration, so far
         assert len(panel.curve) == 2
         panel.stop_button.click()
     finally:
@@ -199,8 +200,8 @@ def test_a_failed_run_keeps_its_curve(split) -> None:
     assert panel.wait(60)
     assert isinstance(panel.last_error, RuntimeError)
     assert "binomlab-error" in panel.error.value and "broke at iteration 2" in panel.error.value
-    assert list(panel.curves) == ["logistic/reference (failed)"]
-    assert len(panel.curves["logistic/reference (failed)"]) == 2
+    assert list(panel.curves) == ["logistic · reference (failed)"]
+    assert len(panel.curves["logistic · reference (failed)"]) == 2
     assert "failed" in panel.curve_view.value
 
 

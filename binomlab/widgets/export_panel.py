@@ -37,7 +37,11 @@ class ExportPanel(Panel):
     ----------
     model, formats, folder, overwrite
         The inputs (``formats`` holds a tuple for ``Fitted.export``; ``overwrite`` replaces a
-        folder that already holds files, else exporting there is refused).
+        folder that already holds files, else exporting there is refused). ``model`` starts
+        at the best model (see :meth:`sync`).
+    best
+        The best exportable model's name (lowest NLL on the Lab's leaderboard), or None
+        (without data, or without an exportable model).
     last_path
         The directory written by the last export, or None.
     last_error
@@ -77,11 +81,16 @@ class ExportPanel(Panel):
             description="Export", button_style="primary", icon="download"
         )
         self.result = widgets.HTML("")
+        self.best: str | None = None
+        self.best_note = widgets.HTML("")
+        self._offered: list[Any] = []
+        self._chosen: Any = None
         self.export_button.on_click(self._on_export)
+        self.model.observe(self._on_choice, names="value")
         self.state.subscribe(lambda _event: self.sync())
         self.sync()
         self.children = (
-            self.model,
+            widgets.HBox([self.model, self.best_note], layout=widgets.Layout(align_items="center")),
             self.formats,
             self.folder,
             self.overwrite,
@@ -91,16 +100,47 @@ class ExportPanel(Panel):
         )
 
     def sync(self) -> None:
-        """Offer the state's exportable models; a model just added becomes the choice."""
-        names = [n for n, m in self.state.models.items() if callable(getattr(m, "export", None))]
-        added = [n for n in names if n not in self.model.options]
-        keep = self.model.value
-        self.model.options = names
-        if added:
-            self.model.value = added[-1]
+        """Offer the state's exportable models. When models are added or deleted the best
+        one (the leaderboard's first exportable row: lowest NLL) becomes the choice, or the
+        last added where there is no leaderboard (no data); a renamed choice stays chosen."""
+        models = dict(self.state.models)
+        names = [n for n, m in models.items() if callable(getattr(m, "export", None))]
+        chosen = self._chosen
+        objects = [models[n] for n in names]
+        same = len(objects) == len(self._offered) and all(
+            a is b for a, b in zip(objects, self._offered, strict=True)
+        )
+        self.best = self._best(names)
+        if list(self.model.options) != names:
+            self.model.options = names
+        if same and chosen is not None and any(m is chosen for m in objects):
+            value = names[next(i for i, m in enumerate(objects) if m is chosen)]
+        elif same and self.model.value in names:
+            value = self.model.value
         else:
-            self.model.value = keep if keep in names else (names[-1] if names else None)
+            value = self.best if self.best is not None else (names[-1] if names else None)
+        self.model.value = value
+        self._offered = objects
+        self._chosen = models.get(value) if value is not None else None
         self.export_button.disabled = not names
+        self.best_note.value = (
+            ""
+            if self.best is None
+            else f"best: <b>{html.escape(self.best)}</b> (lowest NLL on the leaderboard)"
+        )
+
+    def _best(self, names: list[str]) -> str | None:
+        """The leaderboard's first exportable model, or None without a leaderboard."""
+        if not names or (self.state.val is None and self.state.train is None):
+            return None
+        try:
+            board = self.state.leaderboard()
+        except Exception:  # the Compare tab shows why the leaderboard cannot be made
+            return None
+        return next((n for n in board["model"] if n in names), None)
+
+    def _on_choice(self, change: Any) -> None:
+        self._chosen = self.state.models.get(change["new"]) if change["new"] is not None else None
 
     def destination(self) -> Path:
         """``folder / slug(model name)``, where Export writes."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -12,6 +14,7 @@ from binomlab.widgets.calibration_panel import CalibrationPanel
 from binomlab.widgets.compare_panel import ComparePanel
 from binomlab.widgets.data_panel import DataPanel
 from binomlab.widgets.export_panel import ExportPanel
+from binomlab.widgets.report import ReportPanel, log_to_mlflow, write_report
 from binomlab.widgets.state import LabState
 from binomlab.widgets.train_panel import TrainPanel
 
@@ -36,6 +39,8 @@ class Lab(widgets.VBox):
         The backends the Train tab offers (default: every installed one).
     export_folder
         The Export tab's default folder.
+    report_path
+        The report file the "Write report" button writes by default.
 
     Attributes
     ----------
@@ -45,6 +50,8 @@ class Lab(widgets.VBox):
         The panels, each usable on its own as well.
     tabs
         The ``Tab`` holding them.
+    report_panel
+        Under the tabs: the report's file and its "Write report" button (:meth:`report`).
     """
 
     def __init__(
@@ -55,6 +62,7 @@ class Lab(widgets.VBox):
         models: Mapping[str, Any] | None = None,
         backend_names: list[str] | None = None,
         export_folder: str = "models",
+        report_path: str = "report.html",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -72,8 +80,9 @@ class Lab(widgets.VBox):
             self.export_panel,
         )
         self.tabs = widgets.Tab(children=panels, titles=TITLES, selected_index=1)
+        self.report_panel = ReportPanel(self.state, path=report_path)
         self.add_class("binomlab-lab")
-        self.children = (widgets.HTML("<b>binomlab Lab</b>"), self.tabs)
+        self.children = (widgets.HTML("<b>binomlab Lab</b>"), self.tabs, self.report_panel)
 
     @property
     def models(self) -> dict[str, Any]:
@@ -82,5 +91,34 @@ class Lab(widgets.VBox):
 
     @property
     def leaderboard(self):
-        """The Compare tab's leaderboard frame."""
+        """The Compare tab's leaderboard frame (:attr:`ComparePanel.table`): ``bl.compare``'s
+        columns with their intervals, then each run's options; best NLL first."""
         return self.compare_panel.table
+
+    def report(
+        self, path: str | os.PathLike[str] = "report.html", *, overwrite: bool = False
+    ) -> Path:
+        """Write the Lab's report, one self-contained HTML page, and return its path.
+
+        The data summary, the leaderboard with intervals and options, every run's NLL curve,
+        the CORP calibration diagram(s) and the score decomposition
+        (:func:`~binomlab.widgets.report.write_report`).
+
+        Raises
+        ------
+        BinomlabError
+            ``path`` exists and ``overwrite`` is False; no model; an unwritable path.
+        """
+        return write_report(self.state, path, overwrite=overwrite)
+
+    def log_to_mlflow(self, experiment: str | None = None) -> list[str]:
+        """Log every model as an MLflow run, in ``experiment`` (MLflow's active one when
+        None): params the resolved training config, metrics the leaderboard's, tags backend
+        and spec (:func:`~binomlab.widgets.report.log_to_mlflow`); the run ids.
+
+        Raises
+        ------
+        BinomlabError
+            ``mlflow`` is not installed (``pip install mlflow``), or there is no model.
+        """
+        return log_to_mlflow(self.state, experiment)

@@ -941,12 +941,13 @@ class TrainPanel(Panel):
                 raise self._problem_error()
             options = self.fit_options()
             train = self.training_data()[0]
+            # named by what distinguishes it: spec, backend, the options off their defaults
+            base = self.state.run_name({**options, "bins": train.bins})
         except Exception as err:
             self._show_error(err)
             return
         self._stop.clear()
         unit = "iteration" if self.effective_optimizer() in DETERMINISTIC else "epoch"
-        base = self._run_name(options)
         with self._lock:
             run = CurveRun(
                 name=self._curve_name(self.state.unique_name(base)),
@@ -1066,15 +1067,6 @@ class TrainPanel(Panel):
         self.progress.value = min(epoch, self.progress.max)
         self.progress.description = f"{unit} {epoch}"
         self._redraw()
-
-    @staticmethod
-    def _run_name(options: Mapping[str, Any]) -> str:
-        name = f"{options['model']}/{options['backend']}"
-        if options.get("loss", "binomial") != "binomial":
-            name += f"/{options['loss']}"
-        if "phi" in options:
-            name += f"{PHI_SEPARATOR}{options['phi']}"
-        return name
 
     def _run(self, train: Grouped, options: dict[str, Any], curve: CurveRun, name: str) -> None:
         run: dict[str, Any] = {
