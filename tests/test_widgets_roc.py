@@ -45,3 +45,29 @@ def test_roc_view_shows_an_error_not_a_traceback(split) -> None:
     view = lab.calibration_panel.roc
     assert isinstance(view.last_error, bl.InvalidProbabilityError)
     assert "binomlab-error" in view.error.value
+
+
+def test_small_multiples_draw_one_corp_diagram_per_model(split) -> None:
+    train, val = split
+    glm = bl.fit(train, backend="reference")
+    models = {
+        "glm": glm,
+        "noisy": np.clip(glm.predict_proba(val) + np.linspace(-0.05, 0.05, len(val)), 0, 1),
+        "flat": np.full(len(val), val.rate),
+        "squashed": 0.5 + 0.5 * (glm.predict_proba(val) - 0.5),
+    }
+    lab = Lab(train, val, models=models)
+    panel = lab.calibration_panel
+    panel.band.value = "none"  # no resampling: a quick redraw
+    panel.arrangement.value = "small"
+    assert panel.last_error is None, panel.last_error
+    assert len(panel.grid) == 4 and {ax.get_title() for ax in panel.grid} == set(models)
+    for ax in panel.grid:
+        name = ax.get_title()
+        (line,) = [li for li in ax.lines if li.get_label() == name]
+        table = bl.reliability(val, models[name], bands=None)
+        np.testing.assert_allclose(line.get_xdata(), table["predicted"])
+        np.testing.assert_allclose(line.get_ydata(), table["recalibrated"])
+    assert sum(ax.get_visible() for ax in panel.figure.axes if ax.get_title()) == 4
+    panel.arrangement.value = "overlay"
+    assert len(panel.grid) == 1 and panel.grid[0] is panel.axes

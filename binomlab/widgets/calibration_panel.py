@@ -133,7 +133,13 @@ class CalibrationPanel(Panel):
         ``{name: φ}``: the factor each model's intervals were widened by (1: not widened);
         empty when nothing was asked to widen.
     figure, axes
-        The matplotlib figure drawn (None before a model is selected or after an error).
+        The matplotlib figure drawn (None before a model is selected or after an error);
+        ``axes`` is its (first) diagram.
+    arrangement
+        ``ToggleButtons``: every model on one diagram (``"overlay"``) or one diagram per
+        model (``"small"``, small multiples, three to a row).
+    grid
+        The diagrams drawn, one per model with ``"small"`` (else the one :attr:`axes`).
     group_table
         With ``strategy="groups"``: :func:`worst_groups` of each selected model, stacked with
         a ``model`` column; otherwise None.
@@ -159,6 +165,7 @@ class CalibrationPanel(Panel):
         self.figure: Any = None
         self.axes: Any = None
         self.group_table: pl.DataFrame | None = None
+        self.grid: list[Any] = []
         self._syncing = False
         self._corp_cache: dict[tuple[Any, ...], tuple[Any, pl.DataFrame]] = {}
         order = sorted(PLOT_STRATEGIES, key=lambda s: s != "corp")
@@ -182,6 +189,12 @@ class CalibrationPanel(Panel):
             value=False, description="widen intervals for overdispersion", indent=False
         )
         self.widen_note = widgets.HTML()
+        self.arrangement = widgets.ToggleButtons(
+            options=[("overlay", "overlay"), ("one per model", "small")],
+            value="overlay",
+            description="models",
+            tooltips=["every model on one diagram", "a diagram per model (small multiples)"],
+        )
         self.checklist = ModelChecklist(self.state, title="models")
         self.all_button = widgets.Button(description="all models")
         self.only = widgets.Dropdown(
@@ -200,6 +213,7 @@ class CalibrationPanel(Panel):
             self.histogram,
             self.limits,
             self.overdispersed,
+            self.arrangement,
         ):
             control.observe(self._on_control, names="value")
         self.all_button.on_click(lambda _button: self.state.select(list(self.state.models)))
@@ -209,6 +223,7 @@ class CalibrationPanel(Panel):
         self.children = (
             widgets.HBox([self.strategy, self.bins, self.band, self.resamples]),
             widgets.HBox([self.histogram, self.limits, self.overdispersed, self.widen_note]),
+            self.arrangement,
             widgets.HBox([self.plot, widgets.VBox([self.checklist, self.all_button, self.only])]),
             self.error,
             self.message,
@@ -358,20 +373,21 @@ class CalibrationPanel(Panel):
                     for n, m in models.items()
                 }
                 options = {"strategy": strategy, "bins": bins, **extra}
-            figure = Figure(figsize=(5.5, 5.5))
-            axes = figure.subplots()
-            plot_calibration(
-                data,
-                models,
-                level=LEVEL,
-                histogram=self.histogram.value,
-                limits=self.limits.value,
-                tables=tables,
-                ax=axes,
-                **options,
-            )
             dispersions = {n: float(t["dispersion"][0]) for n, t in tables.items()} if widen else {}
-            axes.set_title(self._title(strategy, bins, band, dispersions))
+            title = self._title(strategy, bins, band, dispersions)
+            drawing = {"level": LEVEL, "histogram": self.histogram.value,
+                       "limits": self.limits.value, **options}  # fmt: skip
+            if self.arrangement.value == "small" and len(models) > 1:
+                figure, grid = self._small_multiples(data, models, tables, drawing)
+                figure.suptitle(title)
+                axes = grid[0]
+            else:
+                figure = Figure(figsize=(5.5, 5.5))
+                axes = figure.subplots()
+                plot_calibration(data, models, tables=tables, ax=axes, **drawing)
+                axes.set_title(title)
+                grid = [axes]
+            self.grid = grid
             show_figure(self.plot, figure)
         except Exception as err:
             self._fail(err)
@@ -397,6 +413,27 @@ class CalibrationPanel(Panel):
         else:
             self.group_table = None
             self.groups_view.value = ""
+
+    @staticmethod
+    def _small_multiples(
+        data: Grouped,
+        models: dict[str, Any],
+        tables: dict[str, pl.DataFrame],
+        drawing: dict[str, Any],
+    ) -> tuple[Any, list[Any]]:
+        """A diagram per model, three to a row, each titled with the model's name."""
+        from matplotlib.figure import Figure
+
+        columns = min(3, len(models))
+        rows = math.ceil(len(models) / columns)
+        figure = Figure(figsize=(4.4 * columns, 4.4 * rows + 0.4), layout="constrained")
+        cells = list(figure.subplots(rows, columns, squeeze=False).ravel())
+        for (name, model), ax in zip(models.items(), cells, strict=False):
+            plot_calibration(data, {name: model}, tables={name: tables[name]}, ax=ax, **drawing)
+            ax.set_title(name, fontsize="medium")
+        for ax in cells[len(models) :]:
+            ax.set_visible(False)
+        return figure, cells[: len(models)]
 
     @staticmethod
     def _title(strategy: str, bins: int, band: str | None, dispersions: dict[str, float]) -> str:
