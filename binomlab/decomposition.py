@@ -30,9 +30,18 @@ from binomlab.isotonic import fit_isotonic
 if TYPE_CHECKING:
     from binomlab.grouped import GroupedSource
 
-__all__ = ["SCORES", "decompose"]
+__all__ = ["DECOMPOSITION_SCHEMA", "SCORES", "decompose"]
 
 SCORES = ("log_loss", "brier")
+DECOMPOSITION_SCHEMA = {
+    "model": pl.String,
+    "scoring": pl.String,
+    "miscalibration": pl.Float64,
+    "discrimination": pl.Float64,
+    "uncertainty": pl.Float64,
+    "score": pl.Float64,
+}
+"""The columns of :func:`decompose`'s frame."""
 
 
 def decompose(
@@ -102,17 +111,7 @@ def decompose(
                     "score": value,
                 }
             )
-    return pl.DataFrame(
-        rows,
-        schema={
-            "model": pl.String,
-            "scoring": pl.String,
-            "miscalibration": pl.Float64,
-            "discrimination": pl.Float64,
-            "uncertainty": pl.Float64,
-            "score": pl.Float64,
-        },
-    )
+    return pl.DataFrame(rows, schema=DECOMPOSITION_SCHEMA)
 
 
 def mean_score(n: np.ndarray, k: np.ndarray, proba: np.ndarray, score: str) -> float:

@@ -386,7 +386,7 @@ def test_report_is_one_self_contained_page(split, glm, lbfgs, tmp_path) -> None:
     assert f"{train.trials:,}" in page and "MCB" in page and "Brier score per trial" in page
     assert "No training history" in page and "base rate" in page
 
-    with pytest.raises(bl.BinomlabError, match="exists: pass overwrite=True"):
+    with pytest.raises(bl.BinomlabError, match=r"exists: tick 'replace' \(overwrite=True\)"):
         lab.report(path)
     assert path.read_text(encoding="utf-8") == page
     assert lab.report(path, overwrite=True) == path

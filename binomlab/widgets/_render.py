@@ -6,7 +6,10 @@ import base64
 import html
 import io
 import math
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "check_new_file",
     "curve_svg",
     "decimals_for",
     "error_html",
@@ -26,6 +30,7 @@ __all__ = [
     "se_text",
     "show_figure",
     "slug",
+    "write_beside",
 ]
 
 TABLE_STYLE = (
@@ -224,6 +229,34 @@ def show_figure(output: ipywidgets.Output, figure: Figure, *, dpi: int = 100) ->
             "metadata": {},
         },
     )
+
+
+def check_new_file(target: Path, *, overwrite: bool) -> None:
+    """Refuse to write ``target`` when it exists (without ``overwrite``) or its folder does
+    not: a BinomlabError saying what to do."""
+    from binomlab.errors import BinomlabError
+
+    if target.exists() and not overwrite:
+        msg = f"{target} exists: tick 'replace' (overwrite=True) to replace it."
+        raise BinomlabError(msg)
+    if not target.parent.is_dir():
+        msg = f"The folder {target.parent} does not exist: create it or pick another path."
+        raise BinomlabError(msg)
+
+
+def write_beside(target: Path, write: Callable[[str], None], *, suffix: str = "") -> Path:
+    """``write(temporary_path)`` into a new file beside ``target``, then rename it into place:
+    a failed write leaves ``target`` as it was and no partial file."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=suffix,
+                                         dir=target.parent)  # fmt: skip
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return target
 
 
 def slug(name: str) -> str:

@@ -8,7 +8,6 @@ import base64
 import html
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,18 @@ import ipywidgets as widgets
 import polars as pl
 
 from binomlab.compare import INTERVAL_SCHEMA, LEADERBOARD_SCHEMA
-from binomlab.decomposition import decompose
+from binomlab.decomposition import DECOMPOSITION_SCHEMA, decompose
 from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
 from binomlab.widgets._render import (
+    check_new_file,
     decimals_for,
     frame_html,
     interval_text,
     number_text,
     p_text,
     se_text,
+    write_beside,
 )
 from binomlab.widgets.checklist import ModelChecklist
 from binomlab.widgets.panel import Panel
@@ -46,16 +47,6 @@ __all__ = [
 METRICS = ("nll", "brier", "auc", "ece")
 VS_BEST = "Δ nll vs best (SE)"
 SCORINGS = (("log loss", "log_loss"), ("Brier score", "brier"))
-DECOMPOSITION_SCHEMA = {
-    "model": pl.String,
-    "scoring": pl.String,
-    "miscalibration": pl.Float64,
-    "discrimination": pl.Float64,
-    "uncertainty": pl.Float64,
-    "score": pl.Float64,
-}
-
-
 BOARD_FORMATS = {"csv": ".csv", "parquet": ".parquet"}
 """The formats the leaderboard is written in, with their file suffix."""
 BEST_CLASS = "binomlab-best"
@@ -251,24 +242,8 @@ def write_leaderboard(
     if target.is_dir():
         target = target / "leaderboard"
     target = target.with_suffix(BOARD_FORMATS[fmt]).resolve()
-    if target.exists() and not overwrite:
-        msg = f"{target} exists: tick 'replace an existing file' (overwrite=True) to replace it."
-        raise BinomlabError(msg)
-    if not target.parent.is_dir():
-        msg = f"The folder {target.parent} does not exist: create it or pick another path."
-        raise BinomlabError(msg)
-    handle, temporary = tempfile.mkstemp(prefix=".leaderboard-", dir=target.parent)
-    os.close(handle)
-    try:
-        if fmt == "csv":
-            table.write_csv(temporary)
-        else:
-            table.write_parquet(temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return target
+    check_new_file(target, overwrite=overwrite)
+    return write_beside(target, table.write_csv if fmt == "csv" else table.write_parquet)
 
 
 def _vs_best(row: dict[str, Any]) -> tuple[str, str]:

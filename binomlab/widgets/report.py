@@ -17,7 +17,6 @@ import importlib
 import io
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,7 +30,7 @@ from binomlab.backends.protocol import TrainConfig
 from binomlab.calibration import plot_calibration
 from binomlab.decomposition import decompose
 from binomlab.errors import BinomlabError
-from binomlab.widgets._render import frame_html
+from binomlab.widgets._render import check_new_file, frame_html, write_beside
 from binomlab.widgets.compare_panel import (
     format_decomposition,
     format_leaderboard,
@@ -283,22 +282,10 @@ def write_report(
     if target.is_dir():
         msg = f"{target} is a folder: name the report's file, e.g. {target / 'report.html'}"
         raise BinomlabError(msg)
-    if target.exists() and not overwrite:
-        msg = f"{target} exists: pass overwrite=True (tick 'replace') to replace it."
-        raise BinomlabError(msg)
-    if not target.parent.is_dir():
-        msg = f"The folder {target.parent} does not exist: create it or pick another path."
-        raise BinomlabError(msg)
+    check_new_file(target, overwrite=overwrite)
     page = report_html(state, title=title)
-    handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(page)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return target
+    return write_beside(target, lambda file: Path(file).write_text(page, encoding="utf-8"),
+                        suffix=".html")  # fmt: skip
 
 
 class ReportPanel(Panel):
