@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "LAB_STYLE",
     "check_new_file",
     "curve_svg",
     "decimals_for",
@@ -44,11 +45,25 @@ TABLE_STYLE = (
     "color:var(--jp-ui-font-color1,#212121);font-weight:600}"
     ".binomlab-table td:first-child,.binomlab-table th:first-child{text-align:left}"
     # a table wider than its panel scrolls inside it instead of overflowing the page
-    ".binomlab-table-scroll{max-width:100%;overflow-x:auto}"
+    # (width 0 and min-width 100%: the table's width does not widen the widget around it)
+    ".binomlab-table-scroll{width:0;min-width:100%;overflow-x:auto}"
     "</style>"
 )
 """The tables' CSS: colours from JupyterLab's theme variables, so headers stay readable in
 the dark theme."""
+
+LAB_STYLE = (
+    "<style>"
+    # an HTML widget is as narrow as its panel: its tables scroll inside it
+    ".binomlab-lab .widget-html-content{min-width:0}"
+    # long model names wrap in their checkboxes instead of ending in an ellipsis
+    ".binomlab-lab .widget-checkbox{height:auto;max-width:100%}"
+    ".binomlab-lab .widget-checkbox .widget-label-basic,"
+    ".binomlab-lab .widget-checkbox .widget-label-basic span"
+    "{white-space:normal;overflow:visible;text-overflow:clip;height:auto}"
+    "</style>"
+)
+"""The Lab's own CSS, in its title: layout rules for the widgets inside ``.binomlab-lab``."""
 
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#ff7f0e"

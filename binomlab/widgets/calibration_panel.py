@@ -200,7 +200,7 @@ class CalibrationPanel(Panel):
         self.only = widgets.Dropdown(
             options=[("—", "")], value="", description="only", layout={"width": "250px"}
         )
-        self.plot = widgets.Output(layout=widgets.Layout(min_width="420px"))
+        self.plot = widgets.Output(layout=widgets.Layout(min_width="0", max_width="100%"))
         self.message = widgets.HTML()
         self.groups_view = widgets.HTML()
         self.bias = BiasView(state=self.state)
@@ -220,11 +220,23 @@ class CalibrationPanel(Panel):
         self.only.observe(self._on_only, names="value")
         self.state.subscribe(self._on_state)
         self._sync_only()
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
         self.children = (
-            widgets.HBox([self.strategy, self.bins, self.band, self.resamples]),
-            widgets.HBox([self.histogram, self.limits, self.overdispersed, self.widen_note]),
+            widgets.HBox([self.strategy, self.bins, self.band, self.resamples], layout=wrap),
+            widgets.HBox(
+                [self.histogram, self.limits, self.overdispersed, self.widen_note], layout=wrap
+            ),
             self.arrangement,
-            widgets.HBox([self.plot, widgets.VBox([self.checklist, self.all_button, self.only])]),
+            widgets.HBox(
+                [
+                    self.plot,
+                    widgets.VBox(
+                        [self.checklist, self.all_button, self.only],
+                        layout=widgets.Layout(flex="1 1 260px", min_width="0"),
+                    ),
+                ],
+                layout=wrap,
+            ),
             self.error,
             self.message,
             self.groups_view,

@@ -334,7 +334,7 @@ class ComparePanel(Panel):
         self.last_download: Path | None = None
         self.checklist = ModelChecklist(self.state, title="show in Calibration:", wrap=True)
         self.caption = widgets.HTML()
-        self.board = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self.board = widgets.HTML()
         self.board.add_class("binomlab-leaderboard")
         self.notes = widgets.HTML()
         wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
@@ -348,7 +348,7 @@ class ComparePanel(Panel):
         self.sort_order = widgets.ToggleButtons(
             options=[("ascending", False), ("descending", True)],
             value=False,
-            style={"button_width": "90px"},
+            style={"button_width": "auto"},
         )
         self.run = widgets.Dropdown(
             description="run",
@@ -373,8 +373,12 @@ class ComparePanel(Panel):
         self.overwrite_file = widgets.Checkbox(
             value=False, description="replace an existing file", indent=False
         )
-        self.csv_button = widgets.Button(description="Download CSV", icon="download")
-        self.parquet_button = widgets.Button(description="Download parquet", icon="download")
+        self.csv_button = widgets.Button(
+            description="Download CSV", icon="download", layout=widgets.Layout(width="auto")
+        )
+        self.parquet_button = widgets.Button(
+            description="Download parquet", icon="download", layout=widgets.Layout(width="auto")
+        )
         self.download_result = widgets.HTML()
         self.scoring = widgets.Dropdown(options=SCORINGS, value="log_loss", description="decompose")
         self.decomposition_view = widgets.HTML()

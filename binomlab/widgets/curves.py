@@ -231,7 +231,8 @@ def curves_svg(runs: Sequence[CurveRun], *, width: int = 540, height: int = 250)
         f'<svg class="binomlab-curve" xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="NLL per trial by epoch"{limit} '
-        'style="font-family:var(--jp-ui-font-family,sans-serif);font-size:11px">',
+        'style="font-family:var(--jp-ui-font-family,sans-serif);font-size:11px;'
+        'max-width:100%;height:auto">',
         f'<rect x="{pad_l}" y="{pad_t}" width="{plot_w}" height="{plot_h}" style="{_FRAME}"/>',
     ]
     if axes is None:

@@ -10,6 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from binomlab.grouped import Grouped
+from binomlab.widgets._render import LAB_STYLE
 from binomlab.widgets.calibration_panel import CalibrationPanel
 from binomlab.widgets.compare_panel import ComparePanel
 from binomlab.widgets.data_panel import DataPanel
@@ -82,7 +83,8 @@ class Lab(widgets.VBox):
         self.tabs = widgets.Tab(children=panels, titles=TITLES, selected_index=1)
         self.report_panel = ReportPanel(self.state, path=report_path)
         self.add_class("binomlab-lab")
-        self.children = (widgets.HTML("<b>binomlab Lab</b>"), self.tabs, self.report_panel)
+        title = widgets.HTML(f"{LAB_STYLE}<b>binomlab Lab</b>")
+        self.children = (title, self.tabs, self.report_panel)
 
     @property
     def models(self) -> dict[str, Any]:

@@ -409,7 +409,7 @@ class TrainPanel(Panel):
             max=DEFAULT_EPOCHS["adam"],
             description="epoch 0",
             style=style,
-            layout=widgets.Layout(width="540px"),
+            layout=widgets.Layout(width="100%", max_width="540px"),
         )
         self.status = widgets.HTML("Choose a backend and a model, then press <b>Train</b>.")
         self.curve_view = widgets.HTML(curves_html([]))
@@ -495,7 +495,8 @@ class TrainPanel(Panel):
         features under both."""
         fields = {n: widgets.HBox([w, self.field_errors[n]]) for n, w in self._inputs().items()}
         form = widgets.VBox(
-            [
+            layout=widgets.Layout(flex="0 0 auto"),  # the fields keep their width
+            children=[
                 self.backend,
                 self.model,
                 fields["hidden"],
@@ -510,13 +511,16 @@ class TrainPanel(Panel):
                 self.early_stopping,
                 fields["early_stopping"],
                 fields["seed"],
-            ]
+            ],
         )
         buttons = widgets.HBox([self.train_button, self.stop_button])
         run = widgets.VBox(
-            [buttons, self.progress, self.status, self.curve_view, self.run_toggle_box]
+            [buttons, self.progress, self.status, self.curve_view, self.run_toggle_box],
+            layout=widgets.Layout(flex="1 1 360px", min_width="0"),
         )
-        parts: list[widgets.Widget] = [widgets.HBox([form, run])]
+        # the run's view goes under the form when the panel is too narrow for both
+        row = widgets.HBox([form, run], layout=widgets.Layout(flex_flow="row wrap"))
+        parts: list[widgets.Widget] = [row]
         if self._feature_rows:
             title = widgets.HTML(
                 "<b>Features</b>: tick those to train on and choose how each is encoded"
