@@ -1,4 +1,4 @@
-"""Small renderers shared by the panels: HTML tables, errors, the NLL curve, figures."""
+"""Small renderers shared by the panels: HTML tables, numbers, errors, figures, files."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 __all__ = [
     "LAB_STYLE",
     "check_new_file",
-    "curve_svg",
     "decimals_for",
     "error_html",
     "frame_html",
@@ -64,9 +63,6 @@ LAB_STYLE = (
     "</style>"
 )
 """The Lab's own CSS, in its title: layout rules for the widgets inside ``.binomlab-lab``."""
-
-TRAIN_COLOUR = "#1f77b4"
-VAL_COLOUR = "#ff7f0e"
 
 
 def _cell(value: Any, digits: int) -> str:
@@ -152,80 +148,6 @@ def error_html(err: BaseException) -> str:
         '<div class="binomlab-error" style="color:#8b0000;background:#fdecea;padding:6px 10px;'
         f'border-left:4px solid #d32f2f;white-space:pre-wrap">{text}</div>'
     )
-
-
-def curve_svg(
-    rows: Sequence[dict[str, Any]],
-    *,
-    width: int = 520,
-    height: int = 220,
-    epochs: int | None = None,
-) -> str:
-    """Train (and validation) NLL per epoch as an inline SVG line chart.
-
-    ``rows`` hold ``epoch``, ``train_nll`` and optionally ``val_nll``; ``epochs`` fixes the
-    x-axis range (the planned number of epochs) so the curve grows from left to right.
-    """
-    pad_l, pad_r, pad_t, pad_b = 58, 12, 14, 30
-    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
-    parts = [
-        f'<svg class="binomlab-curve" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" font-family="sans-serif" font-size="11">',
-        f'<rect x="{pad_l}" y="{pad_t}" width="{plot_w}" height="{plot_h}" fill="white" '
-        'stroke="#999"/>',
-    ]
-    series = {
-        "train NLL": [(r["epoch"], r["train_nll"]) for r in rows],
-        "val NLL": [(r["epoch"], r["val_nll"]) for r in rows if r.get("val_nll") is not None],
-    }
-    values = [v for points in series.values() for _, v in points]
-    if not values:
-        parts.append(
-            f'<text x="{pad_l + plot_w / 2}" y="{pad_t + plot_h / 2}" text-anchor="middle" '
-            'fill="#777">NLL per epoch appears here while training</text></svg>'
-        )
-        return "".join(parts)
-    x_max = max(epochs or 1, max(r["epoch"] for r in rows), 2)
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-12:
-        lo, hi = lo - 1e-3, hi + 1e-3
-
-    def xy(epoch: float, value: float) -> str:
-        x = pad_l + plot_w * (epoch - 1) / (x_max - 1)
-        y = pad_t + plot_h * (hi - value) / (hi - lo)
-        return f"{x:.1f},{y:.1f}"
-
-    for label, y in ((f"{hi:.4f}", pad_t + 4), (f"{lo:.4f}", pad_t + plot_h)):
-        parts.append(f'<text x="{pad_l - 4}" y="{y}" text-anchor="end">{label}</text>')
-    base = pad_t + plot_h + 14
-    parts.append(f'<text x="{pad_l}" y="{base}" text-anchor="start">1</text>')
-    parts.append(f'<text x="{pad_l + plot_w}" y="{base}" text-anchor="end">{x_max}</text>')
-    parts.append(
-        f'<text x="{pad_l + plot_w / 2}" y="{base + 12}" text-anchor="middle">epoch</text>'
-    )
-    colours = {"train NLL": TRAIN_COLOUR, "val NLL": VAL_COLOUR}
-    legend_x = pad_l + plot_w - 150
-    for i, (label, points) in enumerate(series.items()):
-        if not points:
-            continue
-        colour = colours[label]
-        path = " ".join(xy(e, v) for e, v in points)
-        parts.append(
-            f'<polyline class="{label.split()[0]}" fill="none" stroke="{colour}" '
-            f'stroke-width="2" points="{path}"/>'
-        )
-        if len(points) == 1:
-            cx, cy = xy(*points[0]).split(",")
-            parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
-        ly = pad_t + 14 + 14 * i
-        last = points[-1][1]
-        parts.append(
-            f'<line x1="{legend_x}" y1="{ly - 4}" x2="{legend_x + 16}" y2="{ly - 4}" '
-            f'stroke="{colour}" stroke-width="2"/><text x="{legend_x + 20}" y="{ly}">'
-            f"{label} {last:.5f}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def show_figure(output: ipywidgets.Output, figure: Figure, *, dpi: int = 100) -> None:
