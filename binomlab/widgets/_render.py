@@ -30,6 +30,7 @@ __all__ = [
     "se_text",
     "show_figure",
     "slug",
+    "special_text",
     "write_beside",
 ]
 
@@ -99,15 +100,24 @@ def decimals_for(std_errors: Sequence[float | None], *, low: int = 3, high: int 
     return min(high, max(low, math.ceil(-math.log10(min(finite))) + 1))
 
 
-def number_text(value: float | None, decimals: int) -> str:
-    """``value`` to ``decimals`` decimals (``0.0000``, never ``-0.0000``); ``—`` for None,
-    ``n/a`` for NaN, ``inf`` for infinity."""
+def special_text(value: float | None) -> str | None:
+    """How a table shows a value that is not an ordinary number: ``—`` for None, ``n/a`` for
+    NaN, ``inf`` / ``-inf``; None for a finite number."""
     if value is None:
         return "—"
     if math.isnan(value):
         return "n/a"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
+    return None
+
+
+def number_text(value: float | None, decimals: int) -> str:
+    """``value`` to ``decimals`` decimals (``0.0000``, never ``-0.0000``); ``—`` for None,
+    ``n/a`` for NaN, ``inf`` for infinity."""
+    special = special_text(value)
+    if special is not None:
+        return special
     text = f"{value:.{decimals}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from binomlab.widgets._render import special_text
+
 __all__ = [
     "PALETTE",
     "CurveAxes",
@@ -64,12 +66,9 @@ def plural(count: int, word: str) -> str:
 def nll_text(value: float | None) -> str:
     """An NLL to :data:`SIGNIFICANT` significant digits, in fixed notation: ``0.6123``,
     ``1.234``, ``0.01235``; ``—`` for None, ``n/a`` for NaN, ``inf`` for infinity."""
-    if value is None:
-        return "—"
-    if math.isnan(value):
-        return "n/a"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
+    special = special_text(value)
+    if special is not None:
+        return special
     if value == 0:
         return "0"
     decimals = max(0, SIGNIFICANT - 1 - math.floor(math.log10(abs(value))))
