@@ -331,6 +331,40 @@ def check_callback_stop(engine: Backend) -> None:
     _best_weights(stopped, val, "callback stop")
 
 
+def check_batch_progress(engine: Backend) -> None:
+    """``batch_callbacks`` follow the optimizer steps of adam/adamw: ``(epoch, batch,
+    batches)`` with ``batches = ⌈groups / batch_size⌉``, batch rising to it in every epoch (a
+    backend may report every few steps, e.g. Keras's ``steps_per_execution``); False stops
+    training mid-epoch, keeping the best finished epoch's weights."""
+    train, val = _split()
+    opts = _mini_batch(engine)
+    if "batch_size" not in opts:  # full-batch optimisers only: nothing to report
+        calls: list[tuple[int, int, int]] = []
+        fit(train, backend=engine, batch_callbacks=lambda *c: calls.append(c), **opts)
+        _check(not calls, "batch progress", f"{len(calls)} calls for a full-batch optimiser")
+        return
+    opts["batch_size"] = max(1, len(train) // 5)
+    steps = -(-len(train) // opts["batch_size"])
+    calls = []
+    fit(train, backend=engine, batch_callbacks=lambda *c: calls.append(c), **opts)
+    for epoch in range(1, opts["epochs"] + 1):
+        seen = [(batch, batches) for e, batch, batches in calls if e == epoch]
+        _check(bool(seen), "batch progress", f"no call in epoch {epoch}: {calls}")
+        batch_numbers = [batch for batch, _ in seen]
+        rising = batch_numbers == sorted(set(batch_numbers))
+        _check(rising, "batch progress", f"epoch {epoch}: batches {batch_numbers}")
+        _check(seen[-1] == (steps, steps), "batch progress", f"epoch {epoch} ends at {seen[-1]}")
+
+    def stop_in_epoch_2(epoch: int, batch: int, batches: int) -> bool:
+        return epoch < 2
+
+    stopped = fit(train, backend=engine, batch_callbacks=[stop_in_epoch_2], **opts)
+    name = "batch progress stop"
+    _check(stopped.history.height == 1, name, f"{stopped.history.height} epochs recorded")
+    _check(stopped.stop_reason == "callback", name, f"reason {stopped.stop_reason!r}")
+    _best_weights(stopped, val, name)
+
+
 def check_interrupt(engine: Backend) -> None:
     """Ctrl-C during training returns the best weights instead of raising."""
     train, val = _split()
@@ -435,6 +469,7 @@ CHECKS: tuple[Callable[[Backend], None], ...] = (
     check_divergence,
     check_best_epoch_without_val,
     check_callback_stop,
+    check_batch_progress,
     check_interrupt,
     check_callback_exception,
     check_export,

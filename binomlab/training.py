@@ -16,6 +16,7 @@ from binomlab import backends as _backends
 from binomlab import glm
 from binomlab._checks import check_callables, check_names
 from binomlab.backends.lbfgs import caller_level
+from binomlab.backends.loop import BatchCallback
 from binomlab.backends.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
 from binomlab.encoding import Encoder
 from binomlab.errors import AliasedColumnsWarning, BinomlabError, ColumnNotFoundError
@@ -320,6 +321,21 @@ class _Progress:
         return pl.DataFrame(self.rows, schema=HISTORY_SCHEMA)
 
 
+def _batch_progress(
+    callbacks: Iterable[BatchCallback] | BatchCallback,
+) -> BatchCallback | None:
+    """The user's batch callbacks as one (all are called; any False stops), or None."""
+    checked = check_callables(callbacks, name="batch_callbacks")
+    if not checked:
+        return None
+
+    def on_batch(epoch: int, batch: int, batches: int) -> bool:
+        results = [callback(epoch, batch, batches) for callback in checked]
+        return all(result is not False for result in results)
+
+    return on_batch
+
+
 def _check_val(train: Grouped, val: Grouped | None) -> None:
     if val is None:
         return
@@ -381,6 +397,7 @@ def fit(
     loss: str = "binomial",
     phi: str = "scalar",
     callbacks: Iterable[ProgressCallback] | ProgressCallback = (),
+    batch_callbacks: Iterable[BatchCallback] | BatchCallback = (),
     reference: Mapping[str, Any] | None = None,
     min_frequency: int | Mapping[str, int] | None = None,
     unseen: str = "error",
@@ -437,6 +454,14 @@ def fit(
         One callable or a list of them, ``callback(epoch, metrics) -> continue?``, called
         after every epoch with ``train_nll``, ``val_nll`` (if any) and ``seconds``; returning
         False stops training, keeping the best weights so far.
+    batch_callbacks
+        Progress inside long epochs (adam/adamw): one callable or a list,
+        ``callback(epoch, batch, batches) -> continue?``, called after every optimizer step
+        with the 1-based epoch in progress, the step's 1-based index in it and the epoch's
+        number of steps. False stops training at once, mid-epoch (``stop_reason
+        "callback"``), keeping the best finished epoch's weights (those as they stand when
+        no epoch has finished). newton and lbfgs take one full-batch step per epoch and do
+        not call them. Default: none, and no per-step cost.
     reference
         ``{feature: level}``: the reference level of a feature in the logistic spec's
         treatment coding (default: its first level in sort order; a null sorts first).
@@ -498,6 +523,7 @@ def fit(
         **options,
     )
     progress = _Progress(callbacks)  # checked at the door, before any work
+    on_batch = _batch_progress(batch_callbacks)
     used = _feature_subset(train, features)
     _check_val(used, val)
     encoding = {"reference": reference, "min_frequency": min_frequency, "unseen": unseen}
@@ -514,7 +540,7 @@ def fit(
     val_arrays = None if val is None else train_data(encoder, val, dtype)
     start = time.perf_counter()
     progress.last = start
-    network = engine.fit(train_arrays, val_arrays, spec, config, progress)
+    network = engine.fit(train_arrays, val_arrays, spec, config, progress, on_batch)
     seconds = time.perf_counter() - start
     in_sample, table, note = _in_sample(spec, config, encoder, network, train, train_arrays)
     return Fitted(

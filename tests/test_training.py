@@ -135,9 +135,34 @@ def test_nan_loss_stops_with_the_epoch_named(split) -> None:
         bl.fit(split[0], backend=DivergingBackend)
 
 
+class _QuietSession(_DivergingSession):
+    """A plugin written before progress by batch: ``run_epochs(epochs, end_epoch)`` only."""
+
+    def run_epochs(self, epochs, end_epoch) -> None:
+        for intercept in (0.0, 0.1):
+            self.network.intercept = intercept
+            if end_epoch():
+                return
+
+
+class QuietBackend(DivergingBackend):
+    name = "quiet"
+
+    def session(self, train, spec, config) -> Session:
+        return _QuietSession(train)
+
+
+def test_a_backend_without_end_batch_trains_without_progress_by_batch(split) -> None:
+    calls = []
+    fitted = bl.fit(split[0], backend=QuietBackend, batch_callbacks=lambda *c: calls.append(c))
+    assert fitted.history.height == 2
+    assert calls == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
+        ({"batch_callbacks": [print, 3]}, bl.BinomlabError, r"Received: 3 in batch_callbacks"),
         (
             {"model": "mlp:8"},
             bl.BinomlabError,

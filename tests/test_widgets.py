@@ -128,9 +128,9 @@ def test_train_panel_lists_installed_backends(split) -> None:
         panel.backend.value = name
         engine = bl.backends.get(name)
         assert list(panel.optimizer.options) == ["auto", *engine.optimizers]
-        values = [value for _, value in panel.loss.options]
-        network = ["beta-binomial/network"] if "network" in engine.phi_models else []
-        assert values == [*engine.losses, *network]
+        assert list(panel.loss.options) == list(engine.losses)
+        assert [value for _, value in panel.phi.options] == list(engine.phi_models)
+        assert panel.phi.disabled  # the binomial loss has no φ
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -149,8 +149,11 @@ def test_train_click_adds_a_model_and_a_leaderboard_row(split, glm, backend) -> 
     assert str(model.spec) == spec
     assert model.config.seed == 3
     history = model.history
-    # the progress bar and the curve followed every epoch
-    assert panel.progress.max == 6
+    # the progress bar and the curve followed every epoch (and the bar every optimizer step)
+    steps = 1 if model.config.deterministic else -(-len(train) // model.config.batch_size)
+    assert panel.progress.max == 6 * steps
+    unit = "iteration" if model.config.deterministic else "epoch"
+    assert panel.progress.description == f"{unit} {model.epochs_}"
     assert panel.progress.value == panel.progress.max
     assert panel.progress.bar_style == "success"
     assert len(panel.curve) == history.height == model.epochs_
@@ -211,7 +214,7 @@ def test_train_with_the_beta_binomial_loss(split, glm, backend) -> None:
     assert "dispersion" in lab.compare_panel.board.value
     # switching to a backend without the loss falls back to the binomial
     panel.backend.value = "reference"
-    assert list(panel.loss.options) == [("binomial", "binomial")]
+    assert list(panel.loss.options) == ["binomial"] and panel.phi.disabled
     assert "loss" not in panel.fit_options()
 
 
@@ -225,8 +228,12 @@ def test_train_with_phi_from_the_network(split, backend) -> None:
     panel = lab.train_panel
     panel.backend.value = backend
     panel.model.value = "logistic"
-    panel.loss.value = "beta-binomial/network"
-    assert panel.loss.label == "beta-binomial, φ per group"
+    assert panel.phi.disabled
+    panel.loss.value = "beta-binomial"
+    assert not panel.phi.disabled and panel.phi.value == "scalar"
+    assert "phi" not in panel.fit_options()  # the default
+    panel.phi.value = "network"
+    assert panel.phi.label == "φ per group (network)"
     options = panel.fit_options()
     assert (options["loss"], options["phi"]) == ("beta-binomial", "network")
 

@@ -20,7 +20,7 @@ pytest.importorskip("ipywidgets")
 import binomlab as bl
 from binomlab.binning import bin_labels
 from binomlab.testing import synthetic_rows
-from binomlab.widgets import Lab, TrainPanel
+from binomlab.widgets import Lab, TrainPanel, train_panel
 from binomlab.widgets.curves import nll_text, plural
 from binomlab.widgets.train_panel import MAX_CATEGORY_VALUES
 
@@ -167,6 +167,48 @@ def test_the_x_axis_grows_with_a_run(split) -> None:
     assert panel.wait(60)
     assert panel.last_model.stop_reason == "callback"
     assert panel.curve_limits["x"][1] < 10 < panel.progress.max
+
+
+@LIGHTNING
+def test_progress_moves_inside_an_epoch_and_stop_stops_there(split, monkeypatch) -> None:
+    monkeypatch.setattr(train_panel, "REDRAW_SECONDS", 0.0)  # draw every step
+    train, val = split
+    panel = TrainPanel(train, val, backend_names=["lightning"])
+    panel.model.value = "mlp"
+    panel.hidden.value = "4"
+    panel.optimizer.value = "adam"
+    panel.batch_size.value = 1  # one group per step
+    panel.epochs.value = 3
+    steps = len(train)
+    reached, release = threading.Event(), threading.Event()
+    seen = []
+
+    def hold_at(epoch, batch, batches):
+        seen.append((epoch, batch, batches))
+        if (epoch, batch) == (2, 5):
+            reached.set()
+            release.wait(30)
+
+    panel.batch_callbacks.append(hold_at)
+    panel.train_button.click()
+    assert reached.wait(120)
+    try:
+        assert panel.progress.max == 3 * steps  # epochs × optimizer steps
+        # the bar stands inside epoch 2: past epoch 1's steps, short of epoch 2's end
+        assert panel.progress.value == steps + 5
+        assert panel.progress.description == "epoch 1"  # the epochs finished
+        match = re.search(r"epoch 2, batch ([\d,]+) of ([\d,]+)", panel.status.value)
+        assert match and int(match[2].replace(",", "")) == steps
+        assert int(match[1].replace(",", "")) == 5
+        panel.stop_button.click()
+    finally:
+        release.set()
+    assert panel.wait(60)
+    model = panel.last_model
+    assert model.stop_reason == "callback"
+    assert seen[-1] == (2, 6, steps)  # stopped at the next step, not at the end of epoch 2
+    assert model.epochs_ == 1 and model.best_epoch_ == 1
+    assert bl.evaluate(val, model)["nll"] == pytest.approx(model.history["val_nll"][0], rel=1e-5)
 
 
 def test_toggling_a_run_hides_its_curves(split) -> None:
@@ -364,7 +406,8 @@ def test_options_that_do_not_apply_are_disabled(split) -> None:
     assert panel.lr.disabled and panel.batch_size.disabled
     assert not panel.weight_decay.disabled
     # the combination choices: without the beta-binomial there is no φ to choose
-    assert [v for _, v in panel.loss.options] == ["binomial"]
+    assert list(panel.loss.options) == ["binomial"]
+    assert panel.phi.disabled and [v for _, v in panel.phi.options] == ["scalar"]
     # a hidden option's value is not passed on
     panel.early_stopping.value = True
     assert "early_stopping" not in panel.fit_options()

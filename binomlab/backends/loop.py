@@ -14,7 +14,11 @@ After every epoch of a backend's optimizer steps (:meth:`Session.run_epochs` cal
   ``train_nll + weight_decay/2·Σ‖W‖²`` — picks the best epoch, whose weights are kept;
 * ``callback(epoch, metrics)`` is called; False stops training (``"callback"``), as does the
   patience of ``config.early_stopping`` running out (``"early_stopping"``);
-* a KeyboardInterrupt stops it too (``"interrupted"``), not re-raised.
+* a KeyboardInterrupt stops it too (``"interrupted"``), not re-raised;
+* with a ``batch_callback``, ``batch_callback(epoch, batch, batches)`` is called after every
+  optimizer step (``epoch`` the 1-based epoch in progress, ``batch`` 1 … ``batches``), for
+  progress inside long epochs; False stops training at once (``"callback"``), mid-epoch.
+  Backends whose :meth:`Session.run_epochs` takes no ``end_batch`` are trained without it.
 
 The best epoch's weights are put back in every case, so the network returned is the one whose
 numbers the history reports.
@@ -22,6 +26,7 @@ numbers the history reports.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -35,7 +40,20 @@ from binomlab.nll import base_rate_nll, grouped_nll
 if TYPE_CHECKING:
     from binomlab.backends.protocol import Network, Session, TrainConfig, TrainData
 
-__all__ = ["DIVERGENCE_FACTOR", "DIVERGENCE_RULE", "EpochRules", "exact_nll", "penalty", "run"]
+__all__ = [
+    "DIVERGENCE_FACTOR",
+    "DIVERGENCE_RULE",
+    "BatchCallback",
+    "EpochRules",
+    "exact_nll",
+    "penalty",
+    "run",
+    "takes_end_batch",
+]
+
+BatchCallback = Callable[[int, int, int], bool | None]
+"""``batch_callback(epoch, batch, batches) -> continue?`` after every optimizer step: the
+1-based epoch in progress and the 1-based batch of its ``batches``; False stops training."""
 
 DIVERGENCE_FACTOR = 10.0
 DIVERGENCE_RULE = (
@@ -117,6 +135,15 @@ class EpochRules:
         self.best_weights: list[np.ndarray] | None = None
         self.stale = 0
         self.stop_reason = "completed"
+        self.batch_callback: BatchCallback | None = None
+
+    def end_batch(self, batch: int, batches: int) -> None:
+        """Report an optimizer step to ``batch_callback``; raise :class:`_StopNow` when it
+        returns False (the core catches it: training stops mid-epoch)."""
+        if self.batch_callback is not None and (
+            self.batch_callback(self.epoch + 1, batch, batches) is False
+        ):
+            raise _StopNow
 
     def metrics(self) -> dict[str, float]:
         """``train_nll`` (and ``val_nll``) of the weights as they stand."""
@@ -155,20 +182,41 @@ class EpochRules:
         return False
 
 
+class _StopNow(Exception):
+    """Raised inside a backend's step loop to stop training mid-epoch; never escapes
+    :func:`run`."""
+
+
+def takes_end_batch(session: Session) -> bool:
+    """Whether ``session.run_epochs`` accepts ``end_batch`` (older plugins do not)."""
+    try:
+        parameters = inspect.signature(session.run_epochs).parameters
+    except (TypeError, ValueError):
+        return False
+    return "end_batch" in parameters
+
+
 def run(
     session: Session,
     train: TrainData,
     val: TrainData | None,
     config: TrainConfig,
     callback: Callable[[int, Mapping[str, float]], bool | None],
+    batch_callback: BatchCallback | None = None,
 ) -> Network:
     """Train with a mini-batch optimiser by the rules in this module's docstring; return the
     session's network with the best epoch's weights and its ``stop_reason``."""
     rules = EpochRules(session, train, val, config, callback)
+    rules.batch_callback = batch_callback
     try:
-        session.run_epochs(int(config.epochs), rules.end_epoch)
+        if batch_callback is not None and takes_end_batch(session):
+            session.run_epochs(int(config.epochs), rules.end_epoch, end_batch=rules.end_batch)
+        else:
+            session.run_epochs(int(config.epochs), rules.end_epoch)
     except KeyboardInterrupt:
         rules.stop_reason = "interrupted"
+    except _StopNow:
+        rules.stop_reason = "callback"
     if rules.best_weights is not None:
         session.set_weights(rules.best_weights)
     network = session.network

@@ -461,11 +461,23 @@ class Session(ABC):
     def set_weights(self, weights: list[np.ndarray]) -> None:
         """Put arrays from :meth:`get_weights` (same order and shapes) back."""
 
-    def run_epochs(self, epochs: int, end_epoch: Callable[[], bool]) -> None:
+    def run_epochs(
+        self,
+        epochs: int,
+        end_epoch: Callable[[], bool],
+        end_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
         """adam/adamw: run up to ``epochs`` epochs of mini-batch optimizer steps (batches of
         ``config.batch_size`` groups in a new order every epoch, each step on the batch's
         per-trial NLL), calling ``end_epoch()`` after each and returning as soon as it returns
-        True. Exceptions, KeyboardInterrupt included, propagate to the core."""
+        True. Exceptions, KeyboardInterrupt included, propagate to the core.
+
+        ``end_batch(batch, batches)``, when given, is called after every optimizer step with
+        the step's 1-based index in the epoch and the epoch's number of steps (per process
+        under data parallelism); it may raise to stop training mid-epoch. The core passes
+        it only when a user asks for progress by batch, so a backend adds no per-step cost
+        without it. (A backend whose ``run_epochs`` has no ``end_batch`` parameter trains
+        without progress by batch.)"""
         msg = f"{type(self).__name__} trains no mini-batch optimiser."
         raise NotImplementedError(msg)
 
@@ -536,9 +548,12 @@ class Backend(ABC):
         spec: ModelSpec,
         config: TrainConfig,
         callback: ProgressCallback | None = None,
+        batch_callback: loop.BatchCallback | None = None,
     ) -> Network:
         """Train ``spec`` on ``train`` by the core's rules (:mod:`binomlab.backends.loop` for
         adam/adamw, :mod:`binomlab.backends.lbfgs` for lbfgs); ``config`` is resolved first.
+        ``batch_callback(epoch, batch, batches)`` follows the optimizer steps of adam/adamw
+        (newton and lbfgs take full-batch steps: each is an epoch).
 
         Returns
         -------
@@ -559,4 +574,4 @@ class Backend(ABC):
                 return newton.minimize(session, train, val, spec, config, callback)
             if config.deterministic:
                 return lbfgs.minimize(session, train, val, spec, config, callback)
-            return loop.run(session, train, val, config, callback)
+            return loop.run(session, train, val, config, callback, batch_callback)

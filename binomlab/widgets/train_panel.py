@@ -43,8 +43,8 @@ __all__ = [
 
 REDRAW_SECONDS = 0.25  # the curve is redrawn at most this often (and after the last epoch)
 FINISHED = ("completed", "converged", "early_stopping", "max_iter", "stalled")
-PHI_SEPARATOR = "/"
-"""Joins a loss and its φ model in a choice's value: ``"beta-binomial/network"``."""
+PHI_LABELS = {"scalar": "one φ for all groups", "network": "φ per group (network)"}
+"""The φ model dropdown's label of each of :data:`~binomlab.backends.protocol.PHI_MODELS`."""
 MODEL_LABELS = {"logistic": "logistic regression", "mlp": "MLP"}
 """The model dropdown's label of each spec kind a backend can list."""
 FIELDS = {
@@ -84,13 +84,15 @@ _CHOICES = {
 }
 
 
-def loss_choices(engine: Any) -> list[tuple[str, str]]:
-    """``(label, value)`` pairs for the loss dropdown: the backend's losses, and the
-    beta-binomial with φ from the network when the backend can learn it."""
-    choices = [(loss, loss) for loss in getattr(engine, "losses", ("binomial",))]
-    if "beta-binomial" in dict(choices) and "network" in getattr(engine, "phi_models", ()):
-        choices.append(("beta-binomial, φ per group", f"beta-binomial{PHI_SEPARATOR}network"))
-    return choices
+def loss_choices(engine: Any) -> list[str]:
+    """The loss dropdown's values: the losses the backend trains."""
+    return list(getattr(engine, "losses", ("binomial",)))
+
+
+def phi_choices(engine: Any) -> list[tuple[str, str]]:
+    """``(label, value)`` pairs for the φ model dropdown: how the backend can learn the
+    beta-binomial's φ."""
+    return [(PHI_LABELS.get(m, m), m) for m in getattr(engine, "phi_models", ("scalar",))]
 
 
 def model_choices(engine: Any) -> list[tuple[str, str]]:
@@ -239,10 +241,11 @@ class TrainPanel(Panel):
 
     Attributes
     ----------
-    backend, model, hidden, activation, dropout, loss, optimizer, epochs, lr, batch_size
+    backend, model, hidden, activation, dropout, loss, phi, optimizer, epochs, lr, batch_size
         The input widgets. ``model`` offers the specs the backend builds, ``loss`` the losses
-        it trains (with φ per group where the backend learns it), ``optimizer`` those of its
-        optimizers that apply to the model and loss. ``hidden``, ``activation`` and
+        it trains, ``phi`` how it can learn the beta-binomial's φ (one for all groups, or per
+        group from the network; enabled for the beta-binomial loss), ``optimizer`` those of
+        its optimizers that apply to the model, loss and φ model. ``hidden``, ``activation`` and
         ``dropout`` are the MLP's (disabled for logistic regression). ``epochs`` is the number
         of epochs for Adam/AdamW and the maximum number of iterations for Newton and L-BFGS
         (which stop earlier once converged); ``lr`` and ``batch_size`` are disabled for the
@@ -265,10 +268,12 @@ class TrainPanel(Panel):
         ``{field: HTML}``, the error beside each field of :data:`FIELDS` (empty when valid).
     train_button, stop_button
         Train starts a run; it is disabled, and a click refused with the message, while a run
-        is going or an input is invalid. Stop ends a run after the current epoch, keeping the
-        best weights.
+        is going or an input is invalid. Stop ends a run after the current optimizer step
+        (adam/adamw) or iteration, keeping the best finished epoch's weights.
     progress
-        ``IntProgress`` whose ``max`` is the epoch (or iteration) budget.
+        ``IntProgress`` whose ``max`` is the budget: epochs × optimizer steps per epoch for
+        adam/adamw (the bar moves inside an epoch and the status line counts the batches),
+        iterations for newton/lbfgs.
     curve_view
         ``HTML``: every run's train (solid) and validation (dashed) NLL per trial overlaid, the
         best epoch of each marked, the x-axis fitted to the longest run shown, and a caption
@@ -286,6 +291,9 @@ class TrainPanel(Panel):
         None; a valid input clears it.
     callbacks
         Extra ``bl.fit`` callbacks added to every run, ``callback(epoch, metrics) -> continue?``.
+    batch_callbacks
+        Extra ``bl.fit`` batch callbacks added to every adam/adamw run,
+        ``callback(epoch, batch, batches) -> continue?``.
     """
 
     def __init__(
@@ -308,8 +316,11 @@ class TrainPanel(Panel):
         self.last_model: Fitted | None = None
         self.last_name: str | None = None
         self.callbacks: list[Callable[[int, Mapping[str, float]], bool | None]] = []
+        self.batch_callbacks: list[Callable[[int, int, int], bool | None]] = []
         self._stop = threading.Event()
         self._drawn = 0.0
+        self._steps = 1  # optimizer steps per epoch of the run in progress
+        self._training_text = ""
         self._mode = ""
         self._updating = False
         self._problems: dict[str, str] = {}
@@ -360,11 +371,16 @@ class TrainPanel(Panel):
             options=["auto"], value="auto", description="optimizer", style=style, layout=wide
         )
         self.loss = widgets.Dropdown(
-            options=[("binomial", "binomial")],
-            value="binomial",
-            description="loss",
+            options=["binomial"], value="binomial", description="loss", style=style, layout=wide
+        )
+        self.phi = widgets.Dropdown(
+            options=[(PHI_LABELS["scalar"], "scalar")],
+            value="scalar",
+            description="φ model",
             style=style,
             layout=wide,
+            disabled=True,
+            tooltip="How the beta-binomial learns its concentration φ (ρ = 1/(1 + φ))",
         )
         self.epochs = widgets.IntText(
             value=DEFAULT_EPOCHS["adam"], description="epochs", style=style, layout=wide
@@ -401,7 +417,7 @@ class TrainPanel(Panel):
             button_style="warning",
             icon="stop",
             disabled=True,
-            tooltip="Stop after this epoch and keep the best weights",
+            tooltip="Stop now and keep the best finished epoch's weights",
         )
         self.progress = widgets.IntProgress(
             value=0,
@@ -425,7 +441,7 @@ class TrainPanel(Panel):
         self.status.add_class("binomlab-status")
         self.run_toggle_box.add_class("binomlab-run-toggles")
 
-        choices = (self.backend, self.model, self.loss, self.optimizer, self.activation)
+        choices = (self.backend, self.model, self.loss, self.phi, self.optimizer, self.activation)
         features = (*self.feature_boxes.values(), *self.encodings.values())
         inputs = (*self._inputs().values(), *self.bin_counts.values())
         for widget in (*choices, self.early_stopping, *features, *inputs):
@@ -503,6 +519,7 @@ class TrainPanel(Panel):
                 self.activation,
                 fields["dropout"],
                 self.loss,
+                self.phi,
                 self.optimizer,
                 fields["epochs"],
                 fields["lr"],
@@ -609,8 +626,9 @@ class TrainPanel(Panel):
         return Logistic() if self.model.value == "logistic" else MLP()
 
     def _loss_phi(self) -> tuple[str, str]:
-        loss, _, phi = self.loss.value.partition(PHI_SEPARATOR)
-        return loss, phi or "scalar"
+        """The loss and φ model chosen (φ is "scalar" unless the loss is the beta-binomial)."""
+        loss = self.loss.value
+        return loss, self.phi.value if loss == "beta-binomial" else "scalar"
 
     def effective_optimizer(self) -> str:
         """The optimizer ``bl.fit`` will use with the current choices."""
@@ -840,6 +858,8 @@ class TrainPanel(Panel):
         """Offer the specs, losses and optimizers ``engine`` can train together."""
         self._set_options(self.model, model_choices(engine))
         self._set_options(self.loss, loss_choices(engine))
+        self._set_options(self.phi, phi_choices(engine))
+        self.phi.disabled = self.loss.value != "beta-binomial" or len(self.phi.options) == 1
         usable = optimizer_choices(engine, self._kind_spec(), *self._loss_phi())
         self._set_options(self.optimizer, ["auto", *usable])
 
@@ -963,12 +983,15 @@ class TrainPanel(Panel):
             self._current = run
             self.state.history = run.rows
         self._sync_toggles()
-        self.progress.max = options["epochs"]
+        # mini-batch runs move the bar by optimizer steps, full-batch ones by iterations
+        self._steps = 1 if unit == "iteration" else -(-len(train) // options["batch_size"])
+        self.progress.max = options["epochs"] * self._steps
         self.progress.value = 0
         self.progress.description = f"{unit} 0"
         self.progress.bar_style = "info"
         self._redraw()
-        self.status.value = html.escape(f"Training {options['model']} on {options['backend']}…")
+        self._training_text = f"Training {options['model']} on {options['backend']}"
+        self.status.value = html.escape(f"{self._training_text}…")
         self.train_button.disabled = True
         self.stop_button.disabled = False
         self._drawn = 0.0
@@ -981,7 +1004,7 @@ class TrainPanel(Panel):
     def _on_stop(self, _button: Any) -> None:
         if self.running:
             self._stop.set()
-            self.status.value = "Stopping after this epoch…"
+            self.status.value = "Stopping…"
 
     # -- the curves --------------------------------------------------------------------------
 
@@ -1061,14 +1084,27 @@ class TrainPanel(Panel):
             }
         )
         now = time.monotonic()
-        if now - self._drawn >= REDRAW_SECONDS or epoch >= self.progress.max:
+        if now - self._drawn >= REDRAW_SECONDS or epoch * self._steps >= self.progress.max:
             self._drawn = now
             self._draw(epoch)
         return not self._stop.is_set()
 
+    def _on_batch(self, epoch: int, batch: int, batches: int) -> bool:
+        """Progress inside an epoch (adam/adamw), at most every :data:`REDRAW_SECONDS`:
+        the bar moves by the steps done and the status line counts them; Stop stops here."""
+        now = time.monotonic()
+        if now - self._drawn >= REDRAW_SECONDS:
+            self._drawn = now
+            done = len(self.state.history)  # the epochs finished
+            self.progress.value = min(done * batches + batch, self.progress.max)
+            self.status.value = html.escape(
+                f"{self._training_text}: epoch {epoch}, batch {batch:,} of {batches:,}"
+            )
+        return not self._stop.is_set()
+
     def _draw(self, epoch: int) -> None:
         unit = self._current.unit if self._current is not None else "epoch"
-        self.progress.value = min(epoch, self.progress.max)
+        self.progress.value = min(epoch * self._steps, self.progress.max)
         self.progress.description = f"{unit} {epoch}"
         self._redraw()
 
@@ -1084,7 +1120,13 @@ class TrainPanel(Panel):
             "error": None,
         }
         try:
-            fitted = fit(train, callbacks=[self._on_epoch, *self.callbacks], **options)
+            on_batch = [self._on_batch, *self.batch_callbacks] if self._steps > 1 else []
+            fitted = fit(
+                train,
+                callbacks=[self._on_epoch, *self.callbacks],
+                batch_callbacks=on_batch,
+                **options,
+            )
             with self._lock:
                 curve.best_epoch = fitted.best_epoch_
                 curve.outcome = fitted.stop_reason

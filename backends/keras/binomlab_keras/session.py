@@ -114,7 +114,12 @@ class KerasSession(Session):
     def loss_and_grad(self, weights: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
         return self._gradients(weights)
 
-    def run_epochs(self, epochs: int, end_epoch: Callable[[], bool]) -> None:
+    def run_epochs(
+        self,
+        epochs: int,
+        end_epoch: Callable[[], bool],
+        end_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
         config, model = self.config, self.trained
         decay = config.weight_decay
         if config.optimizer == "adamw":
@@ -138,10 +143,13 @@ class KerasSession(Session):
             batch_size=config.batch_size,
             seed=config.seed,
         )
+        # a batch-level callback makes Keras hand every step's logs back to Python, so it is
+        # added only when the core asks for progress by batch
+        callbacks: list[keras.callbacks.Callback] = [EpochEnd(end_epoch)]
+        if end_batch is not None:
+            callbacks.append(BatchEnd(end_batch, len(batches)))
         try:
-            model.fit(
-                batches, epochs=epochs, shuffle=False, verbose=0, callbacks=[EpochEnd(end_epoch)]
-            )
+            model.fit(batches, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
         finally:
             for kernel in penalised:
                 kernel.regularizer = None
@@ -157,6 +165,20 @@ class EpochEnd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.end_epoch():
             self.model.stop_training = True
+
+
+class BatchEnd(keras.callbacks.Callback):
+    """Hands the optimizer steps of ``model.fit`` to the core: ``end_batch(batch, batches)``
+    with the 1-based index of the last step run. With ``steps_per_execution`` Keras calls
+    back once per execution, with the index its execution would end at had the epoch not
+    ended first, hence the cap at ``batches``."""
+
+    def __init__(self, end_batch: Callable[[int, int], None], batches: int) -> None:
+        super().__init__()
+        self.end_batch, self.batches = end_batch, batches
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.end_batch(min(batch + 1, self.batches), self.batches)
 
 
 # -- the full-batch NLL and its gradient, per Keras backend ---------------------------------------

@@ -12,7 +12,7 @@ then only gives the full-batch loss, :meth:`BinomialModule.summed_nll`.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -176,6 +176,9 @@ class BinomialModule(L.LightningModule):
         # whole epoch of mini-batches, so Lightning's per-step machinery runs once per epoch
         self.automatic_optimization = False
         self._train: GroupTensors | None = None
+        self.end_batch: Callable[[int, int], None] | None = None
+        """Called as ``end_batch(batch, batches)`` after every optimizer step when set (by
+        the session, for progress by batch)."""
 
     # -- data ------------------------------------------------------------------------------------
 
@@ -223,8 +226,17 @@ class BinomialModule(L.LightningModule):
         ]
 
     def training_step(self, batch: Batch | GroupBatches, batch_idx: int) -> None:
-        for minibatch in batch if isinstance(batch, GroupBatches) else (batch,):
+        end_batch = self.end_batch
+        if not isinstance(batch, GroupBatches):  # data parallel: one mini-batch per step
+            self._gradient_step(batch)
+            if end_batch is not None:
+                end_batch(batch_idx + 1, int(self.trainer.num_training_batches))
+            return
+        steps = len(batch)
+        for step, minibatch in enumerate(batch, start=1):
             self._gradient_step(minibatch)
+            if end_batch is not None:
+                end_batch(step, steps)
 
     def _gradient_step(self, batch: Batch) -> None:
         """One Adam/AdamW update on the per-trial NLL of ``batch``."""

@@ -103,9 +103,15 @@ class LightningSession(Session):
         grads = torch.autograd.grad(loss, self.params)
         return float(loss.detach()), [g.double().cpu().numpy() for g in grads]
 
-    def run_epochs(self, epochs: int, end_epoch: Callable[[], bool]) -> None:
+    def run_epochs(
+        self,
+        epochs: int,
+        end_epoch: Callable[[], bool],
+        end_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
         options = self.config.options
         self.module.attach(GroupTensors.from_train_data(self.train))
+        self.module.end_batch = end_batch
         hook = EpochEnd(end_epoch)
         batches = -(-len(self.train) // self.config.batch_size)
         try:
@@ -131,6 +137,8 @@ class LightningSession(Session):
             if hook.interrupted:
                 raise KeyboardInterrupt from None
             raise
+        finally:
+            self.module.end_batch = None
 
 
 class EpochEnd(Callback):
