@@ -22,6 +22,12 @@ naming the feature, the values and the trials they hold, unless the model was fi
 another type than in training (integers for a string feature) is an error too, and so is a
 Grouped binned with other edges than the model's (:class:`BinsMismatchError`).
 
+In the **index form** (``form="index"``, the one-hot design only) the matrix has one column
+per feature instead of one per level: a feature with levels holds the first-layer weight row
+its level selects, a numeric feature its value(s); :attr:`Encoder.layout` says which is which
+(see :mod:`binomlab.layout`). A network's first layer is then a lookup, and the encoded data
+take ``rows × features`` numbers, not ``rows × levels``.
+
 The encoder round-trips through JSON (``to_dict`` / ``from_dict``), which is how it travels in
 an export manifest.
 """
@@ -46,6 +52,7 @@ from binomlab.errors import (
 )
 from binomlab.grouped import Grouped
 from binomlab.grouping.sources import to_lazy
+from binomlab.layout import FORMS, IndexLayout
 
 __all__ = ["DESIGNS", "OTHER", "UNSEEN", "Encoder"]
 
@@ -195,14 +202,26 @@ class Encoder:
         design: str = "treatment",
         unseen: str = "error",
         aliased: Iterable[str] = (),
+        form: str = "dense",
     ) -> None:
+        _check_choice("form", form, FORMS)
+        if form == "index" and (design != "one-hot" or tuple(aliased)):
+            msg = (
+                "The index form gives every level its own weight row: it needs the one-hot "
+                f"design without aliased columns. Received: design={design!r}, "
+                f"aliased={list(aliased)!r}"
+            )
+            raise BinomlabError(msg)
         self._columns = tuple(columns)
         self.design = design
         self.unseen = unseen
         self.aliased = tuple(aliased)
+        self.form = form
         names = [name for c in self._columns for name in c.names(design)]
         dropped = set(self.aliased)
         self._keep = np.array([name not in dropped for name in names], dtype=bool)
+        self.layout = self._index_layout() if form == "index" else None
+        """The :class:`~binomlab.layout.IndexLayout` of the index form, None for dense."""
 
     # -- fitting ---------------------------------------------------------------------------------
 
@@ -215,6 +234,7 @@ class Encoder:
         reference: Mapping[str, Any] | None = None,
         min_frequency: int | Mapping[str, int] | None = None,
         unseen: str = "error",
+        form: str = "dense",
     ) -> Encoder:
         """Fit on the training groups.
 
@@ -233,14 +253,18 @@ class Encoder:
             feature with levels (numeric features have none), or ``{feature: int}``.
         unseen
             One of :data:`UNSEEN`.
+        form
+            ``"dense"`` (one-hot columns) or ``"index"`` (a code column per feature with
+            levels; the one-hot design only): see the module docstring.
 
         Raises
         ------
         BinomlabError
             A feature whose dtype cannot be encoded (dates, times, ...: cast it first); a
-            bad ``design``, ``unseen``, ``reference`` or ``min_frequency``.
+            bad ``design``, ``unseen``, ``reference``, ``min_frequency`` or ``form``.
         """
         _check_choice("design", design, DESIGNS)
+        _check_choice("form", form, FORMS)
         _check_choice("unseen", unseen, UNSEEN)
         if unseen == "other" and min_frequency is None:
             msg = (
@@ -283,7 +307,7 @@ class Encoder:
             column = _pool(column, frame, name, frequency.get(name))
             column = _with_reference(column, reference)
             columns.append(column)
-        return cls(columns, design=design, unseen=unseen)
+        return cls(columns, design=design, unseen=unseen, form=form)
 
     def without(self, names: Iterable[str]) -> Encoder:
         """This encoder with the output columns ``names`` dropped (aliased columns: a value
@@ -310,8 +334,31 @@ class Encoder:
 
     @property
     def n_outputs(self) -> int:
-        """Width ``d`` of the encoded matrix."""
+        """Width ``d`` of the one-hot matrix: the columns of the dense form, the first-layer
+        weight rows of the index form."""
         return int(self._keep.sum())
+
+    @property
+    def n_inputs(self) -> int:
+        """Columns of the matrix :meth:`transform` gives: ``n_outputs`` in the dense form, one
+        per feature with levels plus the numeric columns in the index form."""
+        return self.n_outputs if self.layout is None else self.layout.n_inputs
+
+    def _index_layout(self) -> IndexLayout:
+        codes, numbers, number_rows = [], [], []
+        row = 0
+        for column in self._columns:
+            if column.kind == "numeric":
+                for offset in range(1 + column.null_indicator):
+                    numbers.append(len(codes) + len(numbers))
+                    number_rows.append(row + offset)
+                row += 1 + column.null_indicator
+            else:
+                codes.append(len(codes) + len(numbers))
+                row += len(column.all_levels())
+        return IndexLayout(
+            width=row, codes=tuple(codes), numbers=tuple(numbers), number_rows=tuple(number_rows)
+        )
 
     def standardisation(self) -> dict[str, tuple[float, float]]:
         """``{feature: (mean, scale)}`` of the standardised numeric features; an encoded value is
@@ -367,7 +414,8 @@ class Encoder:
         Returns
         -------
         numpy.ndarray
-            ``dtype`` ``[rows, n_outputs]``.
+            ``dtype`` ``[rows, n_inputs]``: the one-hot matrix (``n_inputs == n_outputs``), or
+            in the index form a column per feature (codes are whole numbers).
 
         Raises
         ------
@@ -393,6 +441,7 @@ class Encoder:
         else:
             frame, trials = self._read(data), None
         blocks = []
+        row = 0  # the first weight row of the column's levels (index form)
         for column in self._columns:
             series = frame[column.name]
             if column.kind == "binned" and series.dtype.is_numeric():
@@ -402,6 +451,11 @@ class Encoder:
             if column.kind == "numeric":
                 block = np.zeros((frame.height, column.null_indicator + 1), dtype)
                 _encode_numeric(column, series, block)
+                row += block.shape[1]
+            elif self.form == "index":
+                codes = self._codes(column, series, trials)
+                block = (row + codes).astype(dtype).reshape(-1, 1)
+                row += len(column.all_levels())
             else:
                 codes = self._codes(column, series, trials)
                 kept = column.columns(self.design)
@@ -413,6 +467,8 @@ class Encoder:
                 block[np.flatnonzero(hit), rows[hit]] = 1.0
             blocks.append(block)
         out = np.concatenate(blocks, axis=1) if blocks else np.zeros((frame.height, 0))
+        if self.form == "index":
+            return np.ascontiguousarray(out, dtype=dtype)
         return np.ascontiguousarray(out[:, self._keep], dtype=dtype)
 
     def _read(self, data: Any) -> pl.DataFrame:
@@ -480,6 +536,7 @@ class Encoder:
             "design": self.design,
             "unseen": self.unseen,
             "aliased": list(self.aliased),
+            "form": self.form,
             "columns": [c.to_dict() for c in self._columns],
         }
 
@@ -506,6 +563,7 @@ class Encoder:
             design=data["design"],
             unseen=data["unseen"],
             aliased=data.get("aliased", ()),
+            form=data.get("form", "dense"),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -516,7 +574,7 @@ class Encoder:
     def __repr__(self) -> str:
         return (
             f"Encoder({len(self._columns)} features -> {self.n_outputs} columns, "
-            f"design={self.design!r})"
+            f"design={self.design!r}" + (", form='index')" if self.layout is not None else ")")
         )
 
 

@@ -515,9 +515,9 @@ def _check_onnx(path: Path, manifest: dict[str, Any], encoder: Encoder) -> None:
             f"but the manifest records {recorded}: the file is not this model's."
         )
         raise ModelFileError(msg)
-    if facts["input_width"] not in (-1, encoder.n_outputs):
+    if facts["input_width"] not in (-1, encoder.n_inputs):
         msg = (
             f"{str(path)!r} takes {facts['input_width']} input columns, but the encoder makes "
-            f"{encoder.n_outputs}: the file is not this model's."
+            f"{encoder.n_inputs}: the file is not this model's."
         )
         raise ModelFileError(msg)

@@ -88,6 +88,7 @@ SCHEMA: dict[str, Any] = {
                 "design": {"enum": ["treatment", "one-hot"]},
                 "unseen": {"enum": ["error", "other"]},
                 "aliased": {"type": "array", "items": {"type": "string"}},
+                "form": {"enum": ["dense", "index"]},
                 "columns": {"type": "array", "minItems": 1, "items": _COLUMN},
             },
         },

@@ -40,6 +40,7 @@ def train_data(encoder: Encoder, data: Grouped, dtype: type = np.float32) -> Tra
         X=encoder.transform(data, dtype=dtype),
         k=data.frame["k"].to_numpy().astype(np.float64),
         n=data.frame["n"].to_numpy().astype(np.float64),
+        layout=encoder.layout,
     )
 
 
@@ -321,6 +322,33 @@ class _Progress:
         return pl.DataFrame(self.rows, schema=HISTORY_SCHEMA)
 
 
+INPUTS = ("auto", "index", "one-hot")
+"""``bl.fit(inputs=...)``: how an MLP's features reach its first layer."""
+
+
+def _input_form(inputs: Any, design: str, engine: Backend) -> str:
+    """The encoder's form (``"dense"`` or ``"index"``) for ``bl.fit(inputs=...)``."""
+    if not isinstance(inputs, str) or inputs not in INPUTS:
+        msg = f"Expected inputs to be one of {INPUTS}. Received: inputs={inputs!r}"
+        raise BinomlabError(msg)
+    takes_index = bool(getattr(engine, "index_inputs", False))
+    if inputs == "index" and design != "one-hot":
+        msg = (
+            "inputs='index' applies to networks with one-hot levels (the MLP); the logistic "
+            "spec's treatment design is one-hot. Use inputs='auto' or 'one-hot'."
+        )
+        raise BinomlabError(msg)
+    if inputs == "index" and not takes_index:
+        msg = (
+            f"The {engine.name} backend takes one-hot inputs only (Backend.index_inputs is "
+            "False). Use inputs='auto' or 'one-hot', or a backend that takes codes."
+        )
+        raise BinomlabError(msg)
+    if inputs == "one-hot" or design != "one-hot" or not takes_index:
+        return "dense"
+    return "index"
+
+
 def _batch_progress(
     callbacks: Iterable[BatchCallback] | BatchCallback,
 ) -> BatchCallback | None:
@@ -402,6 +430,7 @@ def fit(
     min_frequency: int | Mapping[str, int] | None = None,
     unseen: str = "error",
     features: Iterable[str] | None = None,
+    inputs: str = "auto",
     **options: Any,
 ) -> Fitted:
     """Train ``model`` on the grouped binomial NLL of ``train``.
@@ -474,6 +503,12 @@ def fit(
         ``train``'s, so nested models fitted on the same data can be compared
         (:func:`binomlab.lrt`) and their degrees of freedom are ``groups − rank`` of
         ``train``.
+    inputs
+        How an MLP's features reach its first layer: ``"index"`` (a code per feature with
+        levels, looked up in the first layer's weight: the encoded data take groups ×
+        features numbers), ``"one-hot"`` (a 0/1 column per level), or ``"auto"`` (default:
+        index where the backend takes it, see ``Backend.index_inputs``). Both give the same
+        model to float tolerance; the logistic spec's treatment design is always one-hot.
     unseen
         ``"error"`` (default): predicting, evaluating or calibrating on a value the model
         never saw raises :class:`~binomlab.UnseenValueError`. ``"other"``: such values go to
@@ -528,7 +563,8 @@ def fit(
     _check_val(used, val)
     encoding = {"reference": reference, "min_frequency": min_frequency, "unseen": unseen}
     design = "treatment" if isinstance(spec, Logistic) else "one-hot"
-    encoder = Encoder.fit(used, design=design, **encoding)
+    form = _input_form(inputs, design, engine)
+    encoder = Encoder.fit(used, design=design, form=form, **encoding)
     # the binomial GLM's drivers get exact (float64) standardised numbers, as statsmodels does;
     # networks, and the beta-binomial (whose NLL near φ's cap amplifies any rounding), the
     # float32 inputs they predict from

@@ -43,6 +43,7 @@ import numpy as np
 from binomlab._checks import check_seed
 from binomlab.backends import lbfgs, loop, newton
 from binomlab.errors import BinomlabError
+from binomlab.layout import IndexLayout
 from binomlab.specs import ModelSpec
 
 __all__ = [
@@ -103,14 +104,23 @@ class TrainData:
     ----------
     X
         ``[groups, d]`` encoded features: float32, or float64 for the deterministic optimisers
-        (a standardised number is exact only in float64, one-hot columns in both).
+        (a standardised number is exact only in float64, one-hot columns in both). In the
+        index form (``layout`` set, backends with :attr:`Backend.index_inputs`) a column per
+        feature instead: codes (first-layer weight rows) and numbers, see
+        :mod:`binomlab.layout`.
     k, n
         float64 ``[groups]`` successes and trials (whole numbers, ``0 <= k <= n``, ``n >= 1``).
+    layout
+        The :class:`~binomlab.layout.IndexLayout` of an index-form ``X``; None for one-hot.
+        A network built for it has a first layer of ``layout.width`` weight rows, fed by
+        lookup: ``Σ_f W[code_f] + numbers @ W[number_rows] + b``, equal to the one-hot
+        ``layout.dense(X) @ W + b``.
     """
 
     X: np.ndarray
     k: np.ndarray
     n: np.ndarray
+    layout: IndexLayout | None = None
 
     @property
     def trials(self) -> float:
@@ -510,6 +520,10 @@ class Backend(ABC):
 
     phi_models: ClassVar[tuple[str, ...]] = ("scalar",)
     """How it can learn the beta-binomial ``φ`` (see :data:`PHI_MODELS`)."""
+
+    index_inputs: ClassVar[bool] = False
+    """True when its networks take the index form (``TrainData.layout``): the core then
+    encodes an MLP's features as codes, not one-hot columns."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:

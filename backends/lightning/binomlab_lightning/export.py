@@ -3,7 +3,8 @@ safetensors weights plus a JSON description (read back by
 :func:`~binomlab_lightning.network.load_native`).
 
 Nothing here unpickles: the native format is ``weights.safetensors`` (tensors only) and
-``network.json`` (the spec, the input width and the dtype).
+``network.json`` (the spec, the input width, the index layout of the first layer if it has
+one, and the dtype).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from binomlab.errors import ModelFileError
+from binomlab.errors import BinomlabError, ModelFileError
+from binomlab.layout import IndexLayout
 from binomlab.specs import ModelSpec, spec_from_dict
-from binomlab_lightning.module import BinomialNet, build_network
+from binomlab_lightning.module import BinomialNet, IndexLinear, build_network
 
 __all__ = ["NATIVE_FILES", "export_onnx", "read_native", "save_native"]
 
@@ -117,10 +119,13 @@ def save_native(
     state = {name: t.detach().cpu().contiguous() for name, t in net.state_dict().items()}
     dtype = next(net.parameters()).dtype
     save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
+    first = net.layers[0]
+    layout = first.layout.to_dict() if isinstance(first, IndexLinear) else None
     description = {
         "format_version": FORMAT_VERSION,
         "spec": spec.to_dict(),
         "input_dim": int(input_dim),
+        "layout": layout,
         "dtype": str(dtype).removeprefix("torch."),
         "phi": None if phi is None else float(phi),
         "phi_output": net.phi_head is not None,
@@ -158,10 +163,16 @@ def read_native(directory: str | Path) -> tuple[BinomialNet, ModelSpec, int, flo
         phi = description.get("phi")
         phi = None if phi is None else float(phi)
         phi_output = bool(description.get("phi_output", False))
-    except (KeyError, ValueError, TypeError) as err:
+        layout = description.get("layout")
+        layout = None if layout is None else IndexLayout.from_dict(layout)
+    except (KeyError, ValueError, TypeError, BinomlabError) as err:
         msg = f"Unreadable {directory / DESCRIPTION}: {type(err).__name__}: {err}"
         raise ModelFileError(msg) from err
-    net = build_network(spec, input_dim, phi_output=phi_output).to(dtype)
+    try:
+        net = build_network(spec, input_dim, phi_output=phi_output, layout=layout).to(dtype)
+    except ValueError as err:
+        msg = f"Unreadable {directory / DESCRIPTION}: {err}"
+        raise ModelFileError(msg) from err
     try:
         net.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
     except RuntimeError as err:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from binomlab.backends.protocol import DEFAULT_BATCH_SIZE, LOSSES, OPTIMIZERS, PHI_MODELS
+from binomlab.layout import IndexLayout
 from binomlab.specs import ModelSpec, spec_from_dict
 from binomlab_lightning.data import Batch, GroupBatches, GroupTensors
 from binomlab_lightning.loss import (
@@ -29,7 +30,7 @@ from binomlab_lightning.loss import (
     binomial_nll_with_logits,
 )
 
-__all__ = ["ACTIVATIONS", "BinomialModule", "BinomialNet", "build_network"]
+__all__ = ["ACTIVATIONS", "BinomialModule", "BinomialNet", "IndexLinear", "build_network"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -74,17 +75,60 @@ class BinomialNet(nn.Module):
         return self.layers[-1]
 
 
-def build_network(spec: ModelSpec, input_dim: int, *, phi_output: bool = False) -> BinomialNet:
+class IndexLinear(nn.Linear):
+    """``nn.Linear(layout.width, out)`` fed by the index form (:mod:`binomlab.layout`):
+    ``x [batch, layout.n_inputs]`` → ``Σ_f W[:, code_f] + numbers @ W[:, number_rows]ᵀ + b``,
+    exactly the one-hot matrix times the weight, without the matrix. The parameters (their
+    names, shapes and initialisation) are those of the ``nn.Linear``, so a seed draws the
+    same network as on the one-hot path."""
+
+    def __init__(self, layout: IndexLayout, out_features: int) -> None:
+        super().__init__(layout.width, out_features)
+        self.layout = layout
+        # index tensors as non-persistent buffers: they follow .to(device), not the state_dict
+        self.register_buffer("codes", torch.tensor(layout.codes, dtype=torch.long), False)
+        self.register_buffer("numbers", torch.tensor(layout.numbers, dtype=torch.long), False)
+        rows = torch.tensor(layout.number_rows, dtype=torch.long)
+        self.register_buffer("number_rows", rows, False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        codes = x.index_select(1, self.codes).long()
+        table = self.weight.t()  # [width, out]: one row per level
+        if torch.onnx.is_in_onnx_export():  # Gather + ReduceSum in the graph
+            out = table[codes].sum(dim=1)
+        else:  # one fused gather-and-sum, forward and backward
+            out = nn.functional.embedding_bag(codes, table, mode="sum")
+        if self.numbers.numel():
+            out = out + x.index_select(1, self.numbers) @ table.index_select(0, self.number_rows)
+        return out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, inputs={self.layout.n_inputs} (index form)"
+
+
+def build_network(
+    spec: ModelSpec,
+    input_dim: int,
+    *,
+    phi_output: bool = False,
+    layout: IndexLayout | None = None,
+) -> BinomialNet:
     """The untrained network of ``spec`` for ``input_dim`` encoded features (PyTorch's default
     initialisation, drawn from the global torch generator).
 
     ``phi_output=True`` adds the ``log φ`` head, starting at the constant ``log(100)``
-    (weights 0, bias :data:`~binomlab_lightning.loss.INITIAL_LOG_PHI`)."""
+    (weights 0, bias :data:`~binomlab_lightning.loss.INITIAL_LOG_PHI`). With a ``layout``
+    (the index form, an MLP's inputs) the first layer is an :class:`IndexLinear` of
+    ``layout.width`` weight rows, taking ``input_dim == layout.n_inputs`` columns."""
     layers: list[nn.Module] = []
     width = int(input_dim)
+    if layout is not None and (spec.kind != "mlp" or layout.n_inputs != width):
+        msg = f"An index layout feeds an MLP's first layer of {width} inputs. Received: {layout}"
+        raise ValueError(msg)
     if spec.kind == "mlp":
-        for hidden in spec.hidden:
-            layers += [nn.Linear(width, hidden), ACTIVATIONS[spec.activation]()]
+        for i, hidden in enumerate(spec.hidden):
+            first = IndexLinear(layout, hidden) if i == 0 and layout is not None else None
+            layers += [first or nn.Linear(width, hidden), ACTIVATIONS[spec.activation]()]
             if spec.dropout > 0:
                 layers.append(nn.Dropout(spec.dropout))
             width = hidden
@@ -136,6 +180,9 @@ class BinomialModule(L.LightningModule):
     phi
         ``"scalar"`` (that ``criterion``) or ``"network"``: ``θ`` is the network's
         ``phi_head`` output (not weight-decayed either).
+    layout
+        The index form's layout as a dict (:meth:`IndexLayout.to_dict`), or None for one-hot
+        inputs.
 
     Training data is attached with :meth:`attach` before ``Trainer.fit``; the batches are cut
     from tensors moved once to the training device.
@@ -154,6 +201,7 @@ class BinomialModule(L.LightningModule):
         seed: int = 0,
         loss: str = "binomial",
         phi: str = "scalar",
+        layout: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if loss not in LOSSES or phi not in PHI_MODELS or optimizer not in OPTIMIZERS:
@@ -165,7 +213,10 @@ class BinomialModule(L.LightningModule):
         self.save_hyperparameters(ignore=["net"], logger=False)
         phi_output = loss == "beta-binomial" and phi == "network"
         if net is None:
-            net = build_network(spec_from_dict(spec), input_dim, phi_output=phi_output)
+            index = None if layout is None else IndexLayout.from_dict(layout)
+            net = build_network(
+                spec_from_dict(spec), input_dim, phi_output=phi_output, layout=index
+            )
         if phi_output != (net.phi_head is not None):
             msg = f"loss={loss!r} with phi={phi!r} needs a network with phi_output={phi_output}."
             raise ValueError(msg)

