@@ -345,7 +345,7 @@ class Encoder:
         return self.n_outputs if self.layout is None else self.layout.n_inputs
 
     def _index_layout(self) -> IndexLayout:
-        codes, numbers, number_rows = [], [], []
+        codes, numbers, number_rows, names, levels, firsts = [], [], [], [], [], []
         row = 0
         for column in self._columns:
             if column.kind == "numeric":
@@ -355,9 +355,18 @@ class Encoder:
                 row += 1 + column.null_indicator
             else:
                 codes.append(len(codes) + len(numbers))
+                names.append(column.name)
+                levels.append(len(column.all_levels()))
+                firsts.append(row)
                 row += len(column.all_levels())
         return IndexLayout(
-            width=row, codes=tuple(codes), numbers=tuple(numbers), number_rows=tuple(number_rows)
+            width=row,
+            codes=tuple(codes),
+            numbers=tuple(numbers),
+            number_rows=tuple(number_rows),
+            names=tuple(names),
+            levels=tuple(levels),
+            firsts=tuple(firsts),
         )
 
     def standardisation(self) -> dict[str, tuple[float, float]]:

@@ -28,10 +28,12 @@ import numpy as np
 
 from binomlab.errors import BinomlabError
 
-__all__ = ["FORMS", "MAX_WIDTH", "IndexLayout"]
+__all__ = ["EMBED_MAX", "FORMS", "MAX_WIDTH", "IndexLayout", "embedding_dims", "embedding_size"]
 
 FORMS = ("dense", "index")
 """How an encoder lays out its matrix: one-hot (``dense``), or codes (``index``)."""
+EMBED_MAX = 600
+"""The largest embedding the default rule gives (:func:`embedding_size`)."""
 MAX_WIDTH = 2**24
 """The most weight rows an index-form matrix can address (float32 holds integers exactly up
 to 2**24)."""
@@ -52,12 +54,22 @@ class IndexLayout:
         Columns that hold numbers (standardised values, null indicators).
     number_rows
         The weight row each of ``numbers`` multiplies.
+    names
+        The feature of each of ``codes``.
+    levels
+        The number of levels of each of ``codes``: a code of that column lies in
+        ``[first, first + levels)``.
+    firsts
+        The first weight row of each of ``codes`` (its levels' rows follow it).
     """
 
     width: int
     codes: tuple[int, ...]
     numbers: tuple[int, ...]
     number_rows: tuple[int, ...]
+    names: tuple[str, ...] = ()
+    levels: tuple[int, ...] = ()
+    firsts: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.width <= MAX_WIDTH:
@@ -68,6 +80,9 @@ class IndexLayout:
             raise BinomlabError(msg)
         if len(self.numbers) != len(self.number_rows):
             msg = f"Expected one weight row per number column. Received: {self!r}"
+            raise BinomlabError(msg)
+        if not len(self.names) == len(self.levels) == len(self.firsts) == len(self.codes):
+            msg = f"Expected a name, a level count and a first row per code. Received: {self!r}"
             raise BinomlabError(msg)
 
     @property
@@ -102,6 +117,9 @@ class IndexLayout:
             "codes": list(self.codes),
             "numbers": list(self.numbers),
             "number_rows": list(self.number_rows),
+            "names": list(self.names),
+            "levels": list(self.levels),
+            "firsts": list(self.firsts),
         }
 
     @classmethod
@@ -111,7 +129,44 @@ class IndexLayout:
             codes=_ints(data["codes"]),
             numbers=_ints(data["numbers"]),
             number_rows=_ints(data["number_rows"]),
+            names=tuple(str(n) for n in data["names"]),
+            levels=_ints(data["levels"]),
+            firsts=_ints(data["firsts"]),
         )
+
+
+def embedding_size(levels: int) -> int:
+    """The default embedding dimension of a feature with ``levels`` levels: fastai's rule,
+    ``min(600, round(1.6 · levels^0.56))`` (e.g. 2 levels → 2, 16 → 8, 100 → 21, 20,000 →
+    410)."""
+    return int(min(EMBED_MAX, round(1.6 * levels**0.56)))
+
+
+def embedding_dims(embed: Any, layout: IndexLayout) -> tuple[int, ...]:
+    """The embedding dimension of each code column of ``layout`` for ``MLP(embed=...)``:
+    ``"auto"`` → :func:`embedding_size` for every feature, an int → that for every feature,
+    ``{feature: d}`` → those, the rule for the features not named.
+
+    Raises
+    ------
+    BinomlabError
+        A named feature that has no levels (numeric, or not a feature of the model).
+    """
+    if isinstance(embed, Mapping):
+        unknown = sorted(set(embed) - set(layout.names))
+        if unknown:
+            msg = (
+                f"embed names {unknown}, which are not features with levels of this model; "
+                f"those are {list(layout.names)} (numeric features are not embedded)."
+            )
+            raise BinomlabError(msg)
+        return tuple(
+            int(embed.get(name, embedding_size(levels)))
+            for name, levels in zip(layout.names, layout.levels, strict=True)
+        )
+    if embed == "auto":
+        return tuple(embedding_size(levels) for levels in layout.levels)
+    return tuple(int(embed) for _ in layout.codes)
 
 
 def _ints(values: Sequence[Any]) -> tuple[int, ...]:

@@ -42,16 +42,26 @@ class MLP:
         One of :data:`ACTIVATIONS`, applied after every hidden layer.
     dropout
         Dropout rate after every hidden activation, in ``[0, 1)``.
+    embed
+        Learned embeddings of the features with levels: None (default: each level has its
+        own row of the first layer's weight, a lookup equal to one-hot inputs), ``"auto"``
+        (fastai's size rule per feature, ``min(600, round(1.6 · levels^0.56))``:
+        :func:`binomlab.layout.embedding_size`), an int ``d`` (every feature), or
+        ``{feature: d}`` (those; the rule for the rest). The embeddings are concatenated
+        with the numeric features before the first hidden layer. Rare levels pool into
+        ``<other>`` by ``bl.fit(min_frequency=...)``, as for every model.
 
     Raises
     ------
     BinomlabError
-        On an empty or non-positive ``hidden``, an unknown activation or a bad dropout rate.
+        On an empty or non-positive ``hidden``, an unknown activation, a bad dropout rate
+        or a bad ``embed``.
     """
 
     hidden: tuple[int, ...] = (64, 32)
     activation: str = "relu"
     dropout: float = 0.0
+    embed: int | str | tuple[tuple[str, int], ...] | None = None
     kind: ClassVar[str] = "mlp"
 
     def __post_init__(self) -> None:
@@ -75,15 +85,56 @@ class MLP:
             msg = f"Expected dropout in [0, 1). Received: dropout={self.dropout!r}"
             raise BinomlabError(msg)
         object.__setattr__(self, "dropout", float(self.dropout))
+        object.__setattr__(self, "embed", _check_embed(self.embed))
+
+    @property
+    def embeddings(self) -> int | str | dict[str, int] | None:
+        """``embed`` as given: None, ``"auto"``, an int or ``{feature: d}``."""
+        return dict(self.embed) if isinstance(self.embed, tuple) else self.embed
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, e.g. ``{"kind": "mlp", "hidden": [64, 32], ...}``."""
-        return {"kind": self.kind, **asdict(self), "hidden": list(self.hidden)}
+        out = {"kind": self.kind, **asdict(self), "hidden": list(self.hidden)}
+        if self.embed is None:
+            out.pop("embed")
+        else:
+            out["embed"] = self.embeddings
+        return out
 
     def __str__(self) -> str:
         extra = "" if self.activation == "relu" else f",{self.activation}"
         drop = "" if self.dropout == 0 else f",dropout={self.dropout:g}"
-        return f"mlp:{','.join(map(str, self.hidden))}{extra}{drop}"
+        embed = self.embeddings
+        if isinstance(embed, dict):
+            embed = "{" + ",".join(f"{k}:{v}" for k, v in embed.items()) + "}"
+        emb = "" if embed is None else f",embed={embed}"
+        return f"mlp:{','.join(map(str, self.hidden))}{extra}{drop}{emb}"
+
+
+def _check_embed(embed: Any) -> int | str | tuple[tuple[str, int], ...] | None:
+    """``MLP(embed=...)`` checked: None, "auto", a positive int, or ``{feature: int}`` (kept
+    as sorted pairs, so the spec stays hashable)."""
+    if embed is None or embed == "auto":
+        return embed
+
+    def positive(d: Any) -> bool:
+        return isinstance(d, int) and not isinstance(d, bool) and d >= 1
+
+    if positive(embed):
+        return int(embed)
+    pairs = embed.items() if isinstance(embed, dict) else embed
+    if isinstance(pairs, tuple | list | type({}.items())) and not isinstance(embed, str):
+        try:
+            items = [(name, d) for name, d in pairs]
+        except (TypeError, ValueError):
+            items = None
+        if items and all(isinstance(n, str) and positive(d) for n, d in items):
+            return tuple(sorted((n, int(d)) for n, d in items))
+    msg = (
+        "Expected embed to be None, 'auto', a positive int or {feature: positive int}. "
+        f"Received: embed={embed!r}"
+    )
+    raise BinomlabError(msg)
 
 
 ModelSpec = Logistic | MLP

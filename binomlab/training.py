@@ -21,6 +21,7 @@ from binomlab.backends.protocol import Backend, Network, ProgressCallback, Train
 from binomlab.encoding import Encoder
 from binomlab.errors import AliasedColumnsWarning, BinomlabError, ColumnNotFoundError
 from binomlab.grouped import Grouped, require_grouped
+from binomlab.layout import embedding_dims
 from binomlab.nll import sigmoid
 from binomlab.specs import Logistic, ModelSpec, parse_spec
 
@@ -564,7 +565,21 @@ def fit(
     encoding = {"reference": reference, "min_frequency": min_frequency, "unseen": unseen}
     design = "treatment" if isinstance(spec, Logistic) else "one-hot"
     form = _input_form(inputs, design, engine)
+    embed = getattr(spec, "embed", None)
+    if embed is not None and form != "index":
+        why = (
+            f"inputs={inputs!r} asks for one-hot columns"
+            if inputs == "one-hot"
+            else f"the {engine.name} backend takes one-hot inputs only"
+        )
+        msg = (
+            f"{spec} learns embeddings of level codes, but {why}. Use inputs='auto' with a "
+            "backend whose index_inputs is True (lightning, keras), or embed=None."
+        )
+        raise BinomlabError(msg)
     encoder = Encoder.fit(used, design=design, form=form, **encoding)
+    if embed is not None:
+        embedding_dims(spec.embeddings, encoder.layout)  # names checked before any training
     # the binomial GLM's drivers get exact (float64) standardised numbers, as statsmodels does;
     # networks, and the beta-binomial (whose NLL near φ's cap amplifies any rounding), the
     # float32 inputs they predict from

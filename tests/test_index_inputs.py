@@ -15,7 +15,8 @@ from binomlab import datasets
 from binomlab.backends.protocol import TrainConfig
 from binomlab.backends.reference import ReferenceBackend
 from binomlab.encoding import Encoder
-from binomlab.layout import MAX_WIDTH, IndexLayout
+from binomlab.layout import MAX_WIDTH, IndexLayout, embedding_dims, embedding_size
+from binomlab.nll import grouped_nll
 from binomlab.specs import MLP
 from binomlab.testing import synthetic_rows
 from binomlab.training import train_data
@@ -208,3 +209,87 @@ def test_a_trained_mlp_equals_the_one_hot_path_and_serves_the_same(backend, tmp_
     np.testing.assert_allclose(
         served.predict_proba(raw.head(500)), index.predict_proba(raw.head(500)), atol=1e-6
     )
+
+
+@pytest.mark.parametrize(
+    ("levels", "size"), [(2, 2), (16, 8), (100, 21), (20_000, 410), (10**7, 600)]
+)
+def test_the_default_embedding_size_is_fastais_rule(levels, size) -> None:
+    assert embedding_size(levels) == size == min(600, round(1.6 * levels**0.56))
+
+
+def test_embedding_dims_follow_the_spec() -> None:
+    layout = Encoder.fit(_synthetic(), design="one-hot", form="index").layout
+    assert layout.names == ("colour", "flag", "z")  # size and x are numbers
+    rule = tuple(embedding_size(n) for n in layout.levels)
+    assert embedding_dims("auto", layout) == rule
+    assert embedding_dims(3, layout) == (3, 3, 3)
+    assert embedding_dims({"flag": 1}, layout) == (rule[0], 1, rule[2])
+    with pytest.raises(bl.BinomlabError, match=r"embed names \['size'\].*numeric"):
+        embedding_dims({"size": 2}, layout)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "big", {"colour": 0}, [3], {3: 2}])
+def test_a_bad_embed_is_refused(bad) -> None:
+    with pytest.raises(bl.BinomlabError, match="Expected embed to be None, 'auto'"):
+        bl.MLP(embed=bad)
+
+
+def test_embed_needs_codes() -> None:
+    g = _synthetic()
+    with pytest.raises(bl.BinomlabError, match="inputs='one-hot' asks for one-hot columns"):
+        bl.fit(g, model=bl.MLP(embed=2), backend=INDEX_BACKENDS[0], inputs="one-hot")
+    with pytest.raises(bl.BinomlabError, match="one-hot-only backend takes one-hot inputs"):
+        bl.fit(g, model=bl.MLP(embed=2), backend=_OneHotOnly, optimizer="lbfgs")
+    with pytest.raises(bl.BinomlabError, match=r"embed names \['nope'\]"):
+        bl.fit(g, model=bl.MLP(embed={"nope": 2}), backend=INDEX_BACKENDS[0])
+
+
+@pytest.mark.parametrize("backend", INDEX_BACKENDS)
+@pytest.mark.parametrize("embed", ["auto", 3, {"carrier": 5}])
+def test_embeddings_train_export_and_load(backend, embed, tmp_path) -> None:
+    g = _flights()
+    train, val = g.split(0.25, seed=0)
+    spec = bl.MLP(hidden=(8,), embed=embed)
+    fitted = bl.fit(train, model=spec, backend=backend, val=val, epochs=4, seed=1)
+    assert fitted.spec == spec
+    layout = fitted.encoder.layout
+    dims = embedding_dims(spec.embeddings, layout)
+    tables = sum(n * d for n, d in zip(layout.levels, dims, strict=True))
+    first = (sum(dims) + len(layout.numbers)) * 8 + 8
+    assert fitted.n_params_ == tables + first + 8 + 1  # embeddings, hidden layer, output
+    # it learned: better than the training base rate on held-out groups
+    rate = train.frame["k"].sum() / train.frame["n"].sum()
+    k, n = (val.frame[c].to_numpy().astype(float) for c in ("k", "n"))
+    base = grouped_nll(np.full(len(val), np.log(rate / (1 - rate))), k, n)
+    assert bl.evaluate(val, fitted)["nll"] < base
+    served = bl.load(fitted.export(tmp_path / "embedded"))
+    assert served.spec == spec
+    np.testing.assert_allclose(served.predict_logits(val), fitted.predict_logits(val), atol=1e-5)
+    with pytest.raises(bl.UnseenValueError, match="carrier"):
+        fitted.predict_proba(pl.DataFrame({**{f: val.frame[f][:1] for f in val.features},
+                                           "carrier": ["ZZ"]}))  # fmt: skip
+
+
+def test_rare_levels_pool_into_other_for_embeddings() -> None:
+    g = _flights()
+    train, val = g.split(0.25, seed=0)
+    fitted = bl.fit(train, model=bl.MLP((4,), embed=2), backend=INDEX_BACKENDS[0], epochs=1,
+                    min_frequency=2000, unseen="other")  # fmt: skip
+    levels = fitted.encoder.levels()["carrier"]
+    assert levels[-1] == "<other>"
+    odd = val.frame.with_columns(carrier=pl.lit("ZZ")).select(val.features)
+    expected = fitted.predict_proba(val.frame.with_columns(carrier=pl.lit("<other>")).select(
+        val.features))  # fmt: skip
+    np.testing.assert_array_equal(fitted.predict_proba(odd), expected)
+
+
+@pytest.mark.parametrize("backend", INDEX_BACKENDS)
+@pytest.mark.parametrize("features", [["size"], ["colour", "flag"]], ids=["numbers", "codes"])
+def test_only_numbers_or_only_codes(backend, features, tmp_path) -> None:
+    g = _synthetic()
+    options = {"model": "mlp:4", "backend": backend, "epochs": 2, "features": features}
+    index, dense = bl.fit(g, inputs="index", **options), bl.fit(g, inputs="one-hot", **options)
+    np.testing.assert_allclose(index.predict_proba(g), dense.predict_proba(g), atol=1e-6)
+    served = bl.load(index.export(tmp_path / "m"))
+    np.testing.assert_allclose(served.predict_proba(g), index.predict_proba(g), atol=1e-6)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from binomlab.errors import BinomlabError, ModelFileError
 from binomlab.layout import IndexLayout
 from binomlab.specs import ModelSpec, spec_from_dict
-from binomlab_lightning.module import BinomialNet, IndexLinear, build_network
+from binomlab_lightning.module import BinomialNet, Embeddings, IndexLinear, build_network
 
 __all__ = ["NATIVE_FILES", "export_onnx", "read_native", "save_native"]
 
@@ -120,7 +120,7 @@ def save_native(
     dtype = next(net.parameters()).dtype
     save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
     first = net.layers[0]
-    layout = first.layout.to_dict() if isinstance(first, IndexLinear) else None
+    layout = first.layout.to_dict() if isinstance(first, IndexLinear | Embeddings) else None
     description = {
         "format_version": FORMAT_VERSION,
         "spec": spec.to_dict(),

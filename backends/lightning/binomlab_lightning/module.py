@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from binomlab.backends.protocol import DEFAULT_BATCH_SIZE, LOSSES, OPTIMIZERS, PHI_MODELS
-from binomlab.layout import IndexLayout
+from binomlab.layout import IndexLayout, embedding_dims
 from binomlab.specs import ModelSpec, spec_from_dict
 from binomlab_lightning.data import Batch, GroupBatches, GroupTensors
 from binomlab_lightning.loss import (
@@ -30,7 +30,14 @@ from binomlab_lightning.loss import (
     binomial_nll_with_logits,
 )
 
-__all__ = ["ACTIVATIONS", "BinomialModule", "BinomialNet", "IndexLinear", "build_network"]
+__all__ = [
+    "ACTIVATIONS",
+    "BinomialModule",
+    "BinomialNet",
+    "Embeddings",
+    "IndexLinear",
+    "build_network",
+]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -92,18 +99,46 @@ class IndexLinear(nn.Linear):
         self.register_buffer("number_rows", rows, False)
 
     def forward(self, x: Tensor) -> Tensor:
-        codes = x.index_select(1, self.codes).long()
         table = self.weight.t()  # [width, out]: one row per level
-        if torch.onnx.is_in_onnx_export():  # Gather + ReduceSum in the graph
-            out = table[codes].sum(dim=1)
-        else:  # one fused gather-and-sum, forward and backward
-            out = nn.functional.embedding_bag(codes, table, mode="sum")
+        out = self.bias
+        if self.codes.numel():
+            codes = x.index_select(1, self.codes).long()
+            if torch.onnx.is_in_onnx_export():  # Gather + ReduceSum in the graph
+                out = out + table[codes].sum(dim=1)
+            else:  # one fused gather-and-sum, forward and backward
+                out = out + nn.functional.embedding_bag(codes, table, mode="sum")
         if self.numbers.numel():
             out = out + x.index_select(1, self.numbers) @ table.index_select(0, self.number_rows)
-        return out + self.bias
+        return out
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, inputs={self.layout.n_inputs} (index form)"
+
+
+class Embeddings(nn.Module):
+    """The index form's codes → one learned embedding per feature with levels
+    (``nn.Embedding(levels, d)``, initialised N(0, 0.01²) truncated at ±2σ as fastai's
+    tabular models), concatenated with the numeric columns: ``x [batch, n_inputs]`` →
+    ``[batch, Σd + numbers]``."""
+
+    def __init__(self, layout: IndexLayout, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.layout = layout
+        sizes = zip(layout.levels, dims, strict=True)
+        self.tables = nn.ModuleList(nn.Embedding(n, d) for n, d in sizes)
+        for table in self.tables:
+            nn.init.trunc_normal_(table.weight, std=0.01, a=-0.02, b=0.02)
+        self.register_buffer("codes", torch.tensor(layout.codes, dtype=torch.long), False)
+        self.register_buffer("firsts", torch.tensor(layout.firsts, dtype=torch.long), False)
+        self.register_buffer("numbers", torch.tensor(layout.numbers, dtype=torch.long), False)
+        self.width = sum(dims) + len(layout.numbers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        local = x.index_select(1, self.codes).long() - self.firsts  # each feature's level
+        parts = [table(local[:, i]) for i, table in enumerate(self.tables)]
+        if self.numbers.numel():
+            parts.append(x.index_select(1, self.numbers))
+        return torch.cat(parts, dim=1)
 
 
 def build_network(
@@ -125,6 +160,13 @@ def build_network(
     if layout is not None and (spec.kind != "mlp" or layout.n_inputs != width):
         msg = f"An index layout feeds an MLP's first layer of {width} inputs. Received: {layout}"
         raise ValueError(msg)
+    if getattr(spec, "embed", None) is not None:
+        if layout is None:
+            msg = f"{spec} embeds level codes: it needs the index form's layout."
+            raise ValueError(msg)
+        embeddings = Embeddings(layout, embedding_dims(spec.embeddings, layout))
+        layers.append(embeddings)
+        width, layout = embeddings.width, None  # the hidden layers take the embeddings
     if spec.kind == "mlp":
         for i, hidden in enumerate(spec.hidden):
             first = IndexLinear(layout, hidden) if i == 0 and layout is not None else None
