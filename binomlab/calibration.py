@@ -8,7 +8,7 @@ share one prediction. Grouped data also allows what raw rows cannot: one point p
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -202,6 +202,8 @@ def plot_calibration(
     limits: str = "data",
     tables: Mapping[str, pl.DataFrame] | None = None,
     ax: Axes | None = None,
+    colors: Sequence[str] | None = None,
+    legend: bool = True,
 ) -> Axes:
     """Draw a reliability diagram of one or more models.
 
@@ -234,6 +236,11 @@ def plot_calibration(
         model, under the same names.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when omitted.
+    colors : sequence of str, optional
+        One matplotlib colour per model (default: :func:`binomlab._colors.model_colors`, a
+        distinct colour each), e.g. to keep a model's colour across a grid of diagrams.
+    legend : bool, default True
+        Draw the legend (a small multiple titled with its model's name may leave it out).
 
     Returns
     -------
@@ -279,7 +286,12 @@ def plot_calibration(
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5.5))
     ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="0.45", label="perfectly calibrated")
-    colors = model_colors(len(named))
+    if colors is None:
+        colors = model_colors(len(named))
+    elif len(colors) != len(named):
+        msg = f"Expected one colour per model ({len(named)}). Received: {len(colors)} colours"
+        raise BinomlabError(msg)
+    colors = list(colors)
     drawn: list[np.ndarray] = [p for p in probas.values()]
     if tables is not None and set(map(str, tables)) != set(probas):
         msg = (
@@ -328,7 +340,8 @@ def plot_calibration(
     ax.set_ylim(low, high)
     ax.set_xlabel("mean predicted probability" if strategy != "corp" else "predicted probability")
     ax.set_ylabel("observed rate" if strategy != "corp" else "observed rate (CORP, isotonic)")
-    ax.legend(loc="upper left", fontsize="small", framealpha=0.85)
+    if check_bool(legend, name="legend"):
+        ax.legend(loc="upper left", fontsize="small", framealpha=0.85)
     if made:
         ax.figure.tight_layout()
     return ax

@@ -8,6 +8,7 @@ expanded 0/1 rows — the points :func:`sklearn.metrics.roc_curve` returns with
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from binomlab.grouped import GroupedSource
 
 __all__ = ["plot_roc", "roc_curve"]
+
+LEGEND_WIDTH = 44
+"""Characters per line of a legend entry (longer names wrap)."""
 
 
 def roc_curve(data: GroupedSource, proba_or_fitted: Any) -> pl.DataFrame:
@@ -125,8 +129,9 @@ def plot_roc(data: GroupedSource, models: Any, *, ax: Axes | None = None) -> Axe
         interval = "" if not np.isfinite(se) else (
             f" [{max(0.0, auc - z * se):.3f}, {min(1.0, auc + z * se):.3f}]"
         )  # fmt: skip
-        ax.plot(table["fpr"], table["tpr"], color=color, linewidth=1.8,
-                label=f"{name}: AUC {auc:.3f}{interval}")  # fmt: skip
+        # long run names wrap, so the legend stays inside the axes
+        label = textwrap.fill(f"{name}: AUC {auc:.3f}{interval}", LEGEND_WIDTH)
+        ax.plot(table["fpr"], table["tpr"], color=color, linewidth=1.8, label=label)
     ax.set_xlim(0.0, 1.0)
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("false positive rate")

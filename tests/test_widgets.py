@@ -279,7 +279,7 @@ def test_stop_button_ends_training_and_keeps_the_best_weights(split, backend) ->
     best = model.history["val_nll"].min()
     assert bl.evaluate(val, model)["nll"] == pytest.approx(best, rel=1e-5)
     assert panel.state.runs[-1]["stop_reason"] == "callback"
-    assert "stopped: callback" in panel.status.value
+    assert "stopped: Stop pressed (or a callback)" in panel.status.value
 
 
 def test_a_failing_fit_is_shown_in_the_app(split) -> None:
@@ -393,6 +393,8 @@ def test_bad_hidden_layers_are_refused_until_fixed(split) -> None:
     panel.train_button.click()
     assert "hidden layers: Expected layer widths" in panel.error.value
     assert lab.state.runs == [] and lab.models == {}
+    panel.hidden.value = "  "  # empty: an error, not the default layers
+    assert "Expected hidden layer widths, e.g. 64,32" in panel.field_errors["hidden"].value
     panel.hidden.value = "8"
     assert panel.field_errors["hidden"].value == "" and panel.error.value == ""
     assert panel.fit_options()["model"] == bl.MLP(hidden=(8,))
@@ -632,6 +634,9 @@ def test_export_panel_writes_a_model_bl_load_serves(split, glm, tmp_path) -> Non
     panel.export_button.click()
     assert panel.last_error is not None
     assert "binomlab-error" in panel.error.value
+    panel.folder.value = "  "  # not the working directory by accident
+    panel.export_button.click()
+    assert "Expected a folder to export into" in str(panel.last_error)
 
 
 @pytest.mark.skipif(not PLUGINS, reason="needs a backend plugin with a native format")

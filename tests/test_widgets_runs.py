@@ -470,3 +470,18 @@ def test_export_panel_alone_keeps_the_last_added(glm) -> None:
     assert panel.best is None and panel.model.value == "glm"
     second = panel.state.add_model("glm again", glm)
     assert panel.model.value == second
+
+
+def test_log_to_mlflow_without_a_usable_store_says_how_to_set_one(split, glm, tmp_path,
+                                                                  monkeypatch) -> None:  # fmt: skip
+    """A file store without MLflow 3's opt-in is refused by MLflow: the error says what to do."""
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    try:
+        lab = Lab(*split, models={"glm": glm})
+        with pytest.raises(bl.BinomlabError, match="MLFLOW_ALLOW_FILE_STORE=true") as info:
+            lab.log_to_mlflow()
+        assert "could not open its tracking store" in str(info.value)
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -494,11 +494,19 @@ def test_bad_encodings_show_an_error_not_a_traceback(split) -> None:
     panel.bin_counts["size"].value = 0
     assert panel.bin_counts["size"].value == 0
     assert set(panel.problems()) == {"features"}
-    message = "Expected a number of bins >= 1 for 'size'. Received: 0"
-    assert panel.problems()["features"] == message
+    message = "Expected a number of bins >= 2 for 'size' (one bin is a constant"
+    assert panel.problems()["features"].startswith(message)
     assert html.escape(message) in panel.field_errors["features"].value
     panel.train_button.click()
     assert isinstance(panel.last_error, bl.BinomlabError) and lab.models == {}
+    panel.bin_counts["size"].value = 1
+    assert panel.problems()["features"].startswith(message)
+    distinct = split[0].frame["size"].n_unique()
+    panel.bin_counts["size"].value = distinct + 1  # more bins than values
+    assert panel.problems()["features"] == (
+        f"'size' has {distinct} distinct values, fewer than the {distinct + 1} bins asked for. "
+        "Ask for at most that many, or encode it as a category."
+    )
     panel.bin_counts["size"].value = 2
     assert panel.problems() == {} and panel.last_error is None
     # an integer feature too wide for a level per value
@@ -512,3 +520,43 @@ def test_bad_encodings_show_an_error_not_a_traceback(split) -> None:
     assert panel.train_button.disabled
     panel.encodings["id"].value = "bins"
     assert panel.problems() == {}
+
+
+@LIGHTNING
+def test_a_run_stopped_inside_its_first_epoch_adds_no_model(split) -> None:
+    train, val = split
+    lab = Lab(train, val)
+    panel = lab.train_panel
+    panel.backend.value = "lightning"
+    panel.model.value = "mlp"
+    panel.hidden.value = "4"
+    panel.batch_size.value = 1
+    reached, release = threading.Event(), threading.Event()
+
+    def hold_at_batch_3(epoch, batch, batches):
+        if (epoch, batch) == (1, 3):
+            reached.set()
+            release.wait(30)
+
+    panel.batch_callbacks.append(hold_at_batch_3)
+    panel.train_button.click()
+    assert reached.wait(120)
+    panel.stop_button.click()
+    release.set()
+    assert panel.wait(60)
+    assert lab.models == {} and panel.curves == {}
+    assert "stopped before its first epoch ended, so no model was added" in panel.status.value
+    assert panel.state.runs[-1]["error"].startswith("stopped before its first epoch ended")
+
+
+def test_warnings_of_a_run_reach_the_status_line() -> None:
+    # a level whose every trial succeeds: the logistic MLE does not exist
+    frame = pl.DataFrame(
+        {"g": ["a", "a", "b", "b", "c", "c"], "n": [10, 12, 9, 11, 8, 7], "k": [10, 12, 3, 4, 2, 5]}
+    )
+    data = bl.from_counts(frame, ["g"])
+    panel = TrainPanel(data, backend_names=["reference"])
+    with pytest.warns(bl.PerfectSeparationWarning):
+        _train(panel)
+    assert "binomlab-warning" in panel.status.value
+    assert "PerfectSeparationWarning" in panel.status.value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 import polars as pl
 
+from binomlab._colors import model_colors
 from binomlab.bias import BIAS_SCHEMA, bias, plot_bias
 from binomlab.calibration import PLOT_STRATEGIES, calibration, plot_calibration
 from binomlab.errors import BinomlabError
@@ -433,16 +435,19 @@ class CalibrationPanel(Panel):
         tables: dict[str, pl.DataFrame],
         drawing: dict[str, Any],
     ) -> tuple[Any, list[Any]]:
-        """A diagram per model, three to a row, each titled with the model's name."""
+        """A diagram per model, three to a row, each titled with the model's name (wrapped)
+        and drawn in the model's own colour, as in the overlay; no legend in the cells."""
         from matplotlib.figure import Figure
 
         columns = min(3, len(models))
         rows = math.ceil(len(models) / columns)
-        figure = Figure(figsize=(4.4 * columns, 4.4 * rows + 0.4), layout="constrained")
+        figure = Figure(figsize=(4.4 * columns, 4.6 * rows + 0.4), layout="constrained")
         cells = list(figure.subplots(rows, columns, squeeze=False).ravel())
-        for (name, model), ax in zip(models.items(), cells, strict=False):
-            plot_calibration(data, {name: model}, tables={name: tables[name]}, ax=ax, **drawing)
-            ax.set_title(name, fontsize="medium")
+        colours = model_colors(len(models))
+        for i, ((name, model), ax) in enumerate(zip(models.items(), cells, strict=False)):
+            plot_calibration(data, {name: model}, tables={name: tables[name]}, ax=ax,
+                             colors=[colours[i]], legend=False, **drawing)  # fmt: skip
+            ax.set_title(textwrap.fill(name, 40), fontsize="medium", color=colours[i])
         for ax in cells[len(models) :]:
             ax.set_visible(False)
         return figure, cells[: len(models)]
@@ -742,7 +747,8 @@ class RocView(Panel):
         self.tables, self.figure, self.axes = tables, figure, axes
         self.view.value = (
             '<div style="font-size:12px;max-width:60em">Each curve runs through every distinct '
-            "prediction, from the highest: the share of delayed and of on-time trials above "
-            "it, exactly as on the expanded rows. The AUC ranks the models by discrimination "
+            "prediction, from the highest: the share of successes (true positive rate) and "
+            "of failures (false positive rate) among the trials above it, exactly as on the "
+            "expanded rows. The AUC ranks the models by discrimination "
             "only; the CORP diagram above shows their calibration.</div>"
         )

@@ -46,6 +46,9 @@ __all__ = [
 
 METRICS = ("nll", "brier", "auc", "ece")
 VS_BEST = "Δ nll vs best (SE)"
+SAME = 1e-12
+"""A Δ nll and its SE both within this (nats per trial; float64 rounding of sums is far
+smaller) mean two models with the same predictions."""
 SCORINGS = (("log loss", "log_loss"), ("Brier score", "brier"))
 BOARD_FORMATS = {"csv": ".csv", "parquet": ".parquet"}
 """The formats the leaderboard is written in, with their file suffix."""
@@ -251,7 +254,8 @@ def _vs_best(row: dict[str, Any]) -> tuple[str, str]:
     difference, se = row["nll_vs_best"], row["nll_vs_best_se"]
     if se is None and difference == 0.0:
         return "best", "—"
-    if se == 0.0 and difference == 0.0:  # the same loss on every trial: the same predictions
+    same = se is not None and difference is not None and max(se, abs(difference)) <= SAME
+    if same:  # the same loss on every trial, up to rounding: the same predictions
         return "0 (same predictions)", "n/a"
     decimals = decimals_for([se], low=4, high=6)
     sign = "+" if difference is not None and difference > 0 else ""

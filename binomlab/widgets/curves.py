@@ -99,6 +99,9 @@ class CurveRun:
         Whether the run is drawn.
     model
         The fitted model, once there is one.
+    loss
+        The training loss its NLLs are of: ``"binomial"`` or ``"beta-binomial"`` (the
+        caption says so, since the leaderboard's ``nll`` is binomial for every model).
     """
 
     name: str
@@ -109,6 +112,7 @@ class CurveRun:
     outcome: str = "running"
     visible: bool = True
     model: Any = None
+    loss: str = "binomial"
 
     def best(self) -> dict[str, Any] | None:
         """The row of the best epoch: :attr:`best_epoch`'s once known; while running the last
@@ -358,10 +362,16 @@ def curves_legend(runs: Sequence[CurveRun]) -> str:
             f'<td style="{cell}">{html.escape(cells[k])}</td>'
             for k in ("best", "val", "train", "stopped")
         )
+        loss = (
+            f' <span style="color:var(--jp-ui-font-color2,#666)">({html.escape(run.loss)} NLL)'
+            "</span>"
+            if run.loss != "binomial"
+            else ""
+        )
         body.append(
             f'<tr><td style="padding:1px 4px 1px 0">{_swatch(run.colour, dot=True)}</td>'
             f'<td style="padding:1px 8px 1px 0;overflow-wrap:anywhere">{html.escape(run.name)}'
-            f"</td>{numbers}</tr>"
+            f"{loss}</td>{numbers}</tr>"
         )
     hidden = sum(not r.visible for r in runs)
     note = f"<div>{plural(hidden, 'run')} hidden.</div>" if hidden else ""

@@ -9,6 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from binomlab.errors import BinomlabError
 from binomlab.widgets._render import slug
 from binomlab.widgets.panel import Panel
 from binomlab.widgets.state import LabState
@@ -154,6 +155,9 @@ class ExportPanel(Panel):
             if name is None:
                 msg = "No model to export: train one first."
                 raise ValueError(msg)
+            if not self.folder.value.strip():  # "" would be the working directory, unasked
+                msg = "Expected a folder to export into, e.g. models. Received: an empty folder"
+                raise BinomlabError(msg)
             path = self.state.models[name].export(
                 self.destination(), formats=self.formats.value, overwrite=self.overwrite.value
             )

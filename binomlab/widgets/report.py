@@ -76,13 +76,16 @@ def _png(figure: Figure) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="figure">'
 
 
-def _grid(count: int, *, size: float = 4.0) -> tuple[Figure, list[Any]]:
-    """A figure of ``count`` axes, :data:`_COLUMNS` per row, unused cells hidden."""
+def _grid(count: int, *, size: float = 4.0, aspect: float = 0.8) -> tuple[Figure, list[Any]]:
+    """A figure of ``count`` axes ``size`` wide and ``aspect × size`` high, :data:`_COLUMNS`
+    per row, unused cells hidden."""
     from matplotlib.figure import Figure
 
     columns = min(_COLUMNS, count)
     rows = math.ceil(count / columns)
-    figure = Figure(figsize=(size * columns + 0.5, size * 0.8 * rows + 0.5), layout="constrained")
+    figure = Figure(
+        figsize=(size * columns + 0.5, size * aspect * rows + 0.5), layout="constrained"
+    )
     axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
     for unused in axes[count:]:
         unused.set_visible(False)
@@ -150,10 +153,11 @@ def _calibration(data: Any, models: Mapping[str, Any]) -> str:
         figure = Figure(figsize=(6, 6), layout="constrained")
         plot_calibration(data, dict(models), ax=figure.subplots(), **options)
         return _png(figure)
-    figure, axes = _grid(len(models))
-    for ax, (name, model) in zip(axes, models.items(), strict=True):
-        plot_calibration(data, {name: model}, ax=ax, **options)
-        ax.set_title(_short(name), fontsize=9)
+    figure, axes = _grid(len(models), size=4.4, aspect=1.05)  # square diagrams, a title
+    colours = model_colors(len(models))
+    for i, (ax, (name, model)) in enumerate(zip(axes, models.items(), strict=True)):
+        plot_calibration(data, {name: model}, ax=ax, colors=[colours[i]], legend=False, **options)
+        ax.set_title(_short(name), fontsize=9, color=colours[i])
     return _png(figure)
 
 
@@ -370,6 +374,7 @@ def mlflow_runs(state: LabState) -> list[dict[str, Any]]:
             values = config.to_dict()
             options = values.pop("options")
             params |= values | {f"options.{k}": v for k, v in options.items()}
+            params = {k: v for k, v in params.items() if v is not None}  # not "None" strings
         if row["spec"] is not None:
             params["spec"] = row["spec"]
         features = getattr(model, "features", None)
@@ -400,8 +405,9 @@ def log_to_mlflow(state: LabState, experiment: str | None = None) -> list[str]:
     Raises
     ------
     BinomlabError
-        ``mlflow`` is not installed (the message says ``pip install mlflow``), or the state
-        has no model.
+        ``mlflow`` is not installed (the message says ``pip install mlflow``), its tracking
+        store cannot be opened (the message says how to point it at one), or the state has
+        no model.
     """
     try:
         mlflow = importlib.import_module("mlflow")
@@ -415,8 +421,20 @@ def log_to_mlflow(state: LabState, experiment: str | None = None) -> list[str]:
     if not runs:
         msg = "No model to log: train or add one first."
         raise BinomlabError(msg)
-    if experiment is not None:
-        mlflow.set_experiment(experiment)
+    try:
+        if experiment is not None:
+            mlflow.set_experiment(experiment)
+        else:
+            mlflow.get_experiment("0")  # opens the tracking store, as start_run would
+    except (ImportError, mlflow.exceptions.MlflowException) as err:
+        msg = (
+            f"MLflow could not open its tracking store {mlflow.get_tracking_uri()!r}: "
+            f"{type(err).__name__}: {err}. Point it at a tracking server "
+            "(mlflow.set_tracking_uri('http://host:5000') or MLFLOW_TRACKING_URI), install the "
+            "full mlflow for its default sqlite store, or log to a folder with "
+            "MLFLOW_ALLOW_FILE_STORE=true and a file:///path URI."
+        )
+        raise BinomlabError(msg) from err
     ids = []
     for run in runs:
         with mlflow.start_run(run_name=run["name"]) as active:

@@ -7,6 +7,7 @@ import html
 import math
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from binomlab.backends.protocol import (
     default_optimizer,
 )
 from binomlab.binning import BinEdges, bin_labels
-from binomlab.errors import BinomlabError
+from binomlab.errors import AliasedColumnsWarning, BinomlabError, ConvergenceWarning
 from binomlab.grouped import Grouped
 from binomlab.grouping import from_counts
 from binomlab.specs import ACTIVATIONS, MLP, Logistic, ModelSpec, parse_spec
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 REDRAW_SECONDS = 0.25  # the curve is redrawn at most this often (and after the last epoch)
+STOP_TEXT = {"callback": "Stop pressed (or a callback)", "interrupted": "interrupted"}
+"""How the status line words a ``stop_reason`` that is not self-explanatory."""
 FINISHED = ("completed", "converged", "early_stopping", "max_iter", "stalled")
 PHI_LABELS = {"scalar": "one φ for all groups", "network": "φ per group (network)"}
 """The φ model dropdown's label of each of :data:`~binomlab.backends.protocol.PHI_MODELS`."""
@@ -114,6 +117,26 @@ def optimizer_choices(engine: Any, spec: ModelSpec, loss: str, phi: str) -> list
     return usable
 
 
+def _reissue(caught: Sequence[warnings.WarningMessage]) -> None:
+    """Show the warnings a run recorded, as they would have been shown."""
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+
+
+def _warnings_text(caught: Sequence[warnings.WarningMessage]) -> str:
+    """binomlab's warnings of a run (convergence, separation, aliased columns), for the
+    status line: a number with them is not the plain result it looks like."""
+    ours = [w for w in caught if issubclass(w.category, ConvergenceWarning | AliasedColumnsWarning)]
+    seen: dict[str, str] = {}
+    for w in ours:
+        seen.setdefault(str(w.message), w.category.__name__)
+    return "".join(
+        f'<div class="binomlab-warning">⚠ <b>{html.escape(category)}</b>: '
+        f"{html.escape(message)}</div>"
+        for message, category in seen.items()
+    )
+
+
 # -- features and their encoding ---------------------------------------------------------------
 
 
@@ -175,10 +198,14 @@ def quantile_edges(data: Grouped, name: str, count: int) -> BinEdges:
     Raises
     ------
     BinomlabError
-        ``count`` is not a whole number >= 1, or the feature has no finite value.
+        ``count`` is not a whole number >= 2, the feature has no finite value, or fewer
+        distinct values than ``count`` (each bin would not get one: use the category).
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        msg = f"Expected a number of bins >= 1 for {name!r}. Received: {count!r}"
+    if isinstance(count, bool) or not isinstance(count, int) or count < 2:
+        msg = (
+            f"Expected a number of bins >= 2 for {name!r} (one bin is a constant: untick the "
+            f"feature instead). Received: {count!r}"
+        )
         raise BinomlabError(msg)
     value = pl.col(name).cast(pl.Float64)
     present = (
@@ -190,6 +217,12 @@ def quantile_edges(data: Grouped, name: str, count: int) -> BinEdges:
     )
     if present.height == 0:
         msg = f"{name!r} has no number in any group: there is nothing to bin."
+        raise BinomlabError(msg)
+    if count > present.height:
+        msg = (
+            f"{name!r} has {present.height:,} distinct values, fewer than the {count:,} bins "
+            "asked for. Ask for at most that many, or encode it as a category."
+        )
         raise BinomlabError(msg)
     values, cumulative = present[name].to_numpy(), np.cumsum(present["n"].to_numpy())
     last = int(cumulative[-1]) - 1  # the 0-based index of the last raw row
@@ -320,6 +353,7 @@ class TrainPanel(Panel):
         self._stop = threading.Event()
         self._drawn = 0.0
         self._steps = 1  # optimizer steps per epoch of the run in progress
+        self._batch_drawn = 0.0  # when the bar last moved inside an epoch
         self._training_text = ""
         self._mode = ""
         self._updating = False
@@ -643,8 +677,12 @@ class TrainPanel(Panel):
         if self.model.value == "logistic":
             return Logistic(), {}
         found: dict[str, str] = {}
+        text = self.hidden.value.replace(" ", "")
         try:
-            hidden = parse_spec(f"mlp:{self.hidden.value.replace(' ', '')}").hidden
+            if not text:  # "mlp:" alone would be the default spec, not what was typed
+                msg = "Expected hidden layer widths, e.g. 64,32. Received: an empty field"
+                raise BinomlabError(msg)
+            hidden = parse_spec(f"mlp:{text}").hidden
         except BinomlabError as err:
             found["hidden"], hidden = str(err), MLP().hidden
         spec = MLP(hidden=hidden, activation=self.activation.value)
@@ -968,6 +1006,7 @@ class TrainPanel(Panel):
             # named by what distinguishes it: spec, backend, the options off their defaults
             base = self.state.run_name({**options, "bins": train.bins})
         except Exception as err:
+            self.status.value = ""  # the last run's line would read as this click's outcome
             self._show_error(err)
             return
         self._stop.clear()
@@ -977,6 +1016,7 @@ class TrainPanel(Panel):
                 name=self._curve_name(self.state.unique_name(base)),
                 colour=PALETTE[self._started % len(PALETTE)],
                 unit=unit,
+                loss=options.get("loss", "binomial"),
             )
             self._started += 1
             self._runs.append(run)
@@ -994,7 +1034,7 @@ class TrainPanel(Panel):
         self.status.value = html.escape(f"{self._training_text}…")
         self.train_button.disabled = True
         self.stop_button.disabled = False
-        self._drawn = 0.0
+        self._drawn = self._batch_drawn = 0.0
         thread = threading.Thread(
             target=self._run, args=(train, options, run, base), name="binomlab-train", daemon=True
         )
@@ -1093,8 +1133,8 @@ class TrainPanel(Panel):
         """Progress inside an epoch (adam/adamw), at most every :data:`REDRAW_SECONDS`:
         the bar moves by the steps done and the status line counts them; Stop stops here."""
         now = time.monotonic()
-        if now - self._drawn >= REDRAW_SECONDS:
-            self._drawn = now
+        if now - self._batch_drawn >= REDRAW_SECONDS:
+            self._batch_drawn = now
             done = len(self.state.history)  # the epochs finished
             self.progress.value = min(done * batches + batch, self.progress.max)
             self.status.value = html.escape(
@@ -1119,14 +1159,24 @@ class TrainPanel(Panel):
             "seconds": None,
             "error": None,
         }
+        caught: list[warnings.WarningMessage] = []
         try:
             on_batch = [self._on_batch, *self.batch_callbacks] if self._steps > 1 else []
-            fitted = fit(
-                train,
-                callbacks=[self._on_epoch, *self.callbacks],
-                batch_callbacks=on_batch,
-                **options,
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                fitted = fit(
+                    train,
+                    callbacks=[self._on_epoch, *self.callbacks],
+                    batch_callbacks=on_batch,
+                    **options,
+                )
+            _reissue(caught)  # still on stderr, as bl.fit gives them
+            if fitted.epochs_ == 0:  # stopped inside its first epoch: no epoch to keep
+                self._drop_unfinished(curve, name)
+                unfinished = "stopped before its first epoch ended: no model added"
+                run.update(
+                    stop_reason=fitted.stop_reason, seconds=fitted.seconds_, error=unfinished
+                )
+                return
             with self._lock:
                 curve.best_epoch = fitted.best_epoch_
                 curve.outcome = fitted.stop_reason
@@ -1156,7 +1206,7 @@ class TrainPanel(Panel):
                 stop_reason=fitted.stop_reason,
                 seconds=fitted.seconds_,
             )
-            self.status.value = self._done_text(fitted)
+            self.status.value = self._done_text(fitted) + _warnings_text(caught)
             if fitted.stop_reason in FINISHED:
                 self.progress.value = self.progress.max
                 self.progress.bar_style = "success"
@@ -1167,13 +1217,30 @@ class TrainPanel(Panel):
             self.train_button.disabled = bool(self._problems)
             self.stop_button.disabled = True
 
+    def _drop_unfinished(self, curve: CurveRun, name: str) -> None:
+        """A run stopped before its first epoch ended has no epoch to keep: it is not added
+        as a model (its weights are partway through an epoch), and its curve goes."""
+        with self._lock:
+            self._runs = [r for r in self._runs if r is not curve]
+        self._sync_toggles()
+        self._redraw()
+        self.progress.value = 0
+        self.progress.bar_style = "warning"
+        self.status.value = html.escape(
+            f"{name}: stopped before its first epoch ended, so no model was added. "
+            "Train again and stop after an epoch to keep one."
+        )
+
     def _done_text(self, fitted: Fitted) -> str:
         """The status line of a finished run: epochs, why it stopped, the epoch kept."""
         kept = fitted.kept_epoch()  # the epoch whose weights the model has
         unit = "iteration" if fitted.config.deterministic else "epoch"
         has_val = kept is not None and kept["val_nll"] is not None
+        loss = "" if fitted.loss == "binomial" else f" ({fitted.loss})"
         nll = (
-            f", {unit} {kept['epoch']} kept: val NLL {nll_text(kept['val_nll'])}" if has_val else ""
+            f", {unit} {kept['epoch']} kept: val NLL{loss} {nll_text(kept['val_nll'])}"
+            if has_val
+            else ""
         )
         if fitted.phi_ is not None:  # the beta-binomial's concentration and ρ = 1/(1 + φ)
             nll += f", φ = {fitted.phi_:.4g} (ρ = {1 / (1 + fitted.phi_):.4f})"
@@ -1182,5 +1249,6 @@ class TrainPanel(Panel):
             nll += f", ρ from {rho.min():.4f} to {rho.max():.4f}"
         return (
             f"<b>{html.escape(str(self.last_name))}</b>: {plural(fitted.epochs_, unit)}, "
-            f"stopped: {fitted.stop_reason}{nll} ({fitted.seconds_:.1f} s)."
+            f"stopped: {STOP_TEXT.get(fitted.stop_reason, fitted.stop_reason)}{nll} "
+            f"({fitted.seconds_:.1f} s)."
         )
