@@ -114,8 +114,9 @@ def _real_text(value: Any) -> str | None:
 
 
 def format_leaderboard(table: pl.DataFrame) -> pl.DataFrame:
-    """The leaderboard as the Compare tab shows it: text cells, one column per metric, then
-    the training options.
+    """The leaderboard as the Compare tab shows it: text cells, the model's name, one column
+    per metric (what a narrow panel shows first), then the backend, spec and training
+    options.
 
     ``table`` is :meth:`LabState.leaderboard`'s frame (``bl.compare``'s frame works too: the
     option columns are then empty). Each metric reads ``estimate [lower, upper]``, every row
@@ -136,12 +137,7 @@ def format_leaderboard(table: pl.DataFrame) -> pl.DataFrame:
     ]
     out = []
     for row in rows:
-        shown: dict[str, Any] = {
-            "model": row["model"],
-            "backend": row["backend"],
-            "spec": row["spec"],
-            "params": row["params"],
-        }
+        shown: dict[str, Any] = {"model": row["model"]}
         for metric in METRICS:
             shown[_interval_header(metric)] = interval_text(
                 row[metric], row[f"{metric}_lower"], row[f"{metric}_upper"], decimals[metric]
@@ -155,6 +151,7 @@ def format_leaderboard(table: pl.DataFrame) -> pl.DataFrame:
             else f"{dispersion:.4f}"
         )
         seed = row.get("seed")
+        shown |= {"backend": row["backend"], "spec": row["spec"], "params": row["params"]}
         shown |= {
             "optimizer": row.get("optimizer"),
             "lr": _real_text(row.get("lr")),
@@ -172,14 +169,14 @@ def format_leaderboard(table: pl.DataFrame) -> pl.DataFrame:
         out.append(shown)
     schema = {
         "model": pl.String,
-        "backend": pl.String,
-        "spec": pl.String,
-        "params": pl.Int64,
         _interval_header("nll"): pl.String,
         VS_BEST: pl.String,
         "p": pl.String,
         **{_interval_header(m): pl.String for m in METRICS[1:]},
         "dispersion": pl.String,
+        "backend": pl.String,
+        "spec": pl.String,
+        "params": pl.Int64,
         "optimizer": pl.String,
         "lr": pl.String,
         "batch size": pl.Int64,
