@@ -67,7 +67,7 @@ TRAINING = [
     "race_keras",  # part 4: time to a good model, Keras
     "overhead_keras",  # part 5
 ]
-ORDER = ["grouping", "sql", *TRAINING, "glm", "inference", "lab_open"]
+ORDER = ["grouping", "sql", *TRAINING, "index_inputs", "glm", "inference", "lab_open"]
 ALIASES = {"training": TRAINING}  # one name for several scripts in --only / --skip
 TAIL_LINES = 40
 
