@@ -560,3 +560,28 @@ def test_warnings_of_a_run_reach_the_status_line() -> None:
         _train(panel)
     assert "binomlab-warning" in panel.status.value
     assert "PerfectSeparationWarning" in panel.status.value
+
+
+@LIGHTNING
+def test_embeddings_from_the_train_form(split) -> None:
+    lab = Lab(*split)
+    panel = lab.train_panel
+    panel.backend.value = "reference"
+    assert panel.embed.disabled  # logistic only, no codes
+    panel.backend.value = "lightning"
+    panel.model.value = "logistic"
+    assert panel.embed.disabled
+    panel.model.value = "mlp"
+    assert not panel.embed.disabled
+    panel.hidden.value = "4"
+    panel.embed.value = "wide"
+    assert "Expected embeddings to be empty (none), auto" in panel.problems()["embed"]
+    assert panel.train_button.disabled
+    panel.embed.value = "0"
+    assert "embed" in panel.problems()
+    panel.embed.value = "auto"
+    assert panel.problems() == {}
+    assert panel.fit_options()["model"] == bl.MLP(hidden=(4,), embed="auto")
+    panel.epochs.value = 2
+    name = _train(panel, timeout=300)
+    assert lab.models[name].spec.embed == "auto" and "embed=auto" in name

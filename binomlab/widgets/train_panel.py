@@ -53,6 +53,7 @@ MODEL_LABELS = {"logistic": "logistic regression", "mlp": "MLP"}
 FIELDS = {
     "hidden": "hidden layers",
     "dropout": "dropout",
+    "embed": "embeddings",
     "epochs": "epochs",
     "lr": "learning rate",
     "batch_size": "batch size",
@@ -274,13 +275,15 @@ class TrainPanel(Panel):
 
     Attributes
     ----------
-    backend, model, hidden, activation, dropout, loss, phi, optimizer, epochs, lr, batch_size
+    backend, model, hidden, activation, dropout, embed, loss, phi, optimizer, epochs, lr, batch_size
         The input widgets. ``model`` offers the specs the backend builds, ``loss`` the losses
         it trains, ``phi`` how it can learn the beta-binomial's φ (one for all groups, or per
         group from the network; enabled for the beta-binomial loss), ``optimizer`` those of
-        its optimizers that apply to the model, loss and φ model. ``hidden``, ``activation`` and
-        ``dropout`` are the MLP's (disabled for logistic regression). ``epochs`` is the number
-        of epochs for Adam/AdamW and the maximum number of iterations for Newton and L-BFGS
+        its optimizers that apply to the model, loss and φ model. ``hidden``, ``activation``,
+        ``dropout`` and ``embed`` (``MLP(embed=...)``: empty, ``auto`` or a size; enabled
+        where the backend takes codes) are the MLP's (disabled for logistic regression).
+        ``epochs`` is the number of epochs for Adam/AdamW and the maximum number of iterations
+        for Newton and L-BFGS
         (which stop earlier once converged); ``lr`` and ``batch_size`` are disabled for the
         full-batch optimisers.
     weight_decay, early_stopping, patience, seed
@@ -400,6 +403,16 @@ class TrainPanel(Panel):
         # unbounded: a Bounded*Text would clamp a bad value silently; problems() reports it
         self.dropout = widgets.FloatText(
             value=0.0, step=0.05, description="dropout", style=style, layout=wide, disabled=True
+        )
+        self.embed = widgets.Text(
+            value="",
+            placeholder="none, auto or a size",
+            description="embeddings",
+            style=style,
+            layout=wide,
+            disabled=True,
+            tooltip="Learned embeddings of the features with levels (MLP on a backend that "
+            "takes codes): empty for none, auto for fastai's size rule, or a size such as 8",
         )
         self.optimizer = widgets.Dropdown(
             options=["auto"], value="auto", description="optimizer", style=style, layout=wide
@@ -552,6 +565,7 @@ class TrainPanel(Panel):
                 fields["hidden"],
                 self.activation,
                 fields["dropout"],
+                fields["embed"],
                 self.loss,
                 self.phi,
                 self.optimizer,
@@ -647,6 +661,7 @@ class TrainPanel(Panel):
         return {
             "hidden": self.hidden,
             "dropout": self.dropout,
+            "embed": self.embed,
             "epochs": self.epochs,
             "lr": self.lr,
             "batch_size": self.batch_size,
@@ -690,7 +705,28 @@ class TrainPanel(Panel):
             spec = MLP(hidden=hidden, activation=self.activation.value, dropout=self.dropout.value)
         except (BinomlabError, TypeError, ValueError) as err:
             found["dropout"] = str(err)
+        embed, problem = self._embed_value()
+        if problem:
+            found["embed"] = problem
+        elif embed is not None:
+            spec = MLP(hidden=spec.hidden, activation=spec.activation, dropout=spec.dropout,
+                       embed=embed)  # fmt: skip
         return spec, found
+
+    def _embed_value(self) -> tuple[int | str | None, str | None]:
+        """``MLP(embed=...)`` from the embeddings field (None when disabled or empty) and
+        what is wrong with it, if anything."""
+        text = self.embed.value.strip().lower()
+        if self.embed.disabled or text in ("", "none"):
+            return None, None
+        if text == "auto":
+            return "auto", None
+        if text.isdigit() and int(text) >= 1:
+            return int(text), None
+        return None, (
+            "Expected embeddings to be empty (none), auto (fastai's size rule) or a size "
+            f"such as 8. Received: {self.embed.value!r}"
+        )
 
     def spec(self) -> ModelSpec:
         """The model spec of the current choices (with the MLP's activation and dropout).
@@ -915,6 +951,8 @@ class TrainPanel(Panel):
         mlp = self.model.value == "mlp"
         for widget in (self.hidden, self.activation, self.dropout):
             widget.disabled = not mlp
+        takes_codes = bool(getattr(self._engine(self.backend.value), "index_inputs", False))
+        self.embed.disabled = not (mlp and takes_codes)
         mode = self.effective_optimizer()
         full_batch = mode in DETERMINISTIC
         self.lr.disabled = full_batch
