@@ -327,6 +327,18 @@ INPUTS = ("auto", "index", "one-hot")
 """``bl.fit(inputs=...)``: how an MLP's features reach its first layer."""
 
 
+def _code_backends() -> str:
+    """The installed backends whose networks take integer codes, for messages."""
+    names = []
+    for name in _backends.available(check=True):
+        try:
+            if _backends.get(name).index_inputs:
+                names.append(name)
+        except Exception:  # a broken plugin is not this message's subject
+            continue
+    return ", ".join(names) if names else "none installed"
+
+
 def _input_form(inputs: Any, design: str, engine: Backend) -> str:
     """The encoder's form (``"dense"`` or ``"index"``) for ``bl.fit(inputs=...)``."""
     if not isinstance(inputs, str) or inputs not in INPUTS:
@@ -342,7 +354,8 @@ def _input_form(inputs: Any, design: str, engine: Backend) -> str:
     if inputs == "index" and not takes_index:
         msg = (
             f"The {engine.name} backend takes one-hot inputs only (Backend.index_inputs is "
-            "False). Use inputs='auto' or 'one-hot', or a backend that takes codes."
+            f"False). Use inputs='auto' or 'one-hot', or a backend that takes codes "
+            f"({_code_backends()})."
         )
         raise BinomlabError(msg)
     if inputs == "one-hot" or design != "one-hot" or not takes_index:
@@ -574,7 +587,7 @@ def fit(
         )
         msg = (
             f"{spec} learns embeddings of level codes, but {why}. Use inputs='auto' with a "
-            "backend whose index_inputs is True (lightning, keras), or embed=None."
+            f"backend that takes codes ({_code_backends()}), or embed=None."
         )
         raise BinomlabError(msg)
     encoder = Encoder.fit(used, design=design, form=form, **encoding)
