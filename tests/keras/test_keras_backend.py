@@ -206,6 +206,37 @@ def test_fit_reshuffles_every_epoch(data: TrainData, monkeypatch) -> None:
     assert len(complete) == 4, by_epoch
 
 
+# -- the fixed cost of a fit (benchmarks/README.md, "Keras training") ------------------------------
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's tracing")
+def test_a_fit_traces_its_train_step_once(data: TrainData, val: TrainData, monkeypatch) -> None:
+    """Adam's variables exist before the first step, so its tf.function is traced once, not
+    twice (a traced function that creates variables is traced again without them); the
+    epochs' exact NLL goes through one traced forward pass for every number of rows."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    from binomlab_keras.network import _traced
+
+    traces = []
+    original = TensorFlowTrainer.train_step
+
+    def spy(self, batch):
+        traces.append(self)
+        return original(self, batch)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", spy)
+    network = train(data, val, epochs=3, batch_size=64)
+    assert len(traces) == 1
+    forward = _traced(network.model)
+    assert forward.experimental_get_tracing_count() == 1  # train (200 rows) and val (80 rows)
+    for rows in (0, 1, 7, 200):
+        expected = network.model(data.X[:rows].astype(np.float32), training=False)
+        got = network.predict_logits(data.X[:rows])
+        np.testing.assert_allclose(got, np.ravel(expected), rtol=1e-6, atol=1e-6)
+    assert forward.experimental_get_tracing_count() == 1
+
+
 # -- under KERAS_BACKEND=torch and jax -------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ which reads one back from ``model.keras``."""
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +38,24 @@ def chunks(model: keras.Model, X: np.ndarray) -> list[Any]:
 def _outputs(model: keras.Model, X: np.ndarray, eager: Any) -> np.ndarray:
     """The model's outputs in inference mode, float64 ``[rows, outputs]``.
 
-    Through Keras's compiled predict step (``predict_on_batch``: a traced ``tf.function`` on
-    TensorFlow, jitted on JAX), three to four times faster than calling the model eagerly,
-    which matters because the core evaluates every training group after every epoch. Chunks
-    are padded to a power of two rows (at most :data:`CHUNK`), so a run traces a few shapes
-    only. A float64 model on torch goes through ``eager`` (:func:`~binomlab_keras.model.forward`:
-    Keras's torch matmul would compute float64 in float32)."""
+    The core evaluates every training and validation group after every epoch, so this is
+    compiled, not eager (calling the model eagerly is three to four times slower): on
+    TensorFlow one ``tf.function`` per model whose input has any number of rows
+    (:func:`_traced`), traced once per fit and fed chunks of at most :data:`CHUNK` rows as
+    they are; on JAX Keras's jitted predict step (``predict_on_batch``) on chunks padded to a
+    power of two rows, so that a run compiles a few shapes only. A float64 model on torch
+    goes through ``eager`` (:func:`~binomlab_keras.model.forward`: Keras's torch matmul would
+    compute float64 in float32)."""
     X = np.asarray(X, dtype=model.inputs[0].dtype)
     rows = X.shape[0]
-    if keras.backend.backend() == "torch" and model.inputs[0].dtype == "float64":
+    backend = keras.backend.backend()
+    if backend == "torch" and model.inputs[0].dtype == "float64":
         parts = [eager(model, x) for x in chunks(model, X)]
         return np.concatenate([np.asarray(ops.convert_to_numpy(p), np.float64) for p in parts])
+    if backend == "tensorflow":
+        traced = _traced(model)
+        parts = [traced(X[start : start + CHUNK]) for start in range(0, max(rows, 1), CHUNK)]
+        return np.concatenate([np.asarray(p, np.float64) for p in parts])
     size = min(CHUNK, 1 << max(rows - 1, 0).bit_length())
     out = []
     for start in range(0, max(rows, 1), size):
@@ -55,6 +64,29 @@ def _outputs(model: keras.Model, X: np.ndarray, eager: Any) -> np.ndarray:
         padded[: len(part)] = part
         out.append(np.asarray(model.predict_on_batch(padded), np.float64)[: len(part)])
     return np.concatenate(out)[:rows]
+
+
+_TRACED: weakref.WeakKeyDictionary[keras.Model, Callable[[np.ndarray], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _traced(model: keras.Model) -> Callable[[np.ndarray], Any]:
+    """``model(x, training=False)`` as a ``tf.function`` whose input signature is
+    ``[None, d]``: one trace serves every number of rows (Keras's ``predict_on_batch``
+    retraces for a second shape, the validation groups', and needed padded chunks).
+    Cached per model, which the function holds weakly (its graph holds the variables)."""
+    traced = _TRACED.get(model)
+    if traced is None:
+        import tensorflow as tf
+
+        ref = weakref.ref(model)
+        spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
+        traced = tf.function(
+            lambda x: ref()(x, training=False), input_signature=[spec], autograph=False
+        )
+        _TRACED[model] = traced
+    return traced
 
 
 def logits(model: keras.Model, X: np.ndarray) -> np.ndarray:

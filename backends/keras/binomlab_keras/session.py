@@ -138,6 +138,10 @@ class KerasSession(Session):
         model.compile(
             optimizer=optimizer, loss=BetaBinomialNLL() if beta else BinomialNLL(), **config.options
         )
+        # Adam's moments built now, not inside the first trace of the train step: a
+        # tf.function that creates variables is traced twice (once to lift them out), so
+        # this saves one trace of the step per fit; the updates are the same
+        optimizer.build(model.trainable_variables)
         batches = GroupBatches(
             GroupArrays.from_train_data(self.train, "float32"),
             batch_size=config.batch_size,
