@@ -1,6 +1,6 @@
 """Benchmark ``binomlab.group`` against the same GROUP BY in DuckDB, pandas and raw Polars.
 
-Two workloads, all contenders on the same data, timed alternately in one process (best of
+Three workloads, all contenders on the same data, timed alternately in one process (best of
 ``--repeat`` runs, ``time.perf_counter``):
 
 1. In memory: ``--rows`` synthetic rows (default 50M) held as one Polars DataFrame. DuckDB
@@ -9,6 +9,10 @@ Two workloads, all contenders on the same data, timed alternately in one process
    ``benchmarks/_data/`` and deleted at the end (unless ``--keep``). pandas is skipped there.
    The peak RSS of ``bl.group(path)``, DuckDB and raw Polars is then measured, each in a
    fresh subprocess of its own.
+3. High cardinality, in memory: ``--hc-rows`` rows (default 20M) per case, in the shapes of
+   db-benchmark's q2/q10: two string id columns like ``"id000123"`` with 100 levels each
+   (10k groups) and 1,000 each (1M groups), and two Int32 id columns with 1,000 levels each
+   (1M groups). pandas is skipped there (minutes on 20M strings).
 
 Every contender's counts are checked equal (sorted) before anything is timed. The script
 prints a table of seconds, the ratios of each contender's time to ``bl.group``'s with the
@@ -16,8 +20,9 @@ targets and PASS/MISS, and a Markdown summary (``--markdown PATH`` writes it to 
 
 Usage::
 
-    python benchmarks/bench_grouping.py                 # 50M in memory + 100M-row parquet
-    python benchmarks/bench_grouping.py --quick         # 2M / 4M rows, smoke run
+    python benchmarks/bench_grouping.py                 # 50M in memory + 100M-row parquet + 20M hc
+    python benchmarks/bench_grouping.py --quick         # 2M / 4M / 3M rows, smoke run
+    python benchmarks/bench_grouping.py --hc-only       # the high-cardinality cases alone
     python benchmarks/bench_grouping.py --markdown benchmarks/RESULTS.md
 """
 
@@ -80,6 +85,15 @@ RSS_TARGET = 1 * GIB
 
 SQL = "select a, b, c, d, count(*) as n, sum(y) as k from {source} group by all"
 
+# The high-cardinality cases: name -> (key dtype, levels per key, targets as TARGETS).
+HC_KEYS = ["id1", "id2"]
+HC_CASES: dict[str, tuple[str, int, dict[str, float]]] = {
+    "strings, 10k groups": ("str", 100, {"duckdb": 2.5}),
+    "strings, 1M groups": ("str", 1000, {"duckdb": 1.2, "polars": 1.0}),
+    "integers, 1M groups": ("int", 1000, {}),
+}
+HC_SQL = "select id1, id2, count(*) as n, sum(y) as k from {source} group by all"
+
 
 # -- data ------------------------------------------------------------------------------------
 
@@ -116,6 +130,23 @@ def make_frame(rows: int, chunk_rows: int) -> pl.DataFrame:
     return pl.concat([pl.from_arrow(t) for t in chunks(rows, chunk_rows, stream=1)], rechunk=True)
 
 
+def make_hc_frame(rows: int, kind: str, levels: int) -> pl.DataFrame:
+    """Two id keys with ``levels`` values each, uniform, and a 0/1 UInt8 label whose rate
+    depends on both: Int32 ids, or strings ``"id000123"`` (db-benchmark's ``id1``/``id2``)."""
+    rng = np.random.default_rng([SEED, levels])
+    ids = {k: rng.integers(0, levels, size=rows, dtype=np.int32) for k in HC_KEYS}
+    effect = rng.normal(0.0, 0.6, size=levels).astype(np.float32)
+    p = 1.0 / (1.0 + np.exp(1.0 - effect[ids["id1"]] - effect[ids["id2"]]))
+    y = (rng.random(rows, dtype=np.float32) < p).astype(np.uint8)
+    del p
+    frame = pl.DataFrame({**ids, LABEL: y})
+    if kind == "str":
+        frame = frame.with_columns(
+            pl.format("id{}", pl.col(k).cast(pl.String).str.zfill(6)).alias(k) for k in HC_KEYS
+        )
+    return frame
+
+
 def write_parquet(path: Path, rows: int, chunk_rows: int) -> None:
     """Write ``rows`` rows chunk by chunk (one row group per chunk); never the whole table."""
     with pq.ParquetWriter(path, SCHEMA, compression="snappy") as writer:
@@ -129,29 +160,32 @@ def write_parquet(path: Path, rows: int, chunk_rows: int) -> None:
 # equality check.
 
 
+CASTS = {"a": pl.UInt8, "b": pl.UInt8, "c": pl.UInt8, "d": pl.Int16}
+
+
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
-    casts = {"a": pl.UInt8, "b": pl.UInt8, "c": pl.UInt8, "d": pl.Int16}
+    keys = [k for k in (*KEYS, *HC_KEYS) if k in frame.columns]  # the workload's keys
     return (
-        frame.select(*KEYS, "n", "k")
+        frame.select(*keys, "n", "k")
         .with_columns(
-            *(pl.col(k).cast(t) for k, t in casts.items()),
+            *(pl.col(k).cast(t) for k, t in CASTS.items() if k in keys),
             pl.col("n").cast(pl.Int64),
             pl.col("k").cast(pl.Int64),
         )
-        .sort(KEYS)
+        .sort(keys)
     )
 
 
-def bl_group(source: Any) -> Callable[[], Any]:
-    return lambda: bl.group(source, KEYS, LABEL)
+def bl_group(source: Any, keys: list[str] = KEYS) -> Callable[[], Any]:
+    return lambda: bl.group(source, keys, LABEL)
 
 
 def norm_bl(result: Any) -> pl.DataFrame:
     return _sorted(result.frame)
 
 
-def duckdb_query(con: duckdb.DuckDBPyConnection, source: str) -> Callable[[], Any]:
-    sql = SQL.format(source=source)
+def duckdb_query(con: duckdb.DuckDBPyConnection, source: str, sql: str = SQL) -> Callable[[], Any]:
+    sql = sql.format(source=source)
     return lambda: con.sql(sql).to_arrow_table()
 
 
@@ -167,19 +201,19 @@ def norm_pandas(result: pd.DataFrame) -> pl.DataFrame:
     return _sorted(pl.from_pandas(result.reset_index()).rename({"size": "n", "sum": "k"}))
 
 
-def polars_streaming(lf: pl.LazyFrame) -> Callable[[], Any]:
-    query = lf.group_by(KEYS).agg(pl.len().alias("n"), pl.col(LABEL).sum().alias("k"))
+def polars_streaming(lf: pl.LazyFrame, keys: list[str] = KEYS) -> Callable[[], Any]:
+    query = lf.group_by(keys).agg(pl.len().alias("n"), pl.col(LABEL).sum().alias("k"))
     return lambda: query.collect(engine="streaming")
 
 
-def bl_group_hashed(source: Any) -> Callable[[], Any]:
+def bl_group_hashed(source: Any, keys: list[str] = KEYS) -> Callable[[], Any]:
     """Diagnostic: bl.group with its dense-key path turned off (a hash group-by, as before)."""
 
     def run() -> Any:
         saved = dense_keys.MAX_BINS
         dense_keys.MAX_BINS = 0
         try:
-            return bl.group(source, KEYS, LABEL)
+            return bl.group(source, keys, LABEL)
         finally:
             dense_keys.MAX_BINS = saved
 
@@ -213,7 +247,8 @@ Runs = dict[str, list[float]]
 
 
 def time_alternately(contenders: list[Contender], repeat: int) -> tuple[Runs, Runs]:
-    """``repeat`` timings per contender, rounds interleaved so drift hits all alike.
+    """``repeat`` timings per contender, rounds interleaved (and rotated) so drift hits all
+    alike.
 
     Returns wall-clock seconds and CPU seconds (user + system of this whole process, all
     threads: DuckDB and Polars run in-process). CPU time is what the query cost in work; it
@@ -222,7 +257,10 @@ def time_alternately(contenders: list[Contender], repeat: int) -> tuple[Runs, Ru
     walls: Runs = {name: [] for name, *_ in contenders}
     cpus: Runs = {name: [] for name, *_ in contenders}
     for r in range(repeat):
-        for name, run, _ in contenders:
+        # Each round starts one contender later: in trials, whichever contender ran first
+        # in every round ran 10-20% slower than when it ran second, so none keeps that place.
+        shift = r % len(contenders)
+        for name, run, _ in contenders[shift:] + contenders[:shift]:
             gc.collect()
             c0, t0 = time.process_time(), time.perf_counter()
             result = run()
@@ -292,7 +330,12 @@ def best_of(runs: dict[str, list[float]]) -> dict[str, float]:
     return {name: min(seconds) for name, seconds in runs.items()}
 
 
-def seconds_table(timings: tuple[Runs, Runs], reference: str, rows: int) -> list[str]:
+def seconds_table(
+    timings: tuple[Runs, Runs],
+    reference: str,
+    rows: int,
+    targets: dict[str, float] = TARGETS,
+) -> list[str]:
     """Markdown rows: best and median wall seconds, the best-time ratio to ``reference`` with
     the target and verdict, then the least CPU seconds and their ratio."""
     walls, cpus = timings
@@ -304,7 +347,7 @@ def seconds_table(timings: tuple[Runs, Runs], reference: str, rows: int) -> list
     times, cpu = best_of(walls), best_of(cpus)
     for name, seconds in times.items():
         ratio = seconds / times[reference]
-        target = TARGETS.get(name)
+        target = targets.get(name)
         tgt = f"≥ {target:g}×" if target is not None else ""
         mark = verdict(ratio >= target) if target is not None else ""
         ref = name == reference
@@ -341,6 +384,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="2M / 4M rows: a smoke run")
     p.add_argument("--chunk-rows", type=int, default=5_000_000, help="rows per parquet row group")
     p.add_argument("--keep", action="store_true", help="keep the parquet file under _data/")
+    p.add_argument("--hc-rows", type=int, default=None, help="rows per high-cardinality case")
+    p.add_argument("--hc-only", action="store_true", help="only the high-cardinality cases")
     p.add_argument("--markdown", type=Path, default=None, help="write the summary block here")
     p.add_argument("--append", action="store_true", help="append to --markdown, not overwrite")
     args = p.parse_args(argv)
@@ -348,6 +393,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rows = 2_000_000 if args.quick else 50_000_000
     if args.parquet_rows is None:
         args.parquet_rows = 4_000_000 if args.quick else 100_000_000
+    if args.hc_rows is None:
+        args.hc_rows = 3_000_000 if args.quick else 20_000_000
     return args
 
 
@@ -416,11 +463,90 @@ def bench_parquet(
     return seconds_table(times, "bl.group", args.parquet_rows), best_of(times[0]), rss
 
 
+HighCardinality = dict[str, tuple[list[str], dict[str, float], int]]
+
+
+def bench_high_cardinality(args: argparse.Namespace) -> HighCardinality:
+    """Each case of :data:`HC_CASES` on ``--hc-rows`` rows: its table, best times, groups."""
+    out: HighCardinality = {}
+    for case, (kind, levels, targets) in HC_CASES.items():
+        print(f"\n== High cardinality, {case}: {args.hc_rows:,} rows ==", flush=True)
+        t0 = time.perf_counter()
+        df = make_hc_frame(args.hc_rows, kind, levels)
+        print(f"generated in {time.perf_counter() - t0:.1f} s; {df.estimated_size() / MIB:.0f} MiB")
+        con = duckdb.connect()
+        con.register("t", df.to_arrow())
+        contenders: list[Contender] = [
+            ("bl.group", bl_group(df, HC_KEYS), norm_bl),
+            ("duckdb", duckdb_query(con, "t", HC_SQL), norm_duckdb),
+            ("polars", polars_streaming(df.lazy(), HC_KEYS), norm_polars),
+            ("bl.group (hash path, dense keys off)", bl_group_hashed(df, HC_KEYS), norm_bl),
+        ]
+        groups = check_equal(contenders)
+        print(f"all contenders agree: {groups:,} groups", flush=True)
+        times = time_alternately(contenders, args.repeat)
+        con.close()
+        del df, con, contenders
+        gc.collect()
+        table = seconds_table(times, "bl.group", args.hc_rows, targets)
+        print("\n" + "\n".join(table), flush=True)
+        out[case] = (table, best_of(times[0]), groups)
+    return out
+
+
+def hc_lines(args: argparse.Namespace, hc: HighCardinality) -> tuple[list[str], list[str]]:
+    """The high-cardinality section of the summary, and its lines for the Targets list."""
+    lines = [
+        f"High cardinality ({args.hc_rows:,} rows per case in memory, label y UInt8 0/1 whose "
+        "rate depends on both keys; pandas skipped):",
+        "",
+    ]
+    checks = []
+    for case, (table, times, groups) in hc.items():
+        kind, levels, targets = HC_CASES[case]
+        keys = "strings 'id000000'…" if kind == "str" else "Int32"
+        lines += [f"{case}: keys id1, id2 ({keys}, {levels:,} levels each), {groups:,} groups:"]
+        lines += ["", *table, ""]
+        infos = []
+        for other in ("duckdb", "polars"):
+            ratio = times[other] / times["bl.group"]
+            if other in targets:
+                checks.append(
+                    f"- {case}: bl.group vs {other}: {ratio:.2f}× (target ≥ {targets[other]:g}×) "
+                    f"**{verdict(ratio >= targets[other])}**"
+                )
+            else:  # reported without a target
+                infos.append(f"- {case}: {other} s / bl.group s = **{ratio:.2f}×**")
+        if infos:
+            lines += [*infos, ""]
+    return lines, checks
+
+
 def summary(
     args: argparse.Namespace,
-    mem: tuple[list[str], dict[str, float], int],
-    par: tuple[list[str], dict[str, float], dict[str, dict[str, float]]],
+    mem: tuple[list[str], dict[str, float], int] | None,
+    par: tuple[list[str], dict[str, float], dict[str, dict[str, float]]] | None,
+    hc: HighCardinality,
 ) -> str:
+    hc_section, hc_checks = hc_lines(args, hc) if hc else ([], [])
+    if mem is None or par is None:  # --hc-only
+        return "\n".join(
+            [
+                f"### bench_grouping: high cardinality, {args.hc_rows:,} rows per case",
+                "",
+                *environment(),
+                f"- 1-min load average: {args.load_at_start} at start, {load_average()} at the end",
+                f"- seed {SEED}; {args.repeat} timed runs each",
+                "",
+                *hc_section,
+                "Targets:",
+                "",
+                *hc_checks,
+                "",
+                "Ratios are contender seconds / bl.group seconds (above 1: bl.group is faster).",
+                "",
+            ]
+        )
     mem_table, mem_times, groups = mem
     par_table, par_times, rss = par
     rss_lines = [
@@ -449,6 +575,7 @@ def summary(
         f"- parquet: bl.group peak RSS {peak / MIB:.0f} MiB (target ≤ 1024 MiB) "
         f"**{verdict(peak <= RSS_TARGET)}**"
     )
+    checks += hc_checks
     load = f"- 1-min load average: {args.load_at_start} at start, {load_average()} at the end"
     lines = [
         f"### bench_grouping: {args.rows:,} rows in memory, {args.parquet_rows:,}-row parquet",
@@ -471,6 +598,7 @@ def summary(
         "",
         *rss_lines,
         "",
+        *hc_section,
         "Targets:",
         "",
         *checks,
@@ -490,20 +618,23 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(environment()), flush=True)
     print(f"1-min load average: {args.load_at_start}", flush=True)
     t_start = time.perf_counter()
-    mem = bench_memory(args)
-    print("\n" + "\n".join(mem[0]), flush=True)
+    mem = par = None
+    if not args.hc_only:
+        mem = bench_memory(args)
+        print("\n" + "\n".join(mem[0]), flush=True)
 
-    DATA_DIR.mkdir(exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_grouping_", dir=DATA_DIR))
-    try:
-        par = bench_parquet(args, tmp / f"rows_{args.parquet_rows}.parquet")
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        DATA_DIR.mkdir(exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="bench_grouping_", dir=DATA_DIR))
+        try:
+            par = bench_parquet(args, tmp / f"rows_{args.parquet_rows}.parquet")
+        finally:
+            if args.keep:
+                print(f"kept {tmp}")
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+    hc = bench_high_cardinality(args) if args.hc_rows > 0 else {}
 
-    block = summary(args, mem, par)
+    block = summary(args, mem, par, hc)
     print("\n" + block)
     print(f"total {time.perf_counter() - t_start:.0f} s")
     write_markdown(block, args.markdown, append=args.append)

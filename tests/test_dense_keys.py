@@ -121,7 +121,7 @@ def test_layout_slots_and_decoding() -> None:
     assert a.dtype == pl.Int16
 
 
-def test_only_integer_bool_and_enum_features_take_the_dense_path() -> None:
+def test_which_features_take_the_dense_path() -> None:
     rng = np.random.default_rng(3)
     df = pl.DataFrame(
         {
@@ -132,7 +132,7 @@ def test_only_integer_bool_and_enum_features_take_the_dense_path() -> None:
         }
     )
     with dense_calls() as seen:
-        bl.group(df, ["i", "s"], "y")  # a string feature: hash
+        bl.group(df, ["i", "s"], "y")  # a string feature with few groups: hash
         bl.group(df, ["i", "x"], "y")  # a float feature: hash
         binned = bl.group(df, ["i", "x"], "y", bins={"x": 4})  # binned: an enum, dense
     assert seen == [500]

@@ -4,10 +4,12 @@
 features`` as lazy Polars queries on the streaming engine. A few global aggregates of the
 label (rows, nulls, values outside {0, 1} or up to three distinct values) tell whether it
 is binary (:mod:`binomlab.grouping.labels`); the label is read again only to quote its values
-in an error. When every feature is an integer, bool or enum column (binned features are
-enums), those aggregates also give the features' ranges, and the rows are counted by a dense
-integer key (:mod:`binomlab.grouping.dense_keys`); otherwise, or when the ranges are too wide,
-by a hash group-by run together (``collect_all``) with the label's aggregates.
+in an error. When every feature is an integer, bool, enum or string column (binned features
+are enums), those aggregates also give the integer features' ranges, and the rows are counted
+by a dense integer key (:mod:`binomlab.grouping.dense_keys`; strings by their codes in a
+categorical mapping, when a sample of the rows shows many groups); otherwise, or when the
+ranges are too wide, by a hash group-by run together (``collect_all``) with the label's
+aggregates, whose groups are then sorted (:func:`sort_groups`).
 :func:`group_files` counts rows by the features *and* the label one file at a time, as
 databases (:mod:`binomlab.grouping.sql`) and Spark (:mod:`binomlab.grouping.spark`) do, and
 folds that small table with :func:`~binomlab.grouping.labels.fold_label_counts`; all paths
@@ -38,7 +40,7 @@ from binomlab.grouping.parquet_stats import footer_stats
 from binomlab.grouping.sources import expand_paths, is_spark_dataframe, parquet_files, to_lazy
 from binomlab.progress import iterate
 
-__all__ = ["group", "group_files"]
+__all__ = ["group", "group_files", "sort_groups"]
 
 
 def group(
@@ -138,7 +140,7 @@ def group(
             engine="streaming",
         )
         check_label(lf, label, dtype, positive, found.row(0, named=True), drop_null_labels)
-    counts = counts.sort(features, nulls_last=False)
+        counts = sort_groups(counts, features)
     if counts.height == 0:
         msg = f"Every row has a null label {label!r}; nothing is left to group."
         raise EmptyDataError(msg)
@@ -156,36 +158,58 @@ def _count_small_ranges(
     positive: Any,
     drop_null_labels: bool,
 ) -> pl.DataFrame | None:
-    """``n`` and ``k`` per combination of integer, bool and enum features: by dense key when
-    their ranges are small enough (:mod:`binomlab.dense_keys`), else by hash.
+    """``n`` and ``k`` per combination of integer, bool, enum and string features, sorted by
+    the features: by dense key when their ranges are small enough (:mod:`binomlab.dense_keys`),
+    else by hash.
 
     The label's summary and the features' ranges come from the parquet footers when ``data``
     is parquet files that have them, else from a first pass over ``rows``. Should the
     footers disagree with the rows, the rows are counted again after that pass. Returns
-    None when the footers show ranges too wide for a dense key: the caller's hash group-by
-    then reads the label's summary in the same run, with no first pass.
+    None when the footers show ranges too wide for a dense key, or when string features show
+    few groups in a sample of the first rows (:func:`~binomlab.grouping.dense_keys.few_groups`):
+    the caller's hash group-by then reads the label's summary in the same run, with no first
+    pass.
     """
     dtype = schema[label]
     success = is_success(label, positive)
+    sample: dict[str, Any] = {}
+    if exprs := dense_keys.sample_exprs(schema, features):
+        head = rows.head(dense_keys.SAMPLE_ROWS).select(exprs)
+        sample = head.collect(engine="streaming").row(0, named=True)
+        if dense_keys.few_groups(features, sample):
+            return None
     files = parquet_files(data)
     footers = files and footer_stats(files, features, schema, label, positive)
-    dense = footers and dense_keys.layout(schema, features, footers)
+    dense = footers and dense_keys.layout(schema, features, footers | sample)
     if footers and dense is None:
         return None
+    too_many = False  # string combinations beyond the dense key's limit
     if dense:
         check_label(rows, label, dtype, positive, footers, drop_null_labels)
         try:
             return dense_keys.count(kept, dense, success, checked=True)
         except dense_keys.OutsideLayout:
             pass  # statistics that do not describe the rows: use the rows themselves
+        except dense_keys.TooManyCodes:
+            too_many = True  # not every row was checked against the footers: take the pass
     summary = label_summary(label, dtype, positive)
     ranges = dense_keys.range_exprs(schema, features)
     stats = rows.select(*summary, *ranges).collect(engine="streaming").row(0, named=True)
     check_label(rows, label, dtype, positive, stats, drop_null_labels)
-    dense = dense_keys.layout(schema, features, stats)
-    if dense is None:
-        return _hash_counts(kept, features, label, dtype, positive).collect(engine="streaming")
-    return dense_keys.count(kept, dense, success)
+    dense = None if too_many else dense_keys.layout(schema, features, stats | sample)
+    if dense is not None:
+        try:
+            return dense_keys.count(kept, dense, success)
+        except dense_keys.TooManyCodes:
+            pass  # more string combinations than the sample showed: hash after all
+    return _sorted_hash_counts(kept, features, label, dtype, positive)
+
+
+def _sorted_hash_counts(
+    rows: pl.LazyFrame, features: Sequence[str], label: str, dtype: pl.DataType, positive: Any
+) -> pl.DataFrame:
+    counts = _hash_counts(rows, features, label, dtype, positive).collect(engine="streaming")
+    return sort_groups(counts, features)
 
 
 def _hash_counts(
@@ -201,6 +225,26 @@ def _hash_counts(
         pl.len().cast(pl.Int64).alias("n"),
         k.cast(pl.Int64, strict=False).alias("k"),
     )
+
+
+def sort_groups(counts: pl.DataFrame, features: Sequence[str]) -> pl.DataFrame:
+    """``counts`` sorted by the features, nulls first: ``counts.sort(features,
+    nulls_last=False)``, made cheaper for string features.
+
+    Sorting a million groups by their strings compares strings a million times over; a
+    string feature with few distinct values (at most a quarter of the groups) is sorted by
+    its rank among them instead, the physical code of an Enum of its sorted distinct values,
+    which orders the rows exactly as the strings do.
+    """
+    keys: list[pl.Expr] = []
+    for f in features:
+        key = pl.col(f)
+        if counts.schema[f] == pl.String:
+            values = counts.get_column(f).unique().drop_nulls()
+            if values.len() <= counts.height // 4:
+                key = key.cast(pl.Enum(values.sort())).to_physical()
+        keys.append(key)
+    return counts.sort(keys, nulls_last=False)
 
 
 def _count_rows(

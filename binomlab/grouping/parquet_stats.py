@@ -63,7 +63,8 @@ def footer_stats(
     features, label, positive
         As in :func:`binomlab.group`.
     binned_schema
-        The features' dtypes after binning: min and max are read for the integer ones.
+        The features' dtypes after binning: min and max are read for the integer ones,
+        nothing for the string ones.
 
     Returns
     -------
@@ -92,6 +93,8 @@ def footer_stats(
             return None  # not 0/1: the pass over the rows finds the values to quote
         out["bad"] = 0
     for f in features:
+        if binned_schema[f] == pl.String:
+            continue  # coded as the rows stream, with a slot for null always: nothing to read
         found = _column_stats(metas, f)
         if found is None:
             return None
