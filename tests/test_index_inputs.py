@@ -167,6 +167,14 @@ def _sessions(backend, g, spec, config):
     return out
 
 
+def _float64(session) -> bool:
+    """Whether the session's network computes in float64 (its weights are float64)."""
+    weights = getattr(session.network, "model", None)
+    if weights is not None:  # Keras: the model's input dtype
+        return str(weights.inputs[0].dtype) == "float64"
+    return True
+
+
 @pytest.mark.parametrize("backend", INDEX_BACKENDS)
 @pytest.mark.parametrize("dataset", DATASETS, ids=["synthetic", "esoph", "flights"])
 def test_loss_and_gradients_equal_the_one_hot_path(backend, dataset) -> None:
@@ -187,7 +195,9 @@ def test_loss_and_gradients_equal_the_one_hot_path(backend, dataset) -> None:
             np.testing.assert_allclose(gi, gd, rtol=1e-9, atol=1e-12)
         z_i = index.network.predict_logits(index_data.X)
         z_d = dense.network.predict_logits(dense_data.X)
-        np.testing.assert_allclose(z_i, z_d, rtol=1e-12, atol=1e-12)
+        # float64 networks agree to rounding; a float32 one (Keras on JAX) to its last unit
+        atol = 1e-12 if np.asarray(z_i).dtype == np.float64 and _float64(index) else 1e-6
+        np.testing.assert_allclose(z_i, z_d, rtol=1e-12, atol=atol)
 
 
 @pytest.mark.parametrize("backend", INDEX_BACKENDS)

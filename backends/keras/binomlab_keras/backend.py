@@ -72,6 +72,11 @@ class KerasBackend(Backend):
     Losses: ``"binomial"`` and ``"beta-binomial"`` (``θ = log φ`` trained jointly with the
     weights, excluded from weight decay); with ``phi="network"`` a
     :class:`~binomlab_keras.loss.LogPhiDense` head (not decayed either) gives ``θ`` per row.
+
+    MLPs take the index form (``index_inputs``): codes looked up by the first layer
+    (:class:`~binomlab_keras.model.IndexDense`), or learned embeddings with ``MLP(embed=...)``
+    (:class:`~binomlab_keras.model.LevelEmbeddings`, whose tables are weight-decayed like
+    the kernels).
     """
 
     name: ClassVar[str] = "keras"
@@ -80,6 +85,7 @@ class KerasBackend(Backend):
     options: ClassVar[tuple[str, ...]] = OPTIONS
     losses: ClassVar[tuple[str, ...]] = LOSSES
     phi_models: ClassVar[tuple[str, ...]] = PHI_MODELS
+    index_inputs: ClassVar[bool] = True
 
     def versions(self) -> dict[str, str]:
         """``keras``, ``keras_backend`` (its name) and the version of that framework."""

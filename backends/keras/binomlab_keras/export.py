@@ -5,7 +5,9 @@ The ONNX graph is written directly from the weights of the ``Dense`` layers with
 ``onnx.helper`` — ``MatMul``/``Add`` and the activation (``Relu``, ``Tanh``, ``Sigmoid``,
 ``x·Sigmoid(x)`` for silu, ``x/2·(1 + Erf(x/√2))`` for the exact gelu), dropout being the
 identity at inference. It is exact, needs no converter and does not depend on which Keras
-backend trained the model. (Keras's own ``model.export(format="onnx")`` goes through tf2onnx
+backend trained the model. A model of the index form (:class:`~binomlab_keras.model.IndexDense`,
+:class:`~binomlab_keras.model.LevelEmbeddings`) looks its codes up with ``Gather``, summed by
+``ReduceSum`` (Keras's own ``model.export(format="onnx")`` goes through tf2onnx
 on TensorFlow, which cannot convert the ``Erfc`` of Keras's exact gelu.)
 
 The native format is Keras's ``model.keras`` zip (JSON config plus weights), loaded with
@@ -29,7 +31,13 @@ import numpy as np
 from binomlab.errors import ModelFileError
 from binomlab.specs import ModelSpec
 from binomlab_keras.loss import LogPhiDense
-from binomlab_keras.model import spec_from_model, split_pair
+from binomlab_keras.model import (
+    IndexDense,
+    LevelEmbeddings,
+    spec_from_model,
+    split_pair,
+    stack_layers,
+)
 
 __all__ = ["NATIVE_FILE", "PHI_FILE", "export_onnx", "read_native", "save_native"]
 
@@ -75,6 +83,62 @@ class _Graph:
         msg = f"Cannot export the activation {name!r} of layer {prefix!r} to ONNX."
         raise ModelFileError(msg)
 
+    def columns(self, x: str, columns: tuple[int, ...], prefix: str) -> str:
+        """``x[:, columns]``."""
+        at = self.constant(f"{prefix}_at", list(columns), np.int64)
+        return self.node("Gather", [x, at], f"{prefix}_cols", axis=1)
+
+    def codes(self, x: str, layout: Any, prefix: str) -> str:
+        """The code columns of ``x`` as int64 ``[batch, codes]``."""
+        from onnx import TensorProto
+
+        codes = self.columns(x, layout.codes, f"{prefix}_codes")
+        return self.node("Cast", [codes], f"{prefix}_idx", to=TensorProto.INT64)
+
+    def index_dense(self, x: str, layer: IndexDense) -> str:
+        """``Σ_f kernel[code_f] + numbers @ kernel[number_rows] + bias``."""
+        layout, name = layer.layout, layer.name
+        kernel = np.asarray(layer.kernel.numpy())
+        z = self.constant(f"{name}_b", layer.bias.numpy())
+        if layout.codes:
+            rows = self.node(
+                "Gather",
+                [self.constant(f"{name}_w", kernel), self.codes(x, layout, name)],
+                f"{name}_rows",
+                axis=0,
+            )
+            axis = self.constant(f"{name}_sum_axes", [1], np.int64)
+            summed = self.node("ReduceSum", [rows, axis], f"{name}_sum", keepdims=0)
+            z = self.node("Add", [summed, z], f"{name}_zc")
+        if layout.numbers:
+            w = self.constant(f"{name}_wn", kernel[list(layout.number_rows)])
+            xw = self.node("MatMul", [self.columns(x, layout.numbers, name), w], f"{name}_xw")
+            z = self.node("Add", [xw, z], f"{name}_zn")
+        return z
+
+    def embeddings(self, x: str, layer: LevelEmbeddings) -> str:
+        """Each feature's table row, concatenated with the numbers."""
+        layout, name = layer.layout, layer.name
+        parts = []
+        if layout.codes:
+            firsts = self.constant(f"{name}_firsts", list(layout.firsts), np.int64)
+            from onnx import helper
+
+            local = self.node("Sub", [self.codes(x, layout, name), firsts], f"{name}_local")
+            # one Split, not a Gather per column: onnxruntime's fusion of sibling Gathers into
+            # a Split fails to initialise the session ("Attempt to replace the existing tensor")
+            levels = [f"{name}_{j}_level" for j in range(len(layer.tables))]
+            sizes = self.constant(f"{name}_sizes", [1] * len(levels), np.int64)
+            self.nodes.append(helper.make_node("Split", [local, sizes], levels, axis=1))
+            axes = self.constant(f"{name}_axes", [1], np.int64)
+            for j, (table, level) in enumerate(zip(layer.tables, levels, strict=True)):
+                table = self.constant(f"{name}_table_{j}", np.asarray(table.numpy()))
+                rows = self.node("Gather", [table, level], f"{name}_{j}_rows", axis=0)
+                parts.append(self.node("Squeeze", [rows, axes], f"{name}_{j}"))
+        if layout.numbers:
+            parts.append(self.columns(x, layout.numbers, name))
+        return self.node("Concat", parts, f"{name}_out", axis=1)
+
 
 _ELEMENTWISE = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 _RSQRT2 = 1.0 / math.sqrt(2.0)
@@ -83,7 +147,8 @@ _RSQRT2 = 1.0 / math.sqrt(2.0)
 def export_onnx(model: keras.Model, path: str | Path, *, head: LogPhiDense | None = None) -> None:
     """Write ``model`` (from :func:`~binomlab_keras.model.build_model`) as an ONNX file.
 
-    The graph has one input ``x``: float32 ``[batch, d]`` with a dynamic batch dimension, and
+    The graph has one input ``x``: float32 ``[batch, d]`` (the model's input width: codes
+    and numbers for the index form) with a dynamic batch dimension, and
     one output ``logit``: float32 ``[batch]``, followed by ``log_phi`` (float32 ``[batch]``)
     when the φ ``head`` of the model is given. A float64 model casts ``x`` and computes in
     float64 inside the graph.
@@ -97,19 +162,25 @@ def export_onnx(model: keras.Model, path: str | Path, *, head: LogPhiDense | Non
     from onnx import TensorProto, helper
 
     spec_from_model(model)  # checks that the layers are ours
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    dtype = np.dtype(dense[0].kernel.dtype)
+    layers = stack_layers(model)
+    dtype = np.dtype(layers[-1].kernel.dtype)
     graph = _Graph(dtype)
     x = "x" if dtype == np.float32 else graph.node("Cast", ["x"], "x64", to=TensorProto.DOUBLE)
     hidden = x
-    for i, layer in enumerate(dense):
+    for i, layer in enumerate(layers):
         hidden = x
-        kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
-        xw = graph.node(
-            "MatMul", [x, graph.constant(f"{layer.name}_w", kernel)], f"{layer.name}_xw"
-        )
-        x = graph.node("Add", [xw, graph.constant(f"{layer.name}_b", bias)], f"{layer.name}_z")
-        if i < len(dense) - 1:
+        if isinstance(layer, LevelEmbeddings):
+            x = graph.embeddings(x, layer)
+            continue
+        if isinstance(layer, IndexDense):
+            x = graph.index_dense(x, layer)
+        else:
+            kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
+            xw = graph.node(
+                "MatMul", [x, graph.constant(f"{layer.name}_w", kernel)], f"{layer.name}_xw"
+            )
+            x = graph.node("Add", [xw, graph.constant(f"{layer.name}_b", bias)], f"{layer.name}_z")
+        if i < len(layers) - 1:
             x = graph.activation(keras.activations.serialize(layer.activation), x, layer.name)
     axes = graph.constant("squeeze_axes", [1], np.int64)
     columns = {"logit": x}
@@ -126,7 +197,7 @@ def export_onnx(model: keras.Model, path: str | Path, *, head: LogPhiDense | Non
         else:
             squeezed = graph.node("Squeeze", [column, axes], f"{name}64")
             graph.node("Cast", [squeezed], name, to=TensorProto.FLOAT)
-    d = int(dense[0].kernel.shape[0])
+    d = int(model.inputs[0].shape[-1])
     onnx_graph = helper.make_graph(
         graph.nodes,
         name=model.name,

@@ -5,6 +5,12 @@ logistic spec, a ``Dense``/``Dropout`` stack ending in ``Dense(1)`` for the MLP 
 activation inside each hidden ``Dense``). Layers are initialised as PyTorch initialises a
 ``Linear`` layer — weights and biases uniform in ``±1/√fan_in`` — from seeds derived from the
 training seed, so a spec starts from the same distribution whichever backend trains it.
+
+With an :class:`~binomlab.layout.IndexLayout` the model takes the index form (codes, not
+one-hot columns): its first hidden layer is an :class:`IndexDense`, the ``Dense`` of
+``layout.width`` inputs fed by a lookup; or, for ``MLP(embed=...)``, a
+:class:`LevelEmbeddings` layer (one learned table per feature with levels) feeds ``Dense``
+hidden layers.
 """
 
 from __future__ import annotations
@@ -14,13 +20,17 @@ from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
 
 from binomlab.errors import ModelFileError
+from binomlab.layout import IndexLayout, embedding_dims
 from binomlab.specs import MLP, Logistic, ModelSpec
 from binomlab_keras.loss import LogPhiDense
 
 __all__ = [
     "ACTIVATIONS",
+    "IndexDense",
+    "LevelEmbeddings",
     "build_model",
     "forward",
     "forward_pair",
@@ -28,22 +38,166 @@ __all__ = [
     "set_output_bias",
     "spec_from_model",
     "split_pair",
+    "stack_layers",
     "with_phi_head",
 ]
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu", "sigmoid")
 OUTPUT = "logit"
+EMBEDDINGS = "embeddings"
+
+
+def _dense_gradient(variable: Any, dtype: Any) -> Any:
+    """``variable`` in ``dtype``, its gradient made dense on TensorFlow.
+
+    TensorFlow differentiates a lookup into ``tf.IndexedSlices``, which Keras's optimizers
+    apply as sparse updates (only the rows looked up move, Adam's moments of the others do
+    not decay): not the update of the one-hot path. A dense gradient gives that update."""
+    value = ops.cast(variable, dtype)
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def identity(x: Any) -> Any:
+        return tf.identity(x), lambda grad: tf.convert_to_tensor(grad)
+
+    return identity(value)
+
+
+@keras.saving.register_keras_serializable(package="binomlab")
+class IndexDense(keras.layers.Dense):
+    """A ``Dense`` of ``layout.width`` inputs fed by the index form (:mod:`binomlab.layout`):
+    ``x [batch, layout.n_inputs]`` → ``activation(Σ_f kernel[code_f] + numbers @
+    kernel[number_rows] + bias)``, exactly the one-hot matrix times the kernel, without the
+    matrix. Its weights (names, shapes, initialisation) are those of the ``Dense``, so a seed
+    draws the same network as on the one-hot path.
+
+    Parameters
+    ----------
+    units
+        Output width.
+    layout
+        The :class:`~binomlab.layout.IndexLayout`, or its :meth:`~IndexLayout.to_dict` (what
+        the config stores).
+    **kwargs
+        As for ``keras.layers.Dense``.
+    """
+
+    def __init__(self, units: int, *, layout: IndexLayout | dict[str, Any], **kwargs: Any):
+        super().__init__(units, **kwargs)
+        self.layout = layout if isinstance(layout, IndexLayout) else IndexLayout.from_dict(layout)
+
+    def build(self, input_shape: tuple) -> None:
+        super().build((*tuple(input_shape)[:-1], self.layout.width))
+        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: self.layout.n_inputs})
+
+    def call(self, inputs: Any, training: Any = None) -> Any:
+        kernel = _dense_gradient(self.kernel, inputs.dtype)
+        out = ops.cast(self.bias, inputs.dtype)
+        layout = self.layout
+        if layout.codes:
+            codes = ops.cast(ops.take(inputs, list(layout.codes), axis=1), "int32")
+            out = out + ops.sum(ops.take(kernel, codes, axis=0), axis=1)
+        if layout.numbers:
+            numbers = ops.take(inputs, list(layout.numbers), axis=1)
+            out = out + ops.matmul(numbers, ops.take(kernel, list(layout.number_rows), axis=0))
+        return out if self.activation is None else self.activation(out)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*tuple(input_shape)[:-1], self.units)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "layout": self.layout.to_dict()}
+
+
+@keras.saving.register_keras_serializable(package="binomlab")
+class LevelEmbeddings(keras.layers.Layer):
+    """The index form's codes → one learned embedding per feature with levels (tables
+    ``[levels_f, d_f]`` named ``table_0``, ..., initialised N(0, 0.01²) truncated at ±2σ, as
+    fastai's tabular models), concatenated with the numeric columns: ``x [batch, n_inputs]``
+    → ``[batch, Σd + numbers]``.
+
+    Parameters
+    ----------
+    layout
+        The :class:`~binomlab.layout.IndexLayout` (or its dict).
+    embed
+        ``MLP.embeddings``: ``"auto"``, an int or ``{feature: d}`` (kept, so that the spec
+        reads back).
+    seed
+        Seeds the tables' initialiser (table ``j`` with ``seed + j``).
+    """
+
+    def __init__(
+        self,
+        *,
+        layout: IndexLayout | dict[str, Any],
+        embed: int | str | dict[str, int],
+        seed: int = 0,
+        name: str = EMBEDDINGS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.layout = layout if isinstance(layout, IndexLayout) else IndexLayout.from_dict(layout)
+        self.embed = dict(embed) if isinstance(embed, dict) else embed
+        self.seed = int(seed)
+        self.dims = embedding_dims(self.embed, self.layout)
+        self.width = sum(self.dims) + len(self.layout.numbers)
+        self.tables = [
+            self.add_weight(
+                shape=(levels, d),
+                initializer=keras.initializers.TruncatedNormal(stddev=0.01, seed=self.seed + j),
+                trainable=True,
+                name=f"table_{j}",
+            )
+            for j, (levels, d) in enumerate(zip(self.layout.levels, self.dims, strict=True))
+        ]
+
+    def call(self, inputs: Any) -> Any:
+        layout = self.layout
+        parts = []
+        if layout.codes:
+            codes = ops.cast(ops.take(inputs, list(layout.codes), axis=1), "int32")
+            local = codes - ops.convert_to_tensor(np.asarray(layout.firsts, np.int32))
+            parts = [
+                ops.take(_dense_gradient(table, inputs.dtype), local[:, j], axis=0)
+                for j, table in enumerate(self.tables)
+            ]
+        if layout.numbers:
+            parts.append(ops.take(inputs, list(layout.numbers), axis=1))
+        return ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*tuple(input_shape)[:-1], self.width)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "layout": self.layout.to_dict(),
+            "embed": self.embed,
+            "seed": self.seed,
+        }
 
 
 def _dense(
-    units: int, fan_in: int, *, activation: str | None, name: str, seed: int, dtype: str
+    units: int,
+    fan_in: int,
+    *,
+    activation: str | None,
+    name: str,
+    seed: int,
+    dtype: str,
+    layout: IndexLayout | None = None,
 ) -> keras.layers.Dense:
     bound = 1.0 / math.sqrt(fan_in)
-    return keras.layers.Dense(
+    extra: dict[str, Any] = {} if layout is None else {"layout": layout}
+    return (keras.layers.Dense if layout is None else IndexDense)(
         units,
         activation=activation,
         name=name,
         dtype=dtype,
+        **extra,
         # U(±1/√fan_in) for both, as torch.nn.Linear
         kernel_initializer=keras.initializers.VarianceScaling(
             scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed
@@ -53,7 +207,12 @@ def _dense(
 
 
 def build_model(
-    spec: ModelSpec, input_dim: int, *, seed: int = 0, dtype: str = "float32"
+    spec: ModelSpec,
+    input_dim: int,
+    *,
+    seed: int = 0,
+    dtype: str = "float32",
+    layout: IndexLayout | None = None,
 ) -> keras.Model:
     """The untrained functional model of ``spec`` for ``input_dim`` encoded features.
 
@@ -67,25 +226,49 @@ def build_model(
         Seeds the initialisers and the dropout layers (each layer its own seed).
     dtype
         ``"float32"`` or ``"float64"`` for every layer and the input.
+    layout
+        The index form's layout (an MLP's inputs, ``input_dim == layout.n_inputs``): the
+        first hidden layer is an :class:`IndexDense` of ``layout.width`` weight rows, or with
+        ``spec.embed`` a :class:`LevelEmbeddings` layer comes first. None: one-hot inputs.
 
     Returns
     -------
     keras.Model
         ``X [batch, d] -> logits [batch, 1]``; hidden layers are named ``hidden_1``, ...,
-        dropout layers ``dropout_1``, ..., the last layer ``logit``.
+        dropout layers ``dropout_1``, ..., the last layer ``logit``, the embeddings
+        ``embeddings``.
+
+    Raises
+    ------
+    ValueError
+        A layout with a logistic spec or of another input width; an embedding spec without
+        a layout.
     """
     seed = int(seed) * 1_000
     inputs = keras.Input(shape=(int(input_dim),), dtype=dtype, name="x")
     x, width = inputs, int(input_dim)
+    if layout is not None and (not isinstance(spec, MLP) or layout.n_inputs != width):
+        msg = f"An index layout feeds an MLP's first layer of {width} inputs. Received: {layout}"
+        raise ValueError(msg)
+    if getattr(spec, "embed", None) is not None:
+        if layout is None:
+            msg = f"{spec} embeds level codes: it needs the index form's layout."
+            raise ValueError(msg)
+        embeddings = LevelEmbeddings(
+            layout=layout, embed=spec.embeddings, seed=seed + 500, dtype=dtype
+        )
+        x, width, layout = embeddings(x), embeddings.width, None  # Dense layers follow
     if isinstance(spec, MLP):
         for i, units in enumerate(spec.hidden, start=1):
+            first = layout if i == 1 else None
             x = _dense(
                 units,
-                width,
+                width if first is None else first.width,
                 activation=spec.activation,
                 name=f"hidden_{i}",
                 seed=seed + 10 * i,
                 dtype=dtype,
+                layout=first,
             )(x)
             if spec.dropout > 0:
                 x = keras.layers.Dropout(
@@ -107,13 +290,38 @@ def forward(model: keras.Model, x: Any) -> Any:
         return model(x, training=False)
     import torch
 
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    z = keras.ops.convert_to_tensor(x, dtype="float64")
-    for i, layer in enumerate(dense):
-        z = torch.matmul(z, layer.kernel.value) + layer.bias.value
-        if i < len(dense) - 1:
-            z = layer.activation(z)
-    return z
+    *hidden, last = stack_layers(model)
+    h = _torch_hidden(hidden, keras.ops.convert_to_tensor(x, dtype="float64"))
+    return torch.matmul(h, last.kernel.value) + last.bias.value
+
+
+def stack_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers that compute (embeddings, ``Dense``), in order: dropout is the identity
+    at inference."""
+    return [
+        layer for layer in model.layers if isinstance(layer, keras.layers.Dense | LevelEmbeddings)
+    ]
+
+
+def _torch_hidden(layers: list[keras.layers.Layer], h: Any) -> Any:
+    """The hidden layers on a float64 torch tensor, products by ``torch.matmul``."""
+    import torch
+
+    for layer in layers:
+        if isinstance(layer, LevelEmbeddings):
+            h = layer.call(h)  # lookups and a concatenation: no product
+            continue
+        kernel = layer.kernel.value
+        if isinstance(layer, IndexDense):
+            layout, z = layer.layout, layer.bias.value
+            if layout.codes:
+                z = z + kernel[h[:, list(layout.codes)].long()].sum(dim=1)
+            if layout.numbers:
+                z = z + torch.matmul(h[:, list(layout.numbers)], kernel[list(layout.number_rows)])
+        else:
+            z = torch.matmul(h, kernel) + layer.bias.value
+        h = layer.activation(z)
+    return h
 
 
 def with_phi_head(model: keras.Model) -> keras.Model:
@@ -138,12 +346,10 @@ def forward_pair(pair: keras.Model, x: Any) -> Any:
         return pair(x, training=False)
     import torch
 
-    dense = [layer for layer in pair.layers if isinstance(layer, keras.layers.Dense)]
+    *hidden, last = stack_layers(pair)
     head = next(layer for layer in pair.layers if isinstance(layer, LogPhiDense))
-    h = keras.ops.convert_to_tensor(x, dtype="float64")
-    for layer in dense[:-1]:
-        h = layer.activation(torch.matmul(h, layer.kernel.value) + layer.bias.value)
-    z = torch.matmul(h, dense[-1].kernel.value) + dense[-1].bias.value
+    h = _torch_hidden(hidden, keras.ops.convert_to_tensor(x, dtype="float64"))
+    z = torch.matmul(h, last.kernel.value) + last.bias.value
     theta = torch.matmul(h, head.log_phi_kernel.value) + head.log_phi.value
     return torch.cat([z, theta], dim=-1)
 
@@ -155,8 +361,12 @@ def set_output_bias(model: keras.Model, value: float) -> None:
 
 
 def kernels(model: keras.Model) -> list[keras.Variable]:
-    """The weight matrices (not the biases): what weight decay applies to."""
-    return [v for v in model.trainable_variables if v.name == "kernel"]
+    """The weight matrices and embedding tables (not the biases): what weight decay applies
+    to."""
+    out: list[keras.Variable] = []
+    for layer in stack_layers(model):
+        out += layer.tables if isinstance(layer, LevelEmbeddings) else [layer.kernel]
+    return out
 
 
 def spec_from_model(model: keras.Model) -> ModelSpec:
@@ -174,16 +384,21 @@ def spec_from_model(model: keras.Model) -> ModelSpec:
         for layer in model.layers
         if not isinstance(
             layer,
-            keras.layers.Dense | keras.layers.Dropout | keras.layers.InputLayer | LogPhiDense,
+            keras.layers.Dense
+            | keras.layers.Dropout
+            | keras.layers.InputLayer
+            | LogPhiDense
+            | LevelEmbeddings,
         )
     ]
+    embeddings = [layer for layer in model.layers if isinstance(layer, LevelEmbeddings)]
     if not dense or dense[-1].name != OUTPUT or dense[-1].units != 1 or others:
         msg = (
             f"The Keras model {model.name!r} is not a binomlab network: expected Dense layers "
             f"ending in one named {OUTPUT!r} with 1 unit, and Dropout layers only."
         )
         raise ModelFileError(msg)
-    if len(dense) == 1:
+    if len(dense) == 1 and not embeddings:
         return Logistic()
     activations = {keras.activations.serialize(layer.activation) for layer in dense[:-1]}
     if len(activations) != 1 or next(iter(activations)) not in ACTIVATIONS:
@@ -193,4 +408,5 @@ def spec_from_model(model: keras.Model) -> ModelSpec:
         hidden=tuple(layer.units for layer in dense[:-1]),
         activation=next(iter(activations)),
         dropout=dropout[0].rate if dropout else 0.0,
+        embed=embeddings[0].embed if embeddings else None,
     )

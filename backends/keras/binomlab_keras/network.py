@@ -42,10 +42,10 @@ def _outputs(model: keras.Model, X: np.ndarray, eager: Any) -> np.ndarray:
     compiled, not eager (calling the model eagerly is three to four times slower): on
     TensorFlow one ``tf.function`` per model whose input has any number of rows
     (:func:`_traced`), traced once per fit and fed chunks of at most :data:`CHUNK` rows as
-    they are; on JAX Keras's jitted predict step (``predict_on_batch``) on chunks padded to a
-    power of two rows, so that a run compiles a few shapes only. A float64 model on torch
-    goes through ``eager`` (:func:`~binomlab_keras.model.forward`: Keras's torch matmul would
-    compute float64 in float32)."""
+    they are; on JAX Keras's jitted predict step (``predict_on_batch``) on chunks padded (with
+    their first row) to a power of two rows, so that a run compiles a few shapes only. A
+    float64 model on torch goes through ``eager`` (:func:`~binomlab_keras.model.forward`:
+    Keras's torch matmul would compute float64 in float32)."""
     X = np.asarray(X, dtype=model.inputs[0].dtype)
     rows = X.shape[0]
     backend = keras.backend.backend()
@@ -62,6 +62,8 @@ def _outputs(model: keras.Model, X: np.ndarray, eager: Any) -> np.ndarray:
         part = X[start : start + size]
         padded = np.zeros((size, X.shape[1]), X.dtype)
         padded[: len(part)] = part
+        if len(part):  # padded with a real row: zeros are no valid codes of the index form
+            padded[len(part) :] = part[0]
         out.append(np.asarray(model.predict_on_batch(padded), np.float64)[: len(part)])
     return np.concatenate(out)[:rows]
 

@@ -42,11 +42,13 @@ from binomlab_keras.loss import (
     binomial_nll,
 )
 from binomlab_keras.model import (
+    LevelEmbeddings,
     build_model,
     forward,
     forward_pair,
     kernels,
     set_output_bias,
+    stack_layers,
     with_phi_head,
 )
 from binomlab_keras.network import KerasNetwork
@@ -74,7 +76,11 @@ class KerasSession(Session):
         float64 = config.deterministic and backend != "jax"
         input_dim = self.train.X.shape[1]
         model = build_model(
-            self.spec, input_dim, seed=config.seed, dtype="float64" if float64 else "float32"
+            self.spec,
+            input_dim,
+            seed=config.seed,
+            dtype="float64" if float64 else "float32",
+            layout=self.train.layout,
         )
         set_output_bias(model, self.train.base_logit)  # the intercept-only model, not p = 0.5
         self.head: LogPhi | keras.Model | None = None
@@ -217,7 +223,9 @@ def _tensorflow_gradients(session: KerasSession) -> Callable:
     def step(x: Any, y: Any) -> tuple[Any, list[Any]]:
         with tf.GradientTape() as tape:
             value = _per_trial_nll(session, x, y)
-        return value, tape.gradient(value, session.variables)
+        grads = tape.gradient(value, session.variables)
+        # a lookup's gradient (index form, embeddings) comes as IndexedSlices: made dense
+        return value, [tf.convert_to_tensor(g) for g in grads]
 
     def value_and_grad(weights: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
         session.set_weights(weights)
@@ -243,14 +251,14 @@ def _torch_gradients(session: KerasSession) -> Callable:
 
 
 def _jax_gradients(session: KerasSession) -> Callable:
-    """A float64 forward pass over the model's ``Dense`` layers (and φ layer) written on the
-    weights themselves, differentiated by ``jax.value_and_grad`` under ``jax.enable_x64``."""
+    """A float64 forward pass over the model's layers (embeddings, ``Dense``, and the φ
+    layer) written on the weights themselves, differentiated by ``jax.value_and_grad`` under
+    ``jax.enable_x64``. The index form's codes are cut from the data once, as integers."""
     import jax
     import jax.numpy as jnp
 
-    dense = [layer for layer in session.model.layers if isinstance(layer, keras.layers.Dense)]
     position = {id(v): i for i, v in enumerate(session.variables)}
-    layers = [(position[id(d.kernel)], position[id(d.bias)], d.activation) for d in dense]
+    *hidden, last = stack_layers(session.model)
     head = session.head
     if isinstance(head, LogPhi):
         theta_at: tuple[int, ...] = (position[id(head.log_phi)],)
@@ -259,13 +267,28 @@ def _jax_gradients(session: KerasSession) -> Callable:
         theta_at = (position[id(phi_dense.log_phi_kernel)], position[id(phi_dense.log_phi)])
     else:
         theta_at = ()
+    layout = session.train.layout
 
-    def objective(values: list[Any], x: Any, y: Any) -> Any:
-        h = x
-        for i, (w, b, activation) in enumerate(layers):
-            z = h @ values[w] + values[b]
-            if i < len(layers) - 1:
-                h = activation(z)
+    def first(values: list[Any], x: Any, codes: Any) -> Any:
+        """The first layer of the index form: embeddings, or an index ``Dense``'s sum."""
+        layer, numbers = hidden[0], x[:, np.asarray(layout.numbers, np.int64)]
+        if isinstance(layer, LevelEmbeddings):
+            local = codes - jnp.asarray(layout.firsts, jnp.int32)
+            tables = [values[position[id(t)]] for t in layer.tables]
+            return jnp.concatenate([t[local[:, j]] for j, t in enumerate(tables)] + [numbers], -1)
+        kernel = values[position[id(layer.kernel)]]
+        z = values[position[id(layer.bias)]] + kernel[codes].sum(axis=1)
+        if layout.numbers:
+            z = z + numbers @ kernel[np.asarray(layout.number_rows)]
+        return layer.activation(z)
+
+    def objective(values: list[Any], x: Any, codes: Any, y: Any) -> Any:
+        h, rest = (x, hidden) if layout is None else (first(values, x, codes), hidden[1:])
+        for layer in rest:
+            h = layer.activation(
+                h @ values[position[id(layer.kernel)]] + values[position[id(layer.bias)]]
+            )
+        z = h @ values[position[id(last.kernel)]] + values[position[id(last.bias)]]
         if not theta_at:
             nll = binomial_nll(y, z)
         elif len(theta_at) == 1:
@@ -277,8 +300,13 @@ def _jax_gradients(session: KerasSession) -> Callable:
             nll = beta_binomial_nll(y, jnp.concatenate([z, theta], axis=-1))
         return jnp.sum(nll) / jnp.sum(y[:, 1])
 
+    X = np.asarray(session.train.X, np.float64)
+    codes_np = np.zeros((len(X), 0), np.int32)
+    if layout is not None:
+        codes_np = X[:, list(layout.codes)].astype(np.int32)
     with jax.enable_x64(True):
-        x = jnp.asarray(session.train.X, jnp.float64)
+        x = jnp.asarray(X, jnp.float64)
+        codes = jnp.asarray(codes_np)
         y = jnp.asarray(np.column_stack([session.train.k, session.train.n]), jnp.float64)
         step = jax.jit(jax.value_and_grad(objective))
 
@@ -286,7 +314,7 @@ def _jax_gradients(session: KerasSession) -> Callable:
         session.set_weights(weights)
         with jax.enable_x64(True):
             values = [jnp.asarray(w, jnp.float64) for w in weights]
-            value, grads = step(values, x, y)
+            value, grads = step(values, x, codes, y)
             return float(value), [np.asarray(g, np.float64) for g in grads]
 
     return value_and_grad
