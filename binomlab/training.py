@@ -521,8 +521,9 @@ def fit(
         How an MLP's features reach its first layer: ``"index"`` (a code per feature with
         levels, looked up in the first layer's weight: the encoded data take groups ×
         features numbers), ``"one-hot"`` (a 0/1 column per level), or ``"auto"`` (default:
-        index where the backend takes it, see ``Backend.index_inputs``: Lightning and Keras). Both give the same
-        model to float tolerance; the logistic spec's treatment design is always one-hot.
+        index where the backend takes it, see ``Backend.index_inputs``: Lightning and
+        Keras). Both give the same model to float tolerance; the logistic spec's treatment
+        design is always one-hot.
     unseen
         ``"error"`` (default): predicting, evaluating or calibrating on a value the model
         never saw raises :class:`~binomlab.UnseenValueError`. ``"other"``: such values go to
