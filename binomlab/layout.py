@@ -28,7 +28,15 @@ import numpy as np
 
 from binomlab.errors import BinomlabError
 
-__all__ = ["EMBED_MAX", "FORMS", "MAX_WIDTH", "IndexLayout", "embedding_dims", "embedding_size"]
+__all__ = [
+    "EMBED_MAX",
+    "FORMS",
+    "MAX_WIDTH",
+    "IndexLayout",
+    "check_network_inputs",
+    "embedding_dims",
+    "embedding_size",
+]
 
 FORMS = ("dense", "index")
 """How an encoder lays out its matrix: one-hot (``dense``), or codes (``index``)."""
@@ -133,6 +141,28 @@ class IndexLayout:
             levels=_ints(data["levels"]),
             firsts=_ints(data["firsts"]),
         )
+
+
+def check_network_inputs(kind: str, embed: Any, input_dim: int, layout: IndexLayout | None) -> None:
+    """The rule every backend's network builder applies to its inputs: a layout feeds an
+    MLP (``kind == "mlp"``) of ``layout.n_inputs == input_dim`` columns, and embeddings
+    (``embed`` not None) need one.
+
+    Raises
+    ------
+    ValueError
+        Either rule broken (a plugin reading its native files turns it into a
+        ``ModelFileError``).
+    """
+    if layout is not None and (kind != "mlp" or layout.n_inputs != int(input_dim)):
+        msg = (
+            f"An index layout feeds an MLP's first layer of {int(input_dim)} inputs. "
+            f"Received: {layout}"
+        )
+        raise ValueError(msg)
+    if embed is not None and layout is None:
+        msg = "A spec with embed=... embeds level codes: it needs the index form's layout."
+        raise ValueError(msg)
 
 
 def embedding_size(levels: int) -> int:

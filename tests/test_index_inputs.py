@@ -15,7 +15,13 @@ from binomlab import datasets
 from binomlab.backends.protocol import TrainConfig
 from binomlab.backends.reference import ReferenceBackend
 from binomlab.encoding import Encoder
-from binomlab.layout import MAX_WIDTH, IndexLayout, embedding_dims, embedding_size
+from binomlab.layout import (
+    MAX_WIDTH,
+    IndexLayout,
+    check_network_inputs,
+    embedding_dims,
+    embedding_size,
+)
 from binomlab.nll import grouped_nll
 from binomlab.specs import MLP
 from binomlab.testing import synthetic_rows
@@ -303,3 +309,15 @@ def test_only_numbers_or_only_codes(backend, features, tmp_path) -> None:
     np.testing.assert_allclose(index.predict_proba(g), dense.predict_proba(g), atol=1e-6)
     served = bl.load(index.export(tmp_path / "m"))
     np.testing.assert_allclose(served.predict_proba(g), index.predict_proba(g), atol=1e-6)
+
+
+def test_the_network_input_rule_is_the_cores() -> None:
+    layout = Encoder.fit(_synthetic(), design="one-hot", form="index").layout
+    check_network_inputs("mlp", None, layout.n_inputs, layout)
+    check_network_inputs("logistic", None, 7, None)
+    with pytest.raises(ValueError, match="feeds an MLP's first layer of 3 inputs"):
+        check_network_inputs("mlp", None, 3, layout)
+    with pytest.raises(ValueError, match="feeds an MLP"):
+        check_network_inputs("logistic", None, layout.n_inputs, layout)
+    with pytest.raises(ValueError, match="needs the index form's layout"):
+        check_network_inputs("mlp", "auto", 8, None)

@@ -23,7 +23,7 @@ import numpy as np
 from keras import ops
 
 from binomlab.errors import ModelFileError
-from binomlab.layout import IndexLayout, embedding_dims
+from binomlab.layout import IndexLayout, check_network_inputs, embedding_dims
 from binomlab.specs import MLP, Logistic, ModelSpec
 from binomlab_keras.loss import LogPhiDense
 
@@ -247,13 +247,9 @@ def build_model(
     seed = int(seed) * 1_000
     inputs = keras.Input(shape=(int(input_dim),), dtype=dtype, name="x")
     x, width = inputs, int(input_dim)
-    if layout is not None and (not isinstance(spec, MLP) or layout.n_inputs != width):
-        msg = f"An index layout feeds an MLP's first layer of {width} inputs. Received: {layout}"
-        raise ValueError(msg)
-    if getattr(spec, "embed", None) is not None:
-        if layout is None:
-            msg = f"{spec} embeds level codes: it needs the index form's layout."
-            raise ValueError(msg)
+    embed = getattr(spec, "embed", None)
+    check_network_inputs(spec.kind, embed, width, layout)
+    if embed is not None:
         embeddings = LevelEmbeddings(
             layout=layout, embed=spec.embeddings, seed=seed + 500, dtype=dtype
         )

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from binomlab.backends.protocol import DEFAULT_BATCH_SIZE, LOSSES, OPTIMIZERS, PHI_MODELS
-from binomlab.layout import IndexLayout, embedding_dims
+from binomlab.layout import IndexLayout, check_network_inputs, embedding_dims
 from binomlab.specs import ModelSpec, spec_from_dict
 from binomlab_lightning.data import Batch, GroupBatches, GroupTensors
 from binomlab_lightning.loss import (
@@ -184,13 +184,9 @@ def build_network(
     ``layout.width`` weight rows, taking ``input_dim == layout.n_inputs`` columns."""
     layers: list[nn.Module] = []
     width = int(input_dim)
-    if layout is not None and (spec.kind != "mlp" or layout.n_inputs != width):
-        msg = f"An index layout feeds an MLP's first layer of {width} inputs. Received: {layout}"
-        raise ValueError(msg)
-    if getattr(spec, "embed", None) is not None:
-        if layout is None:
-            msg = f"{spec} embeds level codes: it needs the index form's layout."
-            raise ValueError(msg)
+    embed = getattr(spec, "embed", None)
+    check_network_inputs(spec.kind, embed, width, layout)
+    if embed is not None:
         embeddings = Embeddings(layout, embedding_dims(spec.embeddings, layout))
         layers.append(embeddings)
         width, layout = embeddings.width, None  # the hidden layers take the embeddings
