@@ -53,6 +53,11 @@ def execute(path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch):
         nb,
         kernel_name="python3",  # jupyter_client starts it with this interpreter (sys.executable)
         timeout=300,
+        # after a cell's reply, nbclient waits iopub_timeout (default 4 s) for its outputs and
+        # then drops the rest silently: on a loaded CI machine that lost a printed line once.
+        # Wait long, and fail loudly rather than assert on missing output.
+        iopub_timeout=120,
+        raise_on_iopub_timeout=True,
         resources={"metadata": {"path": str(workdir)}},
     )
     client.execute()
