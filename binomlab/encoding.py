@@ -22,11 +22,12 @@ naming the feature, the values and the trials they hold, unless the model was fi
 another type than in training (integers for a string feature) is an error too, and so is a
 Grouped binned with other edges than the model's (:class:`BinsMismatchError`).
 
-In the **index form** (``form="index"``, the one-hot design only) the matrix has one column
-per feature instead of one per level: a feature with levels holds the first-layer weight row
-its level selects, a numeric feature its value(s); :attr:`Encoder.layout` says which is which
-(see :mod:`binomlab.layout`). A network's first layer is then a lookup, and the encoded data
-take ``rows × features`` numbers, not ``rows × levels``.
+In the **index form** (``form="index"``) the matrix has one column per feature instead of one
+per level: a feature with levels holds the first-layer weight row its level selects (in the
+treatment design, ``-1`` for the reference level and an aliased level, which have no row), a
+numeric feature its value(s); :attr:`Encoder.layout` says which is which (see
+:mod:`binomlab.layout`). A network's first layer is then a lookup, the GLM's design a sparse
+matrix, and the encoded data take ``rows × features`` numbers, not ``rows × levels``.
 
 The encoder round-trips through JSON (``to_dict`` / ``from_dict``), which is how it travels in
 an export manifest.
@@ -52,7 +53,7 @@ from binomlab.errors import (
 )
 from binomlab.grouped import Grouped
 from binomlab.grouping.sources import to_lazy
-from binomlab.layout import FORMS, IndexLayout
+from binomlab.layout import FORMS, NO_ROW, IndexLayout
 
 __all__ = ["DESIGNS", "OTHER", "UNSEEN", "Encoder"]
 
@@ -205,13 +206,6 @@ class Encoder:
         form: str = "dense",
     ) -> None:
         _check_choice("form", form, FORMS)
-        if form == "index" and (design != "one-hot" or tuple(aliased)):
-            msg = (
-                "The index form gives every level its own weight row: it needs the one-hot "
-                f"design without aliased columns. Received: design={design!r}, "
-                f"aliased={list(aliased)!r}"
-            )
-            raise BinomlabError(msg)
         self._columns = tuple(columns)
         self.design = design
         self.unseen = unseen
@@ -220,6 +214,8 @@ class Encoder:
         names = [name for c in self._columns for name in c.names(design)]
         dropped = set(self.aliased)
         self._keep = np.array([name not in dropped for name in names], dtype=bool)
+        self._rows: dict[str, np.ndarray] = {}  # index form: weight row of each level
+        self._index_keep = np.zeros(0, bool)  # index form: the matrix columns kept
         self.layout = self._index_layout() if form == "index" else None
         """The :class:`~binomlab.layout.IndexLayout` of the index form, None for dense."""
 
@@ -255,7 +251,7 @@ class Encoder:
             One of :data:`UNSEEN`.
         form
             ``"dense"`` (one-hot columns) or ``"index"`` (a code column per feature with
-            levels; the one-hot design only): see the module docstring.
+            levels): see the module docstring.
 
         Raises
         ------
@@ -309,6 +305,19 @@ class Encoder:
             columns.append(column)
         return cls(columns, design=design, unseen=unseen, form=form)
 
+    def with_form(self, form: str) -> Encoder:
+        """This encoder giving the matrix in ``form`` (``"dense"``: the one-hot/treatment
+        columns, e.g. for statsmodels; ``"index"``: codes), the same model otherwise.
+
+        Raises
+        ------
+        BinomlabError
+            ``form`` is not one of ``"dense"``, ``"index"``.
+        """
+        return Encoder(
+            self._columns, design=self.design, unseen=self.unseen, aliased=self.aliased, form=form
+        )
+
     def without(self, names: Iterable[str]) -> Encoder:
         """This encoder with the output columns ``names`` dropped (aliased columns: a value
         that would have had one is encoded as the reference)."""
@@ -317,6 +326,7 @@ class Encoder:
             design=self.design,
             unseen=self.unseen,
             aliased=(*self.aliased, *names),
+            form=self.form,
         )
 
     # -- what it produces ----------------------------------------------------------------------
@@ -345,20 +355,35 @@ class Encoder:
         return self.n_outputs if self.layout is None else self.layout.n_inputs
 
     def _index_layout(self) -> IndexLayout:
+        """The layout of the index form; fills ``_rows`` (each level's weight row, or NO_ROW
+        for the reference and aliased levels) and ``_index_keep`` (the numeric matrix
+        columns not aliased)."""
         codes, numbers, number_rows, names, levels, firsts = [], [], [], [], [], []
+        keep = iter(self._keep.tolist())
+        index_keep: list[bool] = []
         row = 0
         for column in self._columns:
+            kept = [next(keep) for _ in column.names(self.design)]
             if column.kind == "numeric":
-                for offset in range(1 + column.null_indicator):
-                    numbers.append(len(codes) + len(numbers))
-                    number_rows.append(row + offset)
-                row += 1 + column.null_indicator
-            else:
-                codes.append(len(codes) + len(numbers))
-                names.append(column.name)
-                levels.append(len(column.all_levels()))
-                firsts.append(row)
-                row += len(column.all_levels())
+                for flag in kept:
+                    index_keep.append(flag)
+                    if flag:
+                        numbers.append(len(codes) + len(numbers))
+                        number_rows.append(row)
+                        row += 1
+                continue
+            pairs = zip(column.columns(self.design), kept, strict=True)
+            with_row = [i for i, flag in pairs if flag]
+            rows = np.full(len(column.all_levels()), NO_ROW, np.int64)
+            rows[with_row] = row + np.arange(len(with_row))
+            self._rows[column.name] = rows
+            index_keep.append(True)
+            codes.append(len(codes) + len(numbers))
+            names.append(column.name)
+            levels.append(len(with_row))
+            firsts.append(row)
+            row += len(with_row)
+        self._index_keep = np.array(index_keep, bool)
         return IndexLayout(
             width=row,
             codes=tuple(codes),
@@ -367,6 +392,7 @@ class Encoder:
             names=tuple(names),
             levels=tuple(levels),
             firsts=tuple(firsts),
+            holes=self.design == "treatment" or bool(self.aliased),
         )
 
     def standardisation(self) -> dict[str, tuple[float, float]]:
@@ -450,7 +476,6 @@ class Encoder:
         else:
             frame, trials = self._read(data), None
         blocks = []
-        row = 0  # the first weight row of the column's levels (index form)
         for column in self._columns:
             series = frame[column.name]
             if column.kind == "binned" and series.dtype.is_numeric():
@@ -460,11 +485,9 @@ class Encoder:
             if column.kind == "numeric":
                 block = np.zeros((frame.height, column.null_indicator + 1), dtype)
                 _encode_numeric(column, series, block)
-                row += block.shape[1]
             elif self.form == "index":
                 codes = self._codes(column, series, trials)
-                block = (row + codes).astype(dtype).reshape(-1, 1)
-                row += len(column.all_levels())
+                block = self._rows[column.name][codes].astype(dtype).reshape(-1, 1)
             else:
                 codes = self._codes(column, series, trials)
                 kept = column.columns(self.design)
@@ -477,7 +500,7 @@ class Encoder:
             blocks.append(block)
         out = np.concatenate(blocks, axis=1) if blocks else np.zeros((frame.height, 0))
         if self.form == "index":
-            return np.ascontiguousarray(out, dtype=dtype)
+            return np.ascontiguousarray(out[:, self._index_keep], dtype=dtype)
         return np.ascontiguousarray(out[:, self._keep], dtype=dtype)
 
     def _read(self, data: Any) -> pl.DataFrame:

@@ -36,6 +36,7 @@ from binomlab.backends.newton import Design, hessian
 from binomlab.encoding import Encoder
 from binomlab.errors import BinomlabError
 from binomlab.grouped import Grouped
+from binomlab.layout import IndexLayout
 from binomlab.nll import sigmoid
 
 __all__ = [
@@ -65,19 +66,25 @@ SUMMARY_SCHEMA = {
 }
 
 
-def aliased_columns(X: np.ndarray, names: Sequence[str]) -> list[str]:
+def aliased_columns(
+    X: np.ndarray, names: Sequence[str], layout: IndexLayout | None = None
+) -> list[str]:
     """Names of the columns of ``X`` that are, beside an intercept, linear combinations of
     the columns before them (what R reports as "not defined because of singularities").
 
     Parameters
     ----------
     X
-        ``[groups, d]`` encoded design without the intercept.
+        ``[groups, d]`` encoded design without the intercept, or its index form
+        ``[groups, layout.n_inputs]``.
     names
         The ``d`` column names.
+    layout
+        The :class:`~binomlab.layout.IndexLayout` of an index-form ``X`` (``d =
+        layout.width``); None for the one-hot matrix.
     """
-    d = X.shape[1]
-    gram = hessian(X, np.ones(X.shape[0]))
+    gram = hessian(X, np.ones(X.shape[0]), layout)
+    d = gram.shape[0] - 1
     order = np.r_[d, np.arange(d)]  # the intercept first
     gram = gram[np.ix_(order, order)]
     diag = np.diag(gram).copy()
@@ -206,7 +213,8 @@ def coefficient_table(
     encoder
         The model's encoder (its :meth:`~Encoder.terms` name the rows).
     X
-        float ``[groups, d]``, the encoded training groups.
+        float ``[groups, d]``, the encoded training groups (or their index form, by
+        ``encoder.layout``).
     n
         ``[groups]`` trials.
     intercept, coef
@@ -219,10 +227,10 @@ def coefficient_table(
         encoded column.
     """
     theta = np.r_[intercept, coef]
-    design = Design(X)
+    design = Design(X, encoder.layout)
     p = sigmoid(design.logits(np.r_[coef, intercept]))
     information = design.hessian(n * p * (1.0 - p))
-    d = X.shape[1]
+    d = design.d
     order = np.r_[d, np.arange(d)]  # the intercept first
     information = information[np.ix_(order, order)]
     try:

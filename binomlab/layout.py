@@ -14,6 +14,13 @@ which; :meth:`IndexLayout.dense` rebuilds the one-hot matrix (for comparison and
 that take only dense inputs) and :meth:`IndexLayout.first_layer` is the NumPy reference of
 the lookup.
 
+In the treatment design (the logistic spec's) a feature's reference level, and a level whose
+column was aliased, has no weight row: its code is :data:`NO_ROW` (``-1``) and it adds
+nothing (:attr:`IndexLayout.holes` says such codes occur). :meth:`IndexLayout.sparse` gives the
+one-hot matrix as a sparse CSR matrix, which is how the GLM's Newton driver uses the index
+form: its Hessian ``X̃ᵀWX̃`` is then a sum over groups of per-level terms, never a dense
+``[groups × levels]`` product.
+
 Codes are exact integers in float32 up to 2**24 (16.7M weight rows): a wider first layer is
 refused (:data:`MAX_WIDTH`).
 """
@@ -32,6 +39,7 @@ __all__ = [
     "EMBED_MAX",
     "FORMS",
     "MAX_WIDTH",
+    "NO_ROW",
     "IndexLayout",
     "check_network_inputs",
     "embedding_dims",
@@ -45,6 +53,9 @@ EMBED_MAX = 600
 MAX_WIDTH = 2**24
 """The most weight rows an index-form matrix can address (float32 holds integers exactly up
 to 2**24)."""
+NO_ROW = -1
+"""The code of a level without a weight row (the treatment design's reference level, an
+aliased level): it adds nothing to the first layer."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +67,8 @@ class IndexLayout:
     width
         Rows of the first layer's weight: the width ``d`` of the one-hot matrix.
     codes
-        Columns of the matrix that hold a weight row (``0 <= code < width``), one per feature
-        with levels, in feature order.
+        Columns of the matrix that hold a weight row (``0 <= code < width``, or
+        :data:`NO_ROW` where ``holes``), one per feature with levels, in feature order.
     numbers
         Columns that hold numbers (standardised values, null indicators).
     number_rows
@@ -69,6 +80,10 @@ class IndexLayout:
         ``[first, first + levels)``.
     firsts
         The first weight row of each of ``codes`` (its levels' rows follow it).
+    holes
+        True when a code may be :data:`NO_ROW` (the treatment design): ``levels`` and
+        ``firsts`` then count the feature's weight rows, not its levels, and the layout feeds
+        a linear model only (no embeddings).
     """
 
     width: int
@@ -78,11 +93,13 @@ class IndexLayout:
     names: tuple[str, ...] = ()
     levels: tuple[int, ...] = ()
     firsts: tuple[int, ...] = ()
+    holes: bool = False
 
     def __post_init__(self) -> None:
-        if not 0 < self.width <= MAX_WIDTH:
+        lowest = 0 if self.holes else 1  # a linear model may have no weight rows
+        if not lowest <= self.width <= MAX_WIDTH:
             msg = (
-                f"An index-form first layer has 1 to {MAX_WIDTH:,} weight rows. Received: "
+                f"An index-form first layer has {lowest} to {MAX_WIDTH:,} weight rows. Received: "
                 f"width={self.width:,}. Pool rare levels (min_frequency=...) or bin the feature."
             )
             raise BinomlabError(msg)
@@ -102,19 +119,62 @@ class IndexLayout:
         """The one-hot matrix ``[rows, width]`` of ``X [rows, n_inputs]``, in ``X``'s dtype."""
         X = np.asarray(X)
         out = np.zeros((X.shape[0], self.width), X.dtype)
-        rows = np.arange(X.shape[0])
         for column in self.codes:
-            out[rows, X[:, column].astype(np.int64)] = 1
+            codes = X[:, column].astype(np.int64)
+            hit = np.flatnonzero(codes != NO_ROW)
+            out[hit, codes[hit]] = 1
         out[:, list(self.number_rows)] = X[:, list(self.numbers)]
         return out
+
+    def unit_rows(self, dtype: type = np.float32) -> np.ndarray:
+        """The index form ``[width + 1, n_inputs]`` of the zero row and the unit rows: its
+        :meth:`dense` is ``[0; I]``, so a linear model's logits on it are its intercept and
+        intercept + each coefficient. Only a layout with ``holes`` has a zero row.
+
+        Raises
+        ------
+        BinomlabError
+            The layout has no holes (every row of it selects a level of every feature).
+        """
+        if not self.holes and self.codes:
+            msg = "Only a layout with holes (the treatment design) has an all-zero row."
+            raise BinomlabError(msg)
+        out = np.zeros((self.width + 1, self.n_inputs), dtype)
+        out[:, list(self.codes)] = NO_ROW
+        for column, first, levels in zip(self.codes, self.firsts, self.levels, strict=True):
+            rows = first + np.arange(levels)
+            out[1 + rows, column] = rows
+        for column, row in zip(self.numbers, self.number_rows, strict=True):
+            out[1 + row, column] = 1
+        return out
+
+    def sparse(self, X: np.ndarray) -> Any:
+        """The one-hot matrix of ``X [rows, n_inputs]`` as a float64 CSR matrix ``[rows,
+        width]`` (``scipy.sparse``): memory ∝ rows × features, not rows × width."""
+        from scipy import sparse
+
+        X = np.asarray(X)
+        rows = np.arange(X.shape[0])
+        parts = [(rows, X[:, c].astype(np.int64), np.ones(X.shape[0])) for c in self.codes]
+        parts += [
+            (rows, np.full(X.shape[0], r), X[:, c].astype(np.float64))
+            for c, r in zip(self.numbers, self.number_rows, strict=True)
+        ]
+        if not parts:
+            return sparse.csr_matrix((X.shape[0], self.width))
+        i, j, v = (np.concatenate(a) for a in zip(*parts, strict=True))
+        keep = (j != NO_ROW) & (v != 0)
+        coo = sparse.coo_matrix((v[keep], (i[keep], j[keep])), shape=(X.shape[0], self.width))
+        return coo.tocsr()
 
     def first_layer(self, X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``dense(X) @ W + b`` by lookup: ``W [width, h]``, ``b [h]`` → ``[rows, h]``
         (float64)."""
         X, W = np.asarray(X, np.float64), np.asarray(W, np.float64)
         out = np.zeros((X.shape[0], W.shape[1])) + np.asarray(b, np.float64)
+        padded = np.vstack([W, np.zeros((1, W.shape[1]))])  # NO_ROW (-1) picks the zero row
         for column in self.codes:
-            out += W[X[:, column].astype(np.int64)]
+            out += padded[X[:, column].astype(np.int64)]
         if self.numbers:
             out += X[:, list(self.numbers)] @ W[list(self.number_rows)]
         return out
@@ -128,7 +188,7 @@ class IndexLayout:
             "names": list(self.names),
             "levels": list(self.levels),
             "firsts": list(self.firsts),
-        }
+        } | ({"holes": True} if self.holes else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IndexLayout:
@@ -140,6 +200,7 @@ class IndexLayout:
             names=tuple(str(n) for n in data["names"]),
             levels=_ints(data["levels"]),
             firsts=_ints(data["firsts"]),
+            holes=bool(data.get("holes", False)),
         )
 
 
@@ -158,6 +219,12 @@ def check_network_inputs(kind: str, embed: Any, input_dim: int, layout: IndexLay
         msg = (
             f"An index layout feeds an MLP's first layer of {int(input_dim)} inputs. "
             f"Received: {layout}"
+        )
+        raise ValueError(msg)
+    if layout is not None and layout.holes:
+        msg = (
+            "This index layout has levels without a weight row (the treatment design's "
+            "reference levels): it feeds a linear model, not an MLP's first layer."
         )
         raise ValueError(msg)
     if embed is not None and layout is None:

@@ -17,11 +17,18 @@ from binomlab import glm
 from binomlab._checks import check_callables, check_names
 from binomlab.backends.lbfgs import caller_level
 from binomlab.backends.loop import BatchCallback
-from binomlab.backends.protocol import Backend, Network, ProgressCallback, TrainConfig, TrainData
+from binomlab.backends.protocol import (
+    Backend,
+    Network,
+    ProgressCallback,
+    TrainConfig,
+    TrainData,
+    takes_codes,
+)
 from binomlab.encoding import Encoder
 from binomlab.errors import AliasedColumnsWarning, BinomlabError, ColumnNotFoundError
 from binomlab.grouped import Grouped, require_grouped
-from binomlab.layout import embedding_dims
+from binomlab.layout import IndexLayout, embedding_dims
 from binomlab.nll import sigmoid
 from binomlab.specs import Logistic, ModelSpec, parse_spec
 
@@ -249,7 +256,7 @@ class Fitted(glm.GLMResults):
         if not isinstance(self.spec, Logistic):
             msg = f"coefficients() needs the logistic spec; this model is {self.spec}."
             raise BinomlabError(msg)
-        intercept, coef = _linear_weights(self.network, self.encoder.n_outputs)
+        intercept, coef = _linear_weights(self.network, self.encoder.n_outputs, self.encoder.layout)
         theta = np.r_[intercept, coef]
         return pl.DataFrame(
             {
@@ -285,10 +292,16 @@ class Fitted(glm.GLMResults):
         )
 
 
-def _linear_weights(network: Network, d: int) -> tuple[float, np.ndarray]:
+def _linear_weights(
+    network: Network, d: int, layout: IndexLayout | None = None
+) -> tuple[float, np.ndarray]:
     """Intercept and ``[d]`` coefficients of a linear network, read from its logits on the
-    zero row and the unit rows (exact for any backend's layout)."""
-    basis = np.vstack([np.zeros((1, d), np.float32), np.eye(d, dtype=np.float32)])
+    zero row and the unit rows (exact for any backend's layout; in the index form of
+    ``layout`` when the network takes it)."""
+    if layout is not None:
+        basis = layout.unit_rows()
+    else:
+        basis = np.vstack([np.zeros((1, d), np.float32), np.eye(d, dtype=np.float32)])
     z = np.asarray(network.predict_logits(basis), np.float64).reshape(d + 1)
     return float(z[0]), z[1:] - z[0]
 
@@ -327,38 +340,35 @@ INPUTS = ("auto", "index", "one-hot")
 """``bl.fit(inputs=...)``: how an MLP's features reach its first layer."""
 
 
-def _code_backends() -> str:
-    """The installed backends whose networks take integer codes, for messages."""
+def _code_backends(kind: str = "mlp") -> str:
+    """The installed backends whose networks of spec kind ``kind`` take integer codes, for
+    messages."""
     names = []
     for name in _backends.available(check=True):
         try:
-            if _backends.get(name).index_inputs:
+            if takes_codes(_backends.get(name), kind):
                 names.append(name)
         except Exception:  # a broken plugin is not this message's subject
             continue
     return ", ".join(names) if names else "none installed"
 
 
-def _input_form(inputs: Any, design: str, engine: Backend) -> str:
-    """The encoder's form (``"dense"`` or ``"index"``) for ``bl.fit(inputs=...)``."""
+def _input_form(inputs: Any, kind: str, engine: Backend) -> str:
+    """The encoder's form (``"dense"`` or ``"index"``) for ``bl.fit(inputs=...)`` and a spec
+    of kind ``kind``."""
     if not isinstance(inputs, str) or inputs not in INPUTS:
         msg = f"Expected inputs to be one of {INPUTS}. Received: inputs={inputs!r}"
         raise BinomlabError(msg)
-    takes_index = bool(getattr(engine, "index_inputs", False))
-    if inputs == "index" and design != "one-hot":
-        msg = (
-            "inputs='index' applies to networks with one-hot levels (the MLP); the logistic "
-            "spec's treatment design is one-hot. Use inputs='auto' or 'one-hot'."
-        )
-        raise BinomlabError(msg)
+    takes_index = takes_codes(engine, kind)
     if inputs == "index" and not takes_index:
         msg = (
-            f"The {engine.name} backend takes one-hot inputs only (Backend.index_inputs is "
-            f"False). Use inputs='auto' or 'one-hot', or a backend that takes codes "
-            f"({_code_backends()})."
+            f"The {engine.name} backend takes one-hot inputs only for the {kind} spec "
+            f"(Backend.index_inputs is {getattr(engine, 'index_inputs', ())!r}). Use "
+            f"inputs='auto' or 'one-hot', or a backend that takes codes for it "
+            f"({_code_backends(kind)})."
         )
         raise BinomlabError(msg)
-    if inputs == "one-hot" or design != "one-hot" or not takes_index:
+    if inputs == "one-hot" or not takes_index:
         return "dense"
     return "index"
 
@@ -518,12 +528,13 @@ def fit(
         (:func:`binomlab.lrt`) and their degrees of freedom are ``groups − rank`` of
         ``train``.
     inputs
-        How an MLP's features reach its first layer: ``"index"`` (a code per feature with
+        How the features reach the model's first layer: ``"index"`` (a code per feature with
         levels, looked up in the first layer's weight: the encoded data take groups ×
         features numbers), ``"one-hot"`` (a 0/1 column per level), or ``"auto"`` (default:
-        index where the backend takes it, see ``Backend.index_inputs``: Lightning and
-        Keras). Both give the same model to float tolerance; the logistic spec's treatment
-        design is always one-hot.
+        index where the backend takes it for the spec, see ``Backend.index_inputs``:
+        Lightning's and Keras's MLPs, the reference backend's GLM, whose Newton Hessian is
+        then built from the codes as a sparse matrix). Both give the same model to float
+        tolerance.
     unseen
         ``"error"`` (default): predicting, evaluating or calibrating on a value the model
         never saw raises :class:`~binomlab.UnseenValueError`. ``"other"``: such values go to
@@ -578,7 +589,7 @@ def fit(
     _check_val(used, val)
     encoding = {"reference": reference, "min_frequency": min_frequency, "unseen": unseen}
     design = "treatment" if isinstance(spec, Logistic) else "one-hot"
-    form = _input_form(inputs, design, engine)
+    form = _input_form(inputs, spec.kind, engine)
     embed = getattr(spec, "embed", None)
     if embed is not None and form != "index":
         why = (
@@ -601,7 +612,7 @@ def fit(
     dtype = np.float64 if glm_fit else np.float32
     train_arrays = train_data(encoder, used, dtype)
     if design == "treatment":
-        encoder, train_arrays = _drop_aliased(encoder, train_arrays)
+        encoder, train_arrays = _drop_aliased(encoder, train_arrays, used)
     val_arrays = None if val is None else train_data(encoder, val, dtype)
     start = time.perf_counter()
     progress.last = start
@@ -642,9 +653,10 @@ def _feature_subset(train: Grouped, features: Iterable[str] | None) -> Grouped:
     return Grouped(train.frame.select(*names, "n", "k"), names, bins=bins)
 
 
-def _drop_aliased(encoder: Encoder, data: TrainData) -> tuple[Encoder, TrainData]:
-    """The encoder and data without the design's aliased columns (warned, as R reports them)."""
-    aliased = glm.aliased_columns(data.X, encoder.output_names)
+def _drop_aliased(encoder: Encoder, data: TrainData, used: Grouped) -> tuple[Encoder, TrainData]:
+    """The encoder and data (of the groups ``used``) without the design's aliased columns
+    (warned, as R reports them)."""
+    aliased = glm.aliased_columns(data.X, encoder.output_names, data.layout)
     if not aliased:
         return encoder, data
     keep = [name not in set(aliased) for name in encoder.output_names]
@@ -657,8 +669,11 @@ def _drop_aliased(encoder: Encoder, data: TrainData) -> tuple[Encoder, TrainData
         "Features that determine each other usually cause this; remove one of them."
     )
     warnings.warn(msg, AliasedColumnsWarning, stacklevel=caller_level())
+    reduced = encoder.without(aliased)
+    if reduced.layout is not None:  # the codes of the dropped levels become NO_ROW
+        return reduced, train_data(reduced, used, data.X.dtype)
     X = np.ascontiguousarray(data.X[:, np.array(keep)])
-    return encoder.without(aliased), TrainData(X=X, k=data.k, n=data.n)
+    return reduced, TrainData(X=X, k=data.k, n=data.n)
 
 
 def _in_sample(
@@ -686,5 +701,5 @@ def _in_sample(
     )
     if note is not None:
         return stats, None, note
-    intercept, coef = _linear_weights(network, encoder.n_outputs)
+    intercept, coef = _linear_weights(network, encoder.n_outputs, encoder.layout)
     return stats, glm.coefficient_table(encoder, data.X, data.n, intercept, coef), None

@@ -12,7 +12,7 @@ import pytest
 
 import binomlab as bl
 from binomlab import datasets
-from binomlab.backends.protocol import TrainConfig
+from binomlab.backends.protocol import TrainConfig, takes_codes
 from binomlab.backends.reference import ReferenceBackend
 from binomlab.encoding import Encoder
 from binomlab.layout import (
@@ -27,8 +27,8 @@ from binomlab.specs import MLP
 from binomlab.testing import synthetic_rows
 from binomlab.training import train_data
 
-INDEX_BACKENDS = [
-    name for name in bl.backends.available(check=True) if bl.backends.get(name).index_inputs
+INDEX_BACKENDS = [  # the backends whose MLPs take codes (the GLM's: tests/test_glm_index.py)
+    name for name in bl.backends.available(check=True) if takes_codes(bl.backends.get(name), "mlp")
 ]
 
 
@@ -115,8 +115,6 @@ def test_unseen_values_follow_the_encoders_rule_in_the_index_form() -> None:
 
 def test_the_index_form_is_refused_where_it_has_no_meaning() -> None:
     g = _synthetic()
-    with pytest.raises(bl.BinomlabError, match="needs the one-hot design"):
-        Encoder.fit(g, design="treatment", form="index")
     with pytest.raises(bl.BinomlabError, match="Received: form='sparse'"):
         Encoder.fit(g, design="one-hot", form="sparse")
     with pytest.raises(bl.BinomlabError, match=f"1 to {MAX_WIDTH:,} weight rows"):
@@ -155,8 +153,6 @@ def test_bl_fit_inputs_is_checked() -> None:
     g = _synthetic()
     with pytest.raises(bl.BinomlabError, match="Received: inputs='codes'"):
         bl.fit(g, backend="reference", inputs="codes")
-    with pytest.raises(bl.BinomlabError, match="logistic spec's treatment design"):
-        bl.fit(g, backend="reference", inputs="index")
     with pytest.raises(bl.BinomlabError, match="one-hot-only backend takes one-hot inputs only"):
         bl.fit(g, model="mlp:4", backend=_OneHotOnly, inputs="index", optimizer="lbfgs")
 

@@ -245,7 +245,7 @@ def test_weight_decay_reaches_the_penalised_optimum(split) -> None:
 
     train, _ = split
     fitted = bl.fit(train, backend="reference", weight_decay=0.05)
-    X = fitted.encoder.transform(train).astype(np.float64)
+    X = fitted.encoder.with_form("dense").transform(train).astype(np.float64)
     k = train.frame["k"].to_numpy().astype(float)
     n = train.frame["n"].to_numpy().astype(float)
     d = X.shape[1]

@@ -40,6 +40,7 @@ from binomlab.nll import base_rate_nll, sigmoid
 
 if TYPE_CHECKING:
     from binomlab.backends.protocol import Network, Session, TrainConfig, TrainData
+    from binomlab.layout import IndexLayout
     from binomlab.specs import ModelSpec
 
 __all__ = ["STEP_TOLERANCE", "Design", "hessian", "minimize"]
@@ -56,21 +57,37 @@ SPARSE_DENSITY = 0.25
 
 
 class Design:
-    """The encoded design ``X`` ``[groups, d]`` (float32) and the products Newton needs.
+    """The encoded design ``X`` ``[groups, d]`` and the products Newton needs.
 
     One-hot designs are mostly zeros, so a sparse copy (CSR, float64) is kept when fewer than
     :data:`SPARSE_DENSITY` of the entries are non-zero: ``X̃ᵀWX̃`` then costs about
-    ``groups × (non-zeros per row)²`` instead of ``groups × d²``.
+    ``groups × (non-zeros per row)²`` instead of ``groups × d²``. In the index form
+    (``layout`` given, ``X [groups, layout.n_inputs]`` holding codes) the sparse matrix is
+    built from the codes (:meth:`IndexLayout.sparse`), never as a dense ``[groups × d]``
+    matrix: ``d = layout.width`` (unless the one-hot matrix would be dense anyway, at least
+    :data:`SPARSE_DENSITY` non-zero: few levels, or numbers only).
     """
 
-    def __init__(self, X: np.ndarray) -> None:
-        self.X = X
-        self.d = X.shape[1]
+    def __init__(self, X: np.ndarray, layout: IndexLayout | None = None) -> None:
         self.sparse = None
+        if layout is not None and layout.n_inputs >= SPARSE_DENSITY * layout.width:
+            X, layout = layout.dense(np.asarray(X, np.float64)), None  # few levels: BLAS wins
+        self.X = X
+        if layout is not None:
+            self.d = layout.width
+            self.sparse = layout.sparse(X)
+            return
+        self.d = X.shape[1]
         if X.size and np.count_nonzero(X) < SPARSE_DENSITY * X.size:
             from scipy import sparse
 
             self.sparse = sparse.csr_matrix(X, dtype=np.float64)
+
+    def rmatvec(self, g: np.ndarray) -> np.ndarray:
+        """``Xᵀg`` in float64, ``[d]``, for ``g [groups]``."""
+        if self.sparse is not None:
+            return np.asarray(self.sparse.T @ g, np.float64)
+        return np.asarray(self.X, np.float64).T @ g
 
     def logits(self, theta: np.ndarray) -> np.ndarray:
         """``X·θ[:d] + θ[d]`` in float64, ``[groups]``."""
@@ -101,9 +118,10 @@ class Design:
         return out
 
 
-def hessian(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``X̃ᵀ diag(weights) X̃`` with ``X̃ = [X, 1]``, float64 ``[d + 1, d + 1]``."""
-    return Design(X).hessian(weights)
+def hessian(X: np.ndarray, weights: np.ndarray, layout: IndexLayout | None = None) -> np.ndarray:
+    """``X̃ᵀ diag(weights) X̃`` with ``X̃ = [X, 1]``, float64 ``[d + 1, d + 1]`` (``X`` in the
+    index form of ``layout`` when given)."""
+    return Design(X, layout).hessian(weights)
 
 
 def _solve(H: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -137,7 +155,8 @@ def minimize(
         The session's weights are not ``[coefficients, intercept]`` of ``train.X``'s width.
     """
     flat = _Flat(session.get_weights(), session.decayed)
-    d = train.X.shape[1]
+    design = Design(train.X, train.layout)
+    d = design.d
     layout = np.r_[np.ones(d, bool), False]
     if flat.decayed.shape != layout.shape or not np.array_equal(flat.decayed, layout):
         msg = (
@@ -155,7 +174,6 @@ def minimize(
         value = float(nll) + 0.5 * decay * float(np.sum(np.square(theta[:d])))
         return value, float(nll), grad
 
-    design = Design(train.X)
     theta = flat.flatten(session.get_weights())
     value, nll, grad = objective(theta)
     z = design.logits(theta)

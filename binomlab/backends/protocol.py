@@ -63,6 +63,7 @@ __all__ = [
     "TrainData",
     "check_encoded",
     "default_optimizer",
+    "takes_codes",
 ]
 
 OPTIMIZERS = ("adam", "adamw", "lbfgs", "newton")
@@ -331,6 +332,15 @@ def default_optimizer(
     return others[0] if others else backend.optimizers[0]
 
 
+def takes_codes(backend: Backend | type[Backend], kind: str) -> bool:
+    """Whether ``backend``'s networks of spec kind ``kind`` take the index form (its
+    :attr:`Backend.index_inputs`; True there means ``("mlp",)``)."""
+    listed = getattr(backend, "index_inputs", ())
+    if listed is True:
+        listed = ("mlp",)
+    return isinstance(listed, tuple | list | frozenset | set) and kind in listed
+
+
 def _json_scalar(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -521,9 +531,11 @@ class Backend(ABC):
     phi_models: ClassVar[tuple[str, ...]] = ("scalar",)
     """How it can learn the beta-binomial ``φ`` (see :data:`PHI_MODELS`)."""
 
-    index_inputs: ClassVar[bool] = False
-    """True when its networks take the index form (``TrainData.layout``): the core then
-    encodes an MLP's features as codes, not one-hot columns."""
+    index_inputs: ClassVar[tuple[str, ...]] = ()
+    """The spec kinds whose networks take the index form (``TrainData.layout``), e.g.
+    ``("mlp",)``: for those the core encodes the features as codes, not one-hot columns (see
+    :func:`takes_codes`). A plugin written before this was a tuple may set True, meaning
+    ``("mlp",)``."""
 
     @abstractmethod
     def versions(self) -> dict[str, str]:

@@ -21,6 +21,7 @@ from binomlab.backends.protocol import (
     DETERMINISTIC,
     TrainConfig,
     default_optimizer,
+    takes_codes,
 )
 from binomlab.binning import BinEdges, bin_labels
 from binomlab.errors import AliasedColumnsWarning, BinomlabError, ConvergenceWarning
@@ -951,8 +952,8 @@ class TrainPanel(Panel):
         mlp = self.model.value == "mlp"
         for widget in (self.hidden, self.activation, self.dropout):
             widget.disabled = not mlp
-        takes_codes = bool(getattr(self._engine(self.backend.value), "index_inputs", False))
-        self.embed.disabled = not (mlp and takes_codes)
+        engine = self._engine(self.backend.value)
+        self.embed.disabled = not (mlp and takes_codes(engine, "mlp"))
         mode = self.effective_optimizer()
         full_batch = mode in DETERMINISTIC
         self.lr.disabled = full_batch
