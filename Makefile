@@ -12,10 +12,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench clean
 
-$(STAMP): pyproject.toml backends/lightning/pyproject.toml backends/keras/pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml backends/lightning/pyproject.toml backends/keras/pyproject.toml backends/lightgbm/pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench,sql,spark,mlflow]" -e backends/lightning -e "backends/keras[jax]"
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[test,datasets,bench,sql,spark,mlflow]" -e backends/lightning -e "backends/keras[jax]" -e backends/lightgbm
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -47,6 +47,8 @@ PACKAGES = [
     "binomlab",
     "binomlab-lightning",
     "binomlab-keras",
+    "binomlab-lightgbm",
+    "lightgbm",
     "polars",
     "numpy",
     "pandas",
@@ -67,7 +69,16 @@ TRAINING = [
     "race_keras",  # part 4: time to a good model, Keras
     "overhead_keras",  # part 5
 ]
-ORDER = ["grouping", "sql", *TRAINING, "index_inputs", "glm", "inference", "lab_open"]
+ORDER = [
+    "grouping",
+    "sql",
+    *TRAINING,
+    "race_lightgbm",  # boosted trees on the groups against the raw rows and the MLPs
+    "index_inputs",
+    "glm",
+    "inference",
+    "lab_open",
+]
 ALIASES = {"training": TRAINING}  # one name for several scripts in --only / --skip
 TAIL_LINES = 40
 

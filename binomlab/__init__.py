@@ -43,7 +43,7 @@ from binomlab.metrics import evaluate
 from binomlab.recalibration import Recalibrated, recalibrate
 from binomlab.reliability import reliability
 from binomlab.roc import plot_roc, roc_curve
-from binomlab.specs import MLP, Logistic
+from binomlab.specs import GBDT, MLP, Logistic
 from binomlab.training import Fitted, fit
 from binomlab.uncertainty import metric_intervals, paired_test
 
@@ -53,6 +53,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "GBDT",
     "MLP",
     "AliasedColumnsWarning",
     "BackendNotFoundError",

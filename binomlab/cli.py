@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import polars as pl
 
 from binomlab import __version__
-from binomlab.backends.protocol import LOSSES, OPTIMIZERS, PHI_MODELS
+from binomlab.backends.protocol import ALL_OPTIMIZERS, LOSSES, PHI_MODELS
 from binomlab.errors import BinomlabError
 
 __all__ = ["main"]
@@ -543,13 +543,21 @@ def _add_split(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def _add_train_options(train: argparse.ArgumentParser) -> None:
     """The ``bl.fit`` options; left out, each takes ``bl.fit``'s default."""
     train.add_argument("--backend", default="lightning", help="default: %(default)s")
-    train.add_argument("--model", default="logistic", help="logistic | mlp | mlp:64,32")
-    train.add_argument("--epochs", type=int, help="epochs, or the iteration cap of newton/lbfgs")
+    train.add_argument(
+        "--model", default="logistic", help="logistic | mlp | mlp:64,32 | gbdt | gbdt:200,31"
+    )
+    train.add_argument(
+        "--epochs",
+        type=int,
+        help="epochs, the iteration cap of newton/lbfgs, or the blocks of boosting rounds",
+    )
     train.add_argument("--batch-size", type=int, help="groups per mini-batch (adam/adamw)")
     train.add_argument("--lr", type=float, help="learning rate (adam/adamw)")
     train.add_argument("--weight-decay", type=float, help="L2 penalty (default: 0)")
     train.add_argument(
-        "--optimizer", choices=OPTIMIZERS, help="default: newton for logistic, adam for mlp"
+        "--optimizer",
+        choices=ALL_OPTIMIZERS,
+        help="default: newton for logistic, adam for mlp, boosting for gbdt",
     )
     train.add_argument("--loss", choices=LOSSES, help="default: binomial")
     train.add_argument(

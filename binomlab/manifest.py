@@ -73,7 +73,7 @@ SCHEMA: dict[str, Any] = {
         "spec": {
             "type": "object",
             "required": ["kind"],
-            "properties": {"kind": {"enum": ["logistic", "mlp"]}},
+            "properties": {"kind": {"enum": ["logistic", "mlp", "gbdt"]}},
         },
         "loss": {"enum": ["binomial", "beta-binomial"]},
         "phi": {"type": ["number", "null"], "exclusiveMinimum": 0},

@@ -6,12 +6,22 @@ travels as JSON in an exported model's manifest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from binomlab.errors import BinomlabError
 
-__all__ = ["ACTIVATIONS", "MLP", "Logistic", "ModelSpec", "parse_spec", "spec_from_dict"]
+__all__ = [
+    "ACTIVATIONS",
+    "GBDT",
+    "MLP",
+    "NETWORK_KINDS",
+    "Logistic",
+    "ModelSpec",
+    "parse_spec",
+    "spec_from_dict",
+]
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu", "sigmoid")
 
@@ -137,23 +147,124 @@ def _check_embed(embed: Any) -> int | str | tuple[tuple[str, int], ...] | None:
     raise BinomlabError(msg)
 
 
-ModelSpec = Logistic | MLP
-_SPECS: dict[str, type[Logistic] | type[MLP]] = {"logistic": Logistic, "mlp": MLP}
+@dataclass(frozen=True)
+class GBDT:
+    """Gradient-boosted decision trees ending in one logit: ``z = base + Σ_t tree_t(x)``.
+
+    Trained on the grouped binomial loss itself (each group weighs its trials), so the
+    options below mean the same on the groups as on the raw rows; see the README's
+    "Gradient boosting" section for which library options are exact on groups.
+
+    Parameters
+    ----------
+    trees
+        The most boosting rounds (trees); the best epoch's count is kept, so early stopping
+        may keep fewer. Default 200.
+    leaves
+        The most leaves per tree (LightGBM's ``num_leaves``), >= 2. Default 31.
+    learning_rate
+        Shrinkage of every tree, in (0, 1]. Default 0.1. It is the spec's, not the training
+        config's: ``bl.fit(lr=...)`` does not apply to boosting.
+    min_hessian_in_leaf
+        The least summed Hessian ``Σ n·p(1 − p)`` (trials weighted by ``p(1 − p)``) a leaf
+        holds, >= 0 (LightGBM's ``min_sum_hessian_in_leaf``): the leaf-size rule that is the
+        same on groups and on raw rows. Default 1.0.
+    l2
+        L2 penalty ``l2/2·Σ w²`` on every tree's leaf values, on the summed (not per-trial)
+        loss (LightGBM's ``lambda_l2``), >= 0. Default 0.
+    max_depth
+        The most levels per tree, or None (no limit; ``leaves`` bounds the tree).
+
+    Raises
+    ------
+    BinomlabError
+        On a value of the wrong type or out of range, named.
+    """
+
+    trees: int = 200
+    leaves: int = 31
+    learning_rate: float = 0.1
+    min_hessian_in_leaf: float = 1.0
+    l2: float = 0.0
+    max_depth: int | None = None
+    kind: ClassVar[str] = "gbdt"
+
+    def __post_init__(self) -> None:
+        for name, least in (("trees", 1), ("leaves", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                msg = (
+                    f"Expected GBDT {name} to be an integer >= {least}. Received: {name}={value!r}"
+                )
+                raise BinomlabError(msg)
+        depth = self.max_depth
+        if depth is not None and (
+            isinstance(depth, bool) or not isinstance(depth, int) or depth < 1
+        ):
+            msg = f"Expected GBDT max_depth to be None or an integer >= 1. Received: {depth=!r}"
+            raise BinomlabError(msg)
+        rate = _real("learning_rate", self.learning_rate)
+        if not 0.0 < rate <= 1.0:
+            msg = f"Expected GBDT learning_rate in (0, 1]. Received: learning_rate={rate!r}"
+            raise BinomlabError(msg)
+        object.__setattr__(self, "learning_rate", rate)
+        for name in ("min_hessian_in_leaf", "l2"):
+            value = _real(name, getattr(self, name))
+            if value < 0:
+                msg = f"Expected GBDT {name} >= 0. Received: {name}={value!r}"
+                raise BinomlabError(msg)
+            object.__setattr__(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, e.g. ``{"kind": "gbdt", "trees": 200, ...}``."""
+        return {"kind": self.kind, **asdict(self)}
+
+    def __str__(self) -> str:
+        default = GBDT()
+        extra = "".join(
+            f",{name}={getattr(self, name):g}"
+            for name in ("learning_rate", "min_hessian_in_leaf", "l2")
+            if getattr(self, name) != getattr(default, name)
+        )
+        depth = "" if self.max_depth is None else f",max_depth={self.max_depth}"
+        return f"gbdt:{self.trees},{self.leaves}{extra}{depth}"
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        msg = f"Expected GBDT {name} to be a finite number. Received: {name}={value!r}"
+        raise BinomlabError(msg)
+    return float(value)
+
+
+ModelSpec = Logistic | MLP | GBDT
+_SPECS: dict[str, type[Logistic] | type[MLP] | type[GBDT]] = {
+    "logistic": Logistic,
+    "mlp": MLP,
+    "gbdt": GBDT,
+}
+NETWORK_KINDS = ("logistic", "mlp")
+"""Spec kinds that are networks trained by gradient steps (the others: ``"gbdt"``)."""
+_GBDT_KEYS = ("learning_rate", "min_hessian_in_leaf", "l2", "max_depth")
 
 
 def parse_spec(model: str | ModelSpec) -> ModelSpec:
-    """A spec from a spec object or a shorthand: ``"logistic"``, ``"mlp"``, ``"mlp:64,32"``.
+    """A spec from a spec object or a shorthand: ``"logistic"``, ``"mlp"``, ``"mlp:64,32"``,
+    ``"gbdt"``, ``"gbdt:200"`` (trees), ``"gbdt:200,31"`` (trees, leaves) and
+    ``"gbdt:200,31,learning_rate=0.05"`` (any of ``learning_rate``, ``min_hessian_in_leaf``,
+    ``l2``, ``max_depth`` by name after them).
 
     Raises
     ------
     BinomlabError
         An unknown shorthand or layer list.
     """
-    if isinstance(model, Logistic | MLP):
+    if isinstance(model, Logistic | MLP | GBDT):
         return model
     if not isinstance(model, str):
         msg = (
-            "Expected model to be 'logistic', 'mlp:64,32', bl.Logistic() or bl.MLP(...). "
+            "Expected model to be 'logistic', 'mlp:64,32', 'gbdt', bl.Logistic(), bl.MLP(...) "
+            "or bl.GBDT(...). "
             f"Received: model={model!r}"
         )
         raise BinomlabError(msg)
@@ -169,8 +280,38 @@ def parse_spec(model: str | ModelSpec) -> ModelSpec:
             msg = f"Expected layer widths after 'mlp:', e.g. 'mlp:64,32'. Received: model={model!r}"
             raise BinomlabError(msg) from None
         return MLP(hidden=hidden)
-    msg = f"Expected model to be one of 'logistic', 'mlp' or 'mlp:64,32'. Received: model={model!r}"
+    if name == "gbdt":
+        return _parse_gbdt(model, args)
+    msg = (
+        "Expected model to be one of 'logistic', 'mlp', 'mlp:64,32', 'gbdt' or 'gbdt:200,31'. "
+        f"Received: model={model!r}"
+    )
     raise BinomlabError(msg)
+
+
+def _parse_gbdt(model: str, args: str) -> GBDT:
+    """``GBDT`` of the shorthand's arguments: trees, leaves, then ``name=value`` pairs."""
+    positional: list[int] = []
+    named: dict[str, Any] = {}
+    try:
+        for part in filter(None, (a.strip() for a in args.split(","))):
+            key, eq, value = part.partition("=")
+            if eq:
+                if key not in _GBDT_KEYS or key in named:
+                    raise ValueError(key)
+                named[key] = int(value) if key == "max_depth" else float(value)
+            elif named or len(positional) == 2:
+                raise ValueError(part)
+            else:
+                positional.append(int(part))
+    except ValueError:
+        msg = (
+            "Expected 'gbdt:TREES,LEAVES' then any of "
+            f"{', '.join(k + '=...' for k in _GBDT_KEYS)}, e.g. 'gbdt:200,31,learning_rate=0.05'. "
+            f"Received: model={model!r}"
+        )
+        raise BinomlabError(msg) from None
+    return GBDT(**dict(zip(("trees", "leaves"), positional, strict=False)), **named)
 
 
 def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
@@ -188,4 +329,6 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     if kind == "logistic":
         return Logistic()
     fields = {k: v for k, v in data.items() if k != "kind"}
+    if kind == "gbdt":
+        return GBDT(**fields)
     return MLP(**{**fields, "hidden": tuple(fields.get("hidden", (64, 32)))})

@@ -28,7 +28,13 @@ import numpy as np
 import polars as pl
 
 from binomlab import backends
-from binomlab.backends.protocol import DETERMINISTIC, Backend, TrainData
+from binomlab.backends.protocol import (
+    DEFAULT_LR,
+    DETERMINISTIC,
+    TREE_OPTIMIZERS,
+    Backend,
+    TrainData,
+)
 from binomlab.errors import BinomlabError, ConvergenceWarning, TrainingDivergedError
 from binomlab.export import load
 from binomlab.grouped import Grouped
@@ -197,25 +203,44 @@ def _split() -> tuple[Grouped, Grouped]:
     return g.split(0.25, seed=0)
 
 
+_TREES = "gbdt:12,4"
+"""The boosted-trees spec of the checks: 12 trees of at most 4 leaves."""
+
+
+def _trees_only(engine: Backend) -> bool:
+    """A backend that grows trees and builds no network (its optimisers are all
+    :data:`~binomlab.backends.protocol.TREE_OPTIMIZERS`)."""
+    return all(o in TREE_OPTIMIZERS for o in engine.optimizers)
+
+
 def _mini_batch(engine: Backend) -> dict[str, Any]:
-    """Options of a short mini-batch run (or of L-BFGS, for a backend that has only it)."""
+    """Options of a short epoch-by-epoch run: mini-batches (or L-BFGS, for a backend that
+    has only it; blocks of boosting rounds for a backend that only grows trees)."""
     _, val = _split()
+    if _trees_only(engine):
+        optimizer = engine.optimizers[0]
+        return {"model": _TREES, "val": val, "seed": 1, "optimizer": optimizer, "epochs": 3}
     spec = "mlp:8" if "mlp" in engine.specs else "logistic"
     opts: dict[str, Any] = {"model": spec, "val": val, "seed": 1}
-    stochastic = [o for o in engine.optimizers if o not in DETERMINISTIC]
+    stochastic = [
+        o for o in engine.optimizers if o not in DETERMINISTIC and o not in TREE_OPTIMIZERS
+    ]
     if stochastic:
         opts |= {"optimizer": stochastic[0], "batch_size": 16, "epochs": 3}
     return opts
 
 
 def check_identity(engine: Backend) -> None:
-    """Full-batch training on the groups and on their raw rows is the same fit."""
+    """Full-batch training on the groups and on their raw rows is the same fit (boosted
+    trees: the same trees, for a backend that only grows them)."""
     train, val = _split()
-    full: dict[str, Any] = {"seed": 3}
-    if not set(DETERMINISTIC) & set(engine.optimizers):
+    full: dict[str, Any] = {"seed": 3, "model": "logistic"}
+    if _trees_only(engine):
+        full |= {"model": _TREES, "optimizer": engine.optimizers[0], "epochs": 2}
+    elif not set(DETERMINISTIC) & set(engine.optimizers):
         full |= {"optimizer": engine.optimizers[0], "batch_size": 10**9, "epochs": 30, "lr": 0.05}
-    grouped_fit = fit(train, model="logistic", backend=engine, **full)
-    rows_fit = fit(_rows_as_groups(train), model="logistic", backend=engine, **full)
+    grouped_fit = fit(train, backend=engine, **full)
+    rows_fit = fit(_rows_as_groups(train), backend=engine, **full)
     gap = np.max(np.abs(grouped_fit.predict_proba(val) - rows_fit.predict_proba(val)))
     _check(gap < 1e-4, "identity (groups vs raw rows)", f"max |Δp| = {gap:.2e}")
 
@@ -292,11 +317,12 @@ def check_determinism(engine: Backend) -> None:
 
 
 def check_divergence(engine: Backend) -> None:
-    """A learning rate that blows the loss up raises TrainingDivergedError naming the epoch."""
+    """A learning rate that blows the loss up raises TrainingDivergedError naming the epoch
+    (for optimisers that take a learning rate: :data:`~binomlab.backends.protocol.DEFAULT_LR`)."""
     train, _ = _split()
     opts = _mini_batch(engine)
-    if opts.get("optimizer") is None:
-        return  # L-BFGS only: its line search takes no learning rate
+    if opts.get("optimizer") not in DEFAULT_LR:
+        return  # L-BFGS's line search takes no learning rate, nor boosting (the spec's)
     opts |= {"lr": 1e6, "val": None}
     try:
         fit(train, backend=engine, **opts)
@@ -443,16 +469,25 @@ def check_phi_output(engine: Backend) -> None:
 
 
 def check_errors(engine: Backend) -> None:
-    """Bad options are refused with errors naming the value."""
+    """Bad options are refused with errors naming the value; so is a spec kind the backend
+    does not build, naming it."""
     train, _ = _split()
-    for kwargs, fragment in (
+    model = _mini_batch(engine)["model"]
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"optimizer": "sgd-with-vibes"}, "optimizer='sgd-with-vibes'"),
         ({"no_such_option": 1}, "no_such_option"),
         ({"epochs": 0}, "epochs=0"),
-        ({"optimizer": "lbfgs", "early_stopping": 3}, "early_stopping=3"),
-    ):
+    ]
+    if "lbfgs" in engine.optimizers:
+        cases.append(({"optimizer": "lbfgs", "early_stopping": 3}, "early_stopping=3"))
+    if TREE_OPTIMIZERS[0] in engine.optimizers:
+        cases.append(({"lr": 0.5}, "lr=0.5"))
+    other = next((k for k in ("gbdt", "mlp", "logistic") if k not in engine.specs), None)
+    if other is not None:
+        cases.append(({"model": other}, f"builds the specs {engine.specs}"))
+    for kwargs, fragment in cases:
         try:
-            fit(train, backend=engine, **kwargs)
+            fit(train, backend=engine, **({"model": model} | kwargs))
         except BinomlabError as err:
             _check(fragment in str(err), "errors", f"{fragment!r} not in {str(err)!r}")
         else:
@@ -483,15 +518,28 @@ def backend_checks(
     backend: str | Backend | type[Backend],
 ) -> Iterator[tuple[str, Callable[[], None]]]:
     """``(name, check)`` for every check that applies to ``backend``; ``check()`` raises
-    AssertionError naming what failed. The L-BFGS and Newton checks are left out for a
-    backend without that optimiser."""
+    AssertionError naming what failed. Which apply follows from what the backend lists: the
+    L-BFGS and Newton checks are left out for a backend without that optimiser, the
+    divergence check for one whose optimisers take no learning rate (L-BFGS only, boosting),
+    the φ-output check for one without ``phi="network"``."""
     engine = backends.get(backend)
     for check in CHECKS:
-        optimizer = check.__name__.removeprefix("check_").partition("_")[0]
-        if optimizer in DETERMINISTIC and optimizer not in engine.optimizers:
+        if not _applies(check, engine):
             continue
         name = check.__name__.removeprefix("check_")
         yield name, (lambda check=check: check(engine))
+
+
+def _applies(check: Callable[[Backend], None], engine: Backend) -> bool:
+    """Whether ``check`` tests something ``engine`` declares it does."""
+    optimizer = check.__name__.removeprefix("check_").partition("_")[0]
+    if optimizer in DETERMINISTIC:
+        return optimizer in engine.optimizers
+    if check is check_divergence:
+        return any(o in DEFAULT_LR for o in engine.optimizers)
+    if check is check_phi_output:
+        return "beta-binomial" in engine.losses and "network" in engine.phi_models
+    return True
 
 
 def parametrize_with_checks(names: Iterable[str]) -> Any:

@@ -353,6 +353,19 @@ def _code_backends(kind: str = "mlp") -> str:
     return ", ".join(names) if names else "none installed"
 
 
+def _spec_backends(kind: str) -> str:
+    """The installed backends that build spec kind ``kind``, for messages."""
+    names = []
+    for name in _backends.available(check=True):
+        try:
+            if kind in _backends.get(name).specs:
+                names.append(name)
+        except Exception:  # a broken plugin is not this message's subject
+            continue
+    hint = {"gbdt": "pip install binomlab-lightgbm"}.get(kind, "pip install binomlab-lightning")
+    return ", ".join(names) if names else f"none (install one: {hint})"
+
+
 def _input_form(inputs: Any, kind: str, engine: Backend) -> str:
     """The encoder's form (``"dense"`` or ``"index"``) for ``bl.fit(inputs=...)`` and a spec
     of kind ``kind``."""
@@ -424,6 +437,13 @@ def resolve(
     require_grouped(train, name="train", files=False)
     spec = parse_spec(model)
     engine = _backends.get(backend)
+    if spec.kind not in engine.specs:
+        msg = (
+            f"The {engine.name} backend builds the specs {engine.specs}. Received: "
+            f"model={str(spec)!r}. Backends installed that build {spec.kind!r}: "
+            f"{_spec_backends(spec.kind)}."
+        )
+        raise BinomlabError(msg)
     fields = {name: config.pop(name) for name in _CONFIG_FIELDS if name in config}
     resolved = TrainConfig(**fields, options=config).resolve(engine, spec, len(train))
     return spec, engine, resolved
@@ -465,8 +485,10 @@ def fit(
         The training groups, a :class:`~binomlab.Grouped` (raw rows are refused with the
         ``bl.group`` call that groups them).
     model
-        ``"logistic"``, ``"mlp"``, ``"mlp:64,32"``, :class:`~binomlab.Logistic` or
-        :class:`~binomlab.MLP`.
+        ``"logistic"``, ``"mlp"``, ``"mlp:64,32"``, ``"gbdt"``, ``"gbdt:200,31"``,
+        :class:`~binomlab.Logistic`, :class:`~binomlab.MLP` or :class:`~binomlab.GBDT`
+        (gradient-boosted trees: ``backend="lightgbm"``, optimizer ``"boosting"``, whose
+        epochs are blocks of boosting rounds).
     backend
         A registry name (see :func:`binomlab.backends.available`), a Backend class or instance.
     val
@@ -482,9 +504,10 @@ def fit(
     weight_decay
         L2 penalty; 0 (default) gives the maximum-likelihood fit.
     optimizer
-        ``"newton"``, ``"lbfgs"``, ``"adam"`` or ``"adamw"``; None picks ``"newton"`` for the
-        logistic spec with the binomial loss (the GLM's maximum-likelihood fit), ``"lbfgs"``
-        for it with the beta-binomial, and ``"adam"`` otherwise.
+        ``"newton"``, ``"lbfgs"``, ``"adam"``, ``"adamw"`` or ``"boosting"``; None picks
+        ``"newton"`` for the logistic spec with the binomial loss (the GLM's
+        maximum-likelihood fit), ``"lbfgs"`` for it with the beta-binomial, ``"boosting"``
+        for the gbdt spec and ``"adam"`` otherwise.
     seed
         An integer in [0, 2**32) (a NumPy integer too). Same data, spec, backend and seed
         give identical predictions.

@@ -21,6 +21,8 @@ pytest.importorskip("ipykernel")
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 INJECTED = "# injected by tests/test_notebooks.py\nEPOCHS = 2\nQUICK = True"
 PLUGINS = [b for b in bl.backends.available() if b != "reference"]
+NETWORKS = [b for b in PLUGINS if "mlp" in bl.backends.get(b).specs]
+TREES = [b for b in PLUGINS if "gbdt" in bl.backends.get(b).specs]
 
 
 def _outputs_text(nb) -> str:
@@ -84,9 +86,11 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert "DuckDB's GROUP BY == Polars' group_by: True" in text
         assert "327,346 trials" in text
     elif path.stem.startswith("02"):
-        for backend in PLUGINS:  # every installed plugin is trained and on the leaderboard
+        for backend in NETWORKS:  # every installed plugin is trained and on the leaderboard
             assert f"logistic/{backend}" in text
             assert f"mlp:32,16/{backend}" in text
+        for backend in TREES:
+            assert f"/{backend}" in text and "gbdt:" in text
         widget_views = [
             o for c in nb.cells for o in c.get("outputs", [])
             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
@@ -98,7 +102,7 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert "max |Δp|" in text
         exported = sorted(p.name for p in (tmp_path / "exported-models").iterdir())
         assert exported == sorted(
-            f"{spec}-{backend}" for backend in PLUGINS or ["reference"]
+            f"{spec}-{backend}" for backend in NETWORKS or ["reference"]
             for spec in (("logistic", "mlp") if backend != "reference" else ("logistic",))
         )  # fmt: skip
     elif path.stem.startswith("05"):

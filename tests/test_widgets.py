@@ -48,9 +48,14 @@ def glm(split) -> bl.Fitted:
 
 
 def _choose(panel: TrainPanel, backend: str, *, epochs: int) -> str:
-    """Pick the backend and the model a user would: MLP with Adam where the backend has it."""
+    """Pick the backend and the model a user would: MLP with Adam where the backend has it,
+    boosted trees where it only grows trees."""
     panel.backend.value = backend
-    if "mlp" in bl.backends.get(backend).specs:
+    if "gbdt" in bl.backends.get(backend).specs and "mlp" not in bl.backends.get(backend).specs:
+        panel.model.value = "gbdt"
+        panel.trees.value, panel.leaves.value = 2 * epochs, 4
+        spec = f"gbdt:{2 * epochs},4"
+    elif "mlp" in bl.backends.get(backend).specs:
         panel.model.value = "mlp"
         panel.hidden.value = "8, 4"
         panel.optimizer.value = "adam"
@@ -159,6 +164,7 @@ def test_train_click_adds_a_model_and_a_leaderboard_row(split, glm, backend) -> 
     assert len(panel.curve) == history.height == model.epochs_
     if spec != "logistic":
         assert model.epochs_ == 6
+    if spec.startswith("mlp"):
         assert model.config.lr == 0.05 and model.config.batch_size == 16
     assert [r["train_nll"] for r in panel.curve] == history["train_nll"].to_list()
     assert [r["val_nll"] for r in panel.curve] == history["val_nll"].to_list()
@@ -250,9 +256,13 @@ def test_stop_button_ends_training_and_keeps_the_best_weights(split, backend) ->
     train, val = split
     panel = TrainPanel(train, val)
     panel.backend.value = backend
-    panel.model.value = "logistic"
-    if backend != "reference":
-        panel.optimizer.value = "adam"
+    if "logistic" in bl.backends.get(backend).specs:
+        panel.model.value = "logistic"
+        if backend != "reference":
+            panel.optimizer.value = "adam"
+    else:  # a backend that only grows trees: 2 boosting rounds per epoch
+        panel.model.value = "gbdt"
+        panel.trees.value = 400
     panel.epochs.value = 200  # far more than it will run
     reached, clicked = threading.Event(), threading.Event()
 
@@ -363,6 +373,9 @@ def test_only_what_the_backend_can_train_is_offered(split) -> None:
         engine = bl.backends.get(name)
         panel.backend.value = name
         assert [kind for _, kind in panel.model.options] == list(engine.specs)
+        if "logistic" not in engine.specs:  # a backend that only grows trees
+            assert list(panel.optimizer.options) == ["auto", *engine.optimizers]
+            continue
         panel.model.value = "logistic"
         if {"newton", "beta-binomial"} <= {*engine.optimizers, *engine.losses}:
             panel.optimizer.value = "newton"

@@ -47,6 +47,7 @@ from binomlab.layout import IndexLayout
 from binomlab.specs import ModelSpec
 
 __all__ = [
+    "ALL_OPTIMIZERS",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_EPOCHS",
     "DEFAULT_LR",
@@ -55,6 +56,7 @@ __all__ = [
     "OPTIMIZERS",
     "PHI_MODELS",
     "STOP_REASONS",
+    "TREE_OPTIMIZERS",
     "Backend",
     "Network",
     "ProgressCallback",
@@ -67,8 +69,15 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("adam", "adamw", "lbfgs", "newton")
+"""The optimisers that train a network's weights (what a network backend lists)."""
 DETERMINISTIC = ("lbfgs", "newton")
 """Optimisers that run full batch to the optimum: never stopped early nor selected by ``val``."""
+TREE_OPTIMIZERS = ("boosting",)
+"""Optimisers that grow trees (the ``"gbdt"`` spec) instead of stepping weights: an epoch is
+a block of boosting rounds on the full batch; the learning rate is the spec's, and
+``lr``, ``batch_size`` and ``weight_decay`` do not apply."""
+ALL_OPTIMIZERS = OPTIMIZERS + TREE_OPTIMIZERS
+"""Every optimiser name a config may hold."""
 LOSSES = ("binomial", "beta-binomial")
 PHI_MODELS = ("scalar", "network")
 """How the beta-binomial learns ``θ = log φ``: one scalar, or a second output of the network."""
@@ -86,8 +95,9 @@ STOP_REASONS = (
 (with a :class:`~binomlab.errors.ConvergenceWarning`); ``stalled``: L-BFGS's line search could
 make no more progress above the tolerance (also warned); ``early_stopping``, ``callback`` (a
 callback returned False), ``interrupted`` (Ctrl-C)."""
-DEFAULT_EPOCHS = {"adam": 20, "adamw": 20, "lbfgs": 500, "newton": 100}
-"""Epochs for adam/adamw; the iteration cap for lbfgs and newton."""
+DEFAULT_EPOCHS = {"adam": 20, "adamw": 20, "lbfgs": 500, "newton": 100, "boosting": 20}
+"""Epochs for adam/adamw; the iteration cap for lbfgs and newton; for boosting the blocks the
+spec's trees are grown in (fewer when the spec has fewer trees)."""
 DEFAULT_BATCH_SIZE = 1024
 """Groups per mini-batch for adam/adamw (lbfgs takes the full batch)."""
 DEFAULT_LR = {"adam": 1e-2, "adamw": 1e-2}
@@ -149,7 +159,8 @@ class TrainConfig:
     ----------
     epochs
         Passes over the data for adam/adamw (default 20); for lbfgs the cap on its iterations
-        (default 500).
+        (default 500); for boosting the blocks of rounds the spec's ``trees`` are grown in,
+        each followed by the epoch's bookkeeping (default 20, at most ``trees``).
     batch_size
         Groups per mini-batch (default 1,024); lbfgs trains on the full batch, so it resolves
         to the number of groups (a smaller value is an error).
@@ -160,10 +171,10 @@ class TrainConfig:
         L2 penalty ``weight_decay/2·Σ‖W‖²`` on the weight matrices (decoupled for adamw); 0
         leaves the maximum-likelihood fit.
     optimizer
-        One of :data:`OPTIMIZERS`; None picks, for the logistic spec, ``"newton"`` with the
+        One of :data:`ALL_OPTIMIZERS`; None picks, for the logistic spec, ``"newton"`` with the
         binomial loss and ``"lbfgs"`` with the beta-binomial (where the backend has them:
         full batch, to the maximum-likelihood estimate), else the backend's first optimiser
-        other than newton (see :func:`default_optimizer`).
+        other than newton; ``"boosting"`` for the gbdt spec (see :func:`default_optimizer`).
     seed
         Seeds weight initialisation, shuffling and dropout.
     early_stopping
@@ -223,15 +234,23 @@ class TrainConfig:
             A value of the wrong type or out of range (the message names the option and the
             value), an optimiser, spec kind, loss, φ model or option the backend does not
             list, or an option that does not apply to the optimiser (``lr``,
-            ``early_stopping`` or a mini-batch size with lbfgs).
+            ``early_stopping`` or a mini-batch size with lbfgs; ``lr``, ``batch_size`` or
+            ``weight_decay`` with boosting, or more epochs than the spec's trees).
         """
         name = backend.name
+        if spec.kind not in backend.specs:
+            msg = (
+                f"The {name} backend builds the specs {backend.specs}. Received: {spec!r}. "
+                f"Pick a backend that builds {spec.kind!r}, e.g. "
+                f"backend={_EXAMPLE_BACKEND.get(spec.kind, 'lightning')!r}."
+            )
+            raise BinomlabError(msg)
         optimizer = (
             default_optimizer(backend, spec, self.loss)
             if self.optimizer is None
             else self.optimizer
         )
-        _one_of("optimizer", optimizer, OPTIMIZERS)
+        _one_of("optimizer", optimizer, ALL_OPTIMIZERS)
         _one_of("loss", self.loss, LOSSES)
         _one_of("phi", self.phi, PHI_MODELS)
         if self.phi != "scalar" and self.loss != "beta-binomial":
@@ -252,10 +271,11 @@ class TrainConfig:
                     "backend='lightning'."
                 )
                 raise BinomlabError(msg)
-        if spec.kind not in backend.specs:
+        if (optimizer in TREE_OPTIMIZERS) != (spec.kind == "gbdt"):
             msg = (
-                f"The {name} backend builds the specs {backend.specs}. Received: {spec!r}. "
-                "Pick another backend, e.g. backend='lightning'."
+                f"optimizer={optimizer!r} does not train {spec}: boosting grows the trees of "
+                "bl.GBDT, the other optimisers step the weights of a network. Leave "
+                "optimizer=None to get the spec's own."
             )
             raise BinomlabError(msg)
         if optimizer == "newton" and (spec.kind != "logistic" or self.loss != "binomial"):
@@ -275,7 +295,32 @@ class TrainConfig:
         if not isinstance(self.options, Mapping):
             msg = f"Expected options to be a mapping. Received: options={self.options!r}"
             raise BinomlabError(msg)
-        if optimizer in DETERMINISTIC:
+        if optimizer in TREE_OPTIMIZERS:
+            for option, value, why in (
+                ("lr", lr, "the learning rate is the spec's: bl.GBDT(learning_rate=...)"),
+                (
+                    "batch_size",
+                    None if batch_size is None or batch_size >= groups else batch_size,
+                    f"every round fits the full batch of groups ({groups})",
+                ),
+                ("weight_decay", weight_decay or None, "use bl.GBDT(l2=...) on the leaves"),
+            ):
+                if value is not None:
+                    msg = (
+                        f"{option} does not apply to optimizer={optimizer!r}: {why}. Leave "
+                        f"{option} unset. Received: {option}={value!r}"
+                    )
+                    raise BinomlabError(msg)
+            trees = int(spec.trees)
+            if epochs is not None and epochs > trees:
+                msg = (
+                    f"Boosting grows {spec} in epochs of at least one tree, so epochs must be "
+                    f"at most trees={trees}. Received: epochs={epochs!r}"
+                )
+                raise BinomlabError(msg)
+            epochs = min(DEFAULT_EPOCHS[optimizer], trees) if epochs is None else epochs
+            batch_size = int(groups)
+        elif optimizer in DETERMINISTIC:
             for option, value, why in (
                 ("lr", lr, "its line search picks every step"),
                 ("early_stopping", early_stopping, "it runs to the optimum"),
@@ -323,12 +368,16 @@ def default_optimizer(
 ) -> str:
     """The optimiser ``optimizer=None`` means, for the logistic spec where the backend has it:
     ``"newton"`` for the binomial loss (the GLM's maximum-likelihood fit), ``"lbfgs"`` for the
-    beta-binomial (full batch, to the optimum); else the backend's first."""
+    beta-binomial (full batch, to the optimum); for the gbdt spec ``"boosting"``; else the
+    backend's first that steps a network's weights."""
+    if spec.kind == "gbdt":
+        return TREE_OPTIMIZERS[0]
     if spec.kind == "logistic":
         for optimizer in ("newton",) * (loss == "binomial") + ("lbfgs",):
             if optimizer in backend.optimizers:
                 return optimizer
-    others = [o for o in backend.optimizers if o != "newton"]  # newton fits the GLM only
+    # newton fits the GLM only; boosting grows trees
+    others = [o for o in backend.optimizers if o != "newton" and o not in TREE_OPTIMIZERS]
     return others[0] if others else backend.optimizers[0]
 
 
@@ -339,6 +388,11 @@ def takes_codes(backend: Backend | type[Backend], kind: str) -> bool:
     if listed is True:
         listed = ("mlp",)
     return isinstance(listed, tuple | list | frozenset | set) and kind in listed
+
+
+_EXAMPLE_BACKEND = {"gbdt": "lightgbm"}
+"""A backend to name in the message refusing a spec kind (the installed ones are named by
+``bl.fit``)."""
 
 
 def _json_scalar(value: Any) -> Any:
@@ -487,7 +541,11 @@ class Session(ABC):
         end_epoch: Callable[[], bool],
         end_batch: Callable[[int, int], None] | None = None,
     ) -> None:
-        """adam/adamw: run up to ``epochs`` epochs of mini-batch optimizer steps (batches of
+        """(boosting: ``epochs`` blocks of boosting rounds on the full batch, ``end_epoch()``
+        after each; :meth:`get_weights` is then the number of trees, and :meth:`set_weights`
+        cuts the model back to it.)
+
+        adam/adamw: run up to ``epochs`` epochs of mini-batch optimizer steps (batches of
         ``config.batch_size`` groups in a new order every epoch, each step on the batch's
         per-trial NLL), calling ``end_epoch()`` after each and returning as soon as it returns
         True. Exceptions, KeyboardInterrupt included, propagate to the core.
@@ -577,7 +635,8 @@ class Backend(ABC):
         batch_callback: loop.BatchCallback | None = None,
     ) -> Network:
         """Train ``spec`` on ``train`` by the core's rules (:mod:`binomlab.backends.loop` for
-        adam/adamw, :mod:`binomlab.backends.lbfgs` for lbfgs); ``config`` is resolved first.
+        adam/adamw and for boosting, whose epochs are blocks of rounds;
+        :mod:`binomlab.backends.lbfgs` for lbfgs); ``config`` is resolved first.
         ``batch_callback(epoch, batch, batches)`` follows the optimizer steps of adam/adamw
         (newton and lbfgs take full-batch steps: each is an epoch).
 

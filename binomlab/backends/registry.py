@@ -24,6 +24,7 @@ _BUILTIN = {"reference": "binomlab.backends.reference:ReferenceBackend"}
 _INSTALL_HINTS = {
     "lightning": "pip install binomlab-lightning",
     "keras": "pip install binomlab-keras",
+    "lightgbm": "pip install binomlab-lightgbm",
 }
 
 

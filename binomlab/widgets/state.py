@@ -24,6 +24,7 @@ from binomlab.backends.protocol import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     DEFAULT_LR,
+    TREE_OPTIMIZERS,
     TrainConfig,
     default_optimizer,
 )
@@ -159,7 +160,8 @@ def _defaults(backend: str, spec: Any, config: TrainConfig) -> tuple[TrainConfig
     """What ``bl.fit(train, model=spec, backend=backend, loss=..., phi=...)`` resolves, with
     ``config``'s optimizer, and the optimizer it picks when none is given (None when the
     backend cannot be loaded: the defaults are then the core's)."""
-    groups = config.batch_size if config.deterministic and config.batch_size else 1
+    full_batch = config.deterministic or config.optimizer in TREE_OPTIMIZERS
+    groups = config.batch_size if full_batch and config.batch_size else 1
     try:
         engine = backends.get(backend)
         chosen = default_optimizer(engine, spec, config.loss)

@@ -18,7 +18,9 @@ import polars as pl
 from binomlab import backends
 from binomlab.backends.protocol import (
     DEFAULT_EPOCHS,
+    DEFAULT_LR,
     DETERMINISTIC,
+    TREE_OPTIMIZERS,
     TrainConfig,
     default_optimizer,
     takes_codes,
@@ -27,7 +29,7 @@ from binomlab.binning import BinEdges, bin_labels
 from binomlab.errors import AliasedColumnsWarning, BinomlabError, ConvergenceWarning
 from binomlab.grouped import Grouped
 from binomlab.grouping import from_counts
-from binomlab.specs import ACTIVATIONS, MLP, Logistic, ModelSpec, parse_spec
+from binomlab.specs import ACTIVATIONS, GBDT, MLP, Logistic, ModelSpec, parse_spec
 from binomlab.training import Fitted, fit, resolve
 from binomlab.widgets.curves import PALETTE, CurveRun, curve_axes, curves_html, nll_text, plural
 from binomlab.widgets.panel import Panel
@@ -49,12 +51,14 @@ STOP_TEXT = {"callback": "Stop pressed (or a callback)", "interrupted": "interru
 FINISHED = ("completed", "converged", "early_stopping", "max_iter", "stalled")
 PHI_LABELS = {"scalar": "one φ for all groups", "network": "φ per group (network)"}
 """The φ model dropdown's label of each of :data:`~binomlab.backends.protocol.PHI_MODELS`."""
-MODEL_LABELS = {"logistic": "logistic regression", "mlp": "MLP"}
+MODEL_LABELS = {"logistic": "logistic regression", "mlp": "MLP", "gbdt": "boosted trees"}
 """The model dropdown's label of each spec kind a backend can list."""
 FIELDS = {
     "hidden": "hidden layers",
     "dropout": "dropout",
     "embed": "embeddings",
+    "trees": "trees",
+    "leaves": "leaves",
     "epochs": "epochs",
     "lr": "learning rate",
     "batch_size": "batch size",
@@ -415,6 +419,22 @@ class TrainPanel(Panel):
             tooltip="Learned embeddings of the features with levels (MLP on a backend that "
             "takes codes): empty for none, auto for fastai's size rule, or a size such as 8",
         )
+        self.trees = widgets.IntText(
+            value=GBDT().trees,
+            description="trees",
+            style=style,
+            layout=wide,
+            disabled=True,
+            tooltip="Boosted trees: the most trees (boosting rounds); the best epoch's are kept",
+        )
+        self.leaves = widgets.IntText(
+            value=GBDT().leaves,
+            description="leaves",
+            style=style,
+            layout=wide,
+            disabled=True,
+            tooltip="Boosted trees: the most leaves per tree",
+        )
         self.optimizer = widgets.Dropdown(
             options=["auto"], value="auto", description="optimizer", style=style, layout=wide
         )
@@ -567,6 +587,8 @@ class TrainPanel(Panel):
                 self.activation,
                 fields["dropout"],
                 fields["embed"],
+                fields["trees"],
+                fields["leaves"],
                 self.loss,
                 self.phi,
                 self.optimizer,
@@ -663,6 +685,8 @@ class TrainPanel(Panel):
             "hidden": self.hidden,
             "dropout": self.dropout,
             "embed": self.embed,
+            "trees": self.trees,
+            "leaves": self.leaves,
             "epochs": self.epochs,
             "lr": self.lr,
             "batch_size": self.batch_size,
@@ -673,7 +697,8 @@ class TrainPanel(Panel):
 
     def _kind_spec(self) -> ModelSpec:
         """A spec of the chosen kind (whatever the hidden layers say)."""
-        return Logistic() if self.model.value == "logistic" else MLP()
+        kinds = {"logistic": Logistic, "gbdt": GBDT}
+        return kinds.get(self.model.value, MLP)()
 
     def _loss_phi(self) -> tuple[str, str]:
         """The loss and φ model chosen (φ is "scalar" unless the loss is the beta-binomial)."""
@@ -692,6 +717,8 @@ class TrainPanel(Panel):
         (then a spec with the defaults in place of the bad values)."""
         if self.model.value == "logistic":
             return Logistic(), {}
+        if self.model.value == "gbdt":
+            return self._checked_gbdt()
         found: dict[str, str] = {}
         text = self.hidden.value.replace(" ", "")
         try:
@@ -713,6 +740,24 @@ class TrainPanel(Panel):
             spec = MLP(hidden=spec.hidden, activation=spec.activation, dropout=spec.dropout,
                        embed=embed)  # fmt: skip
         return spec, found
+
+    def _checked_gbdt(self) -> tuple[GBDT, dict[str, str]]:
+        """The boosted-trees spec of the fields (the learning rate is the spec's) and what
+        is wrong in them, each under its field."""
+        found: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        for name, key, widget in (
+            ("trees", "trees", self.trees),
+            ("leaves", "leaves", self.leaves),
+            ("lr", "learning_rate", self.lr),
+        ):
+            try:
+                GBDT(**{key: widget.value})
+            except (BinomlabError, TypeError, ValueError) as err:
+                found[name] = str(err)
+            else:
+                values[key] = widget.value
+        return GBDT(**values), found
 
     def _embed_value(self) -> tuple[int | str | None, str | None]:
         """``MLP(embed=...)`` from the embeddings field (None when disabled or empty) and
@@ -813,6 +858,10 @@ class TrainPanel(Panel):
         """The ``bl.fit`` options the number fields give: lr, batch size and early stopping
         only for the mini-batch optimizers, weight decay when it is not 0."""
         numbers = {"epochs": self.epochs.value, "seed": self.seed.value}
+        if self.effective_optimizer() in TREE_OPTIMIZERS:  # the learning rate is the spec's
+            if self.early_stopping.value:
+                numbers["early_stopping"] = self.patience.value
+            return numbers
         if self.effective_optimizer() not in DETERMINISTIC:
             numbers["lr"] = self.lr.value
             numbers["batch_size"] = self.batch_size.value
@@ -954,15 +1003,22 @@ class TrainPanel(Panel):
             widget.disabled = not mlp
         engine = self._engine(self.backend.value)
         self.embed.disabled = not (mlp and takes_codes(engine, "mlp"))
+        trees = self.model.value == "gbdt"
+        self.trees.disabled = self.leaves.disabled = not trees
         mode = self.effective_optimizer()
         full_batch = mode in DETERMINISTIC
         self.lr.disabled = full_batch
-        self.batch_size.disabled = full_batch
+        self.batch_size.disabled = full_batch or mode in TREE_OPTIMIZERS
         self.early_stopping.disabled = full_batch
         self.patience.disabled = full_batch or not self.early_stopping.value
         self.epochs.description = "max iterations" if full_batch else "epochs"
+        self.lr.tooltip = "the trees' shrinkage (bl.GBDT(learning_rate=...))" if trees else ""
         if mode != self._mode:
             self.epochs.value = DEFAULT_EPOCHS[mode]
+            if mode in TREE_OPTIMIZERS:
+                self.lr.value = GBDT().learning_rate
+            elif self._mode in TREE_OPTIMIZERS:  # back from the trees' shrinkage
+                self.lr.value = DEFAULT_LR.get(mode, DEFAULT_LR["adam"])
         self._mode = mode
         for name, box in self.feature_boxes.items():
             encoding = self.encodings[name]
@@ -1063,7 +1119,7 @@ class TrainPanel(Panel):
             self.state.history = run.rows
         self._sync_toggles()
         # mini-batch runs move the bar by optimizer steps, full-batch ones by iterations
-        self._steps = 1 if unit == "iteration" else -(-len(train) // options["batch_size"])
+        self._steps = -(-len(train) // options["batch_size"]) if "batch_size" in options else 1
         self.progress.max = options["epochs"] * self._steps
         self.progress.value = 0
         self.progress.description = f"{unit} 0"
