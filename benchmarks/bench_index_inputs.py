@@ -14,6 +14,20 @@ against the one-hot matrix it replaces.
 3. **Serving parity**: an index-form MLP and an embedding MLP trained on the flights groups,
    exported and served by ``bl.load`` (onnxruntime); largest logit difference on the
    validation groups. Target ≤ 1e-5.
+4. **Test NLL of the best network against LightGBM on the same groups**: the flights of the
+   LightGBM race (``bench_race_lightgbm.py``: carrier, origin, dest, month and hour as
+   categories, distance in 10 quantile bins; grouped once, split exactly 80/20 on the counts
+   with ``split(0.2, seed=0)``, then 10% of train for validation with ``split(0.1, seed=1)``).
+   The peer is ``lightgbm.train`` itself on the groups' level codes (all categorical):
+   ``objective="cross_entropy"``, label k/n, weight n, 31 leaves, learning rate 0.1, early
+   stopping after 30 rounds on the validation part, one thread, in two settings (LightGBM's
+   defaults, whose ``min_data_in_leaf`` and ``cat_smooth`` count groups here, and
+   binomlab-lightgbm's count-aware ones); the peer is the setting with the lower validation
+   NLL. The networks are what a user gets without tuning: ``bl.fit(model=bl.MLP(embed=...),
+   backend="lightning")`` with its defaults (20 epochs of Adam, 1,024 groups per batch, lr
+   1e-2), the validation part as ``val`` (best epoch) or ``early_stopping=3``, or no ``val``
+   on all of train; ``NLL_SEEDS`` seeds each, the median test NLL per variant. Target: the
+   best variant's test NLL ≤ 1.001 × LightGBM's.
 
 Usage::
 
@@ -30,14 +44,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
+import polars as pl
 import torch
 from _common import load_average, machine_line, now_line, verdict, write_markdown
 from _harness import load_flights
 
 import binomlab as bl
+from binomlab import datasets
 from binomlab.encoding import Encoder
 from binomlab.layout import IndexLayout
+from binomlab.nll import grouped_nll
 from binomlab.specs import MLP
 from binomlab_lightning.loss import binomial_nll_with_logits
 from binomlab_lightning.module import build_network
@@ -46,6 +64,38 @@ BATCH = 1024
 HIDDEN = (64, 32)
 STEP_TARGET = 3.0
 PARITY_TARGET = 1e-5
+NLL_TARGET = 1.001  # the best network's test NLL / LightGBM's
+NLL_FEATURES = ["carrier", "origin", "dest", "month", "hour", "distance"]
+NLL_SEEDS = 3
+LGB_PARAMS = {
+    "objective": "cross_entropy",
+    "num_leaves": 31,
+    "learning_rate": 0.1,
+    "num_threads": 1,
+    "deterministic": True,
+    "force_col_wise": True,
+    "seed": 0,
+    "verbosity": -1,
+}
+LGB_SETTINGS = {  # the peer's two settings; the one with the lower validation NLL is the peer
+    "LightGBM defaults": {},
+    "count-aware (binomlab-lightgbm's)": {
+        "min_data_in_leaf": 0,
+        "min_sum_hessian_in_leaf": 1.0,
+        "min_data_per_group": 1,
+        "min_data_in_bin": 1,
+        "cat_smooth": 0.0,
+    },
+}
+NETWORKS = {  # what a user gets without tuning: bl.fit's defaults (20 epochs, Adam)
+    "MLP(embed='auto'), val=": ({"embed": "auto"}, {"val": True}),
+    "MLP(embed='auto'), val=, early_stopping=3": (
+        {"embed": "auto"},
+        {"val": True, "early_stopping": 3},
+    ),
+    "MLP(embed='auto'), no val, all of train": ({"embed": "auto"}, {"val": False}),
+    "MLP() (integer codes, no embeddings), val=": ({}, {"val": True}),
+}
 
 
 def _step_seconds(
@@ -110,6 +160,116 @@ def _parity(flights: object, tmp: Path) -> dict[str, float]:
     return out
 
 
+def _lightgbm_groups() -> tuple[bl.Grouped, bl.Grouped, bl.Grouped, bl.Grouped]:
+    """The LightGBM race's flights and split: train, its fit and validation parts, test."""
+    rows = datasets.flights().with_columns(pl.col("month", "hour").cast(pl.String))
+    groups = bl.group(rows, NLL_FEATURES, "delayed", bins={"distance": 10}, drop_null_labels=True)
+    train, test = groups.split(0.2, seed=0)
+    fit_part, val = train.split(0.1, seed=1)
+    return train, fit_part, val, test
+
+
+def _lightgbm(fit_part: bl.Grouped, val: bl.Grouped, test: bl.Grouped) -> dict[str, dict]:
+    """``lightgbm.train`` on the groups' level codes in each of ``LGB_SETTINGS``: its best
+    validation NLL, test NLL, trees and seconds."""
+    encoder = Encoder.fit(fit_part, design="one-hot", form="index")
+    layout = encoder.layout
+    firsts = np.asarray(layout.firsts)
+
+    def arrays(g: bl.Grouped) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        codes = encoder.transform(g)[:, list(layout.codes)] - firsts  # each feature's level
+        k, n = (g.frame[c].to_numpy().astype(np.float64) for c in "kn")
+        return codes.astype(np.int32), k, n
+
+    (X, k, n), (X_val, k_val, n_val), (X_test, k_test, n_test) = map(arrays, (fit_part, val, test))
+    out = {}
+    for name, extra in LGB_SETTINGS.items():
+        start = time.perf_counter()
+        params = LGB_PARAMS | extra
+        features = list(range(X.shape[1]))
+        data = lgb.Dataset(X, label=k / n, weight=n, categorical_feature=features, params=params)
+        valid = lgb.Dataset(X_val, label=k_val / n_val, weight=n_val, reference=data)
+        booster = lgb.train(
+            params,
+            data,
+            num_boost_round=1000,
+            valid_sets=[valid],
+            callbacks=[lgb.early_stopping(30, verbose=False)],
+        )
+        best = booster.best_iteration
+        z_val, z_test = (
+            booster.predict(x, raw_score=True, num_iteration=best) for x in (X_val, X_test)
+        )
+        out[name] = {
+            "val": grouped_nll(z_val, k_val, n_val),
+            "test": grouped_nll(z_test, k_test, n_test),
+            "trees": best,
+            "seconds": time.perf_counter() - start,
+        }
+    return out
+
+
+def _networks(
+    train: bl.Grouped, fit_part: bl.Grouped, val: bl.Grouped, test: bl.Grouped, seeds: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each of ``NETWORKS``' test NLLs, one per seed, and best validation NLLs (with val)."""
+    out: dict[str, list[float]] = {}
+    best_val: dict[str, list[float]] = {}
+    for name, (spec, how) in NETWORKS.items():
+        out[name] = []
+        for seed in range(seeds):
+            data, opts = (fit_part, {"val": val}) if how["val"] else (train, {})
+            if "early_stopping" in how:
+                opts["early_stopping"] = how["early_stopping"]
+            fitted = bl.fit(data, model=bl.MLP(**spec), backend="lightning", seed=seed, **opts)
+            out[name].append(bl.evaluate(test, fitted)["nll"])
+            if how["val"]:
+                best_val.setdefault(name, []).append(float(fitted.history["val_nll"].min()))
+        print(f"  {name}: test NLL {' '.join(f'{v:.5f}' for v in out[name])}", flush=True)
+    return out, best_val
+
+
+def _versus_lightgbm(seeds: int) -> tuple[list[str], str]:
+    """The section's lines on the networks against LightGBM, and the target line."""
+    train, fit_part, val, test = _lightgbm_groups()
+    peers = _lightgbm(fit_part, val, test)
+    peer_name = min(peers, key=lambda p: peers[p]["val"])
+    peer = peers[peer_name]["test"]
+    nets, nets_val = _networks(train, fit_part, val, test, seeds)
+    median = {name: statistics.median(v) for name, v in nets.items()}
+    best = min(median, key=median.get)
+    ratio = median[best] / peer
+    lines = [
+        f"Flights as in the LightGBM race: {fit_part.trials:,} training trials in "
+        f"{len(fit_part):,} groups, validation {val.trials:,}, test {test.trials:,} trials "
+        f"(`split(0.2, seed=0)`, then `split(0.1, seed=1)`); networks on Lightning with "
+        f"bl.fit's defaults, seeds 0–{seeds - 1}.",
+        "",
+        "| contender | val NLL | test NLL | test / LightGBM | note |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, p in peers.items():
+        mark = " (the peer)" if name == peer_name else ""
+        lines.append(
+            f"| lightgbm.train, cross_entropy, {name}{mark} | {p['val']:.5f} | {p['test']:.5f} | "
+            f"{p['test'] / peer:.5f} | {p['trees']} trees, {p['seconds']:.1f} s |"
+        )
+    for name, values in nets.items():
+        shown = f"{statistics.median(nets_val[name]):.5f}" if name in nets_val else ""
+        lines.append(
+            f"| bl.fit {name} | {shown} | {median[name]:.5f} (median; "
+            f"{min(values):.5f}–{max(values):.5f}) | {median[name] / peer:.5f} | "
+            f"{'best' if name == best else ''} |"
+        )
+    lines.append("")
+    target = (
+        f"- flights test NLL, best network ({best}) vs LightGBM on the same groups: "
+        f"{ratio:.4f}× ({median[best]:.5f} / {peer:.5f}) (target ≤ {NLL_TARGET:g}×) "
+        f"**{verdict(ratio <= NLL_TARGET)}**"
+    )
+    return lines, target
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--steps", type=int, default=200, help="steps per timed block")
@@ -142,6 +302,7 @@ def main() -> int:
         parity = _parity(flights, Path(tmp))
     high = _high_cardinality(max(5, args.steps // 10), args.repeat)
     high_speedup = high["dense"] / high["index"]
+    versus, nll_target = _versus_lightgbm(1 if args.quick else NLL_SEEDS)
 
     section = "\n".join(
         [
@@ -163,6 +324,7 @@ def main() -> int:
             "",
             *(f"- served vs trained, {name}: max |Δ logit| {v:.2g}" for name, v in parity.items()),
             "",
+            *versus,
         ]
     )
     worst = max(parity.values())
@@ -171,6 +333,7 @@ def main() -> int:
         f"**{verdict(speedup >= STEP_TARGET)}**",
         f"- ONNX parity of index and embedding models through bl.load: {worst:.2g} (target ≤ "
         f"{PARITY_TARGET:g}) **{verdict(worst <= PARITY_TARGET)}**",
+        nll_target,
     ]
     title = "### bench_index_inputs" + (" (--quick)" if args.quick else "")
     block = "\n".join(

@@ -18,13 +18,18 @@ groups, on each contender's best setting of a grid (``--tune``). The same thresh
 part 1: the first epoch within 0.5% of the best validation NLL either contender reached,
 median over ``--seeds``.
 
+Part 4b races both sides again in three variants of the MLP, the one-hot matrix, integer
+codes (a lookup first layer) and ``embed="auto"``, the raw side ``model.fit``-ing bl.fit's own
+model of each variant (``_variants.py``); each side is scored by its best variant. Target:
+speed-up ≥ 3×.
+
 TensorFlow gets ``--train-threads`` (default 1) intra- and inter-op threads, torch the same
 number of intra-op threads (see ``_harness.py`` for why). Every run also records the process
 CPU time.
 
 Usage::
 
-    python benchmarks/bench_race_keras.py             # 5 seeds, about 1.5 minutes
+    python benchmarks/bench_race_keras.py             # 5 seeds, about 4 minutes
     python benchmarks/bench_race_keras.py --quick     # 1 seed, short runs
     python benchmarks/bench_race_keras.py --tune      # the grid (3 seeds), ~11 minutes
     python benchmarks/bench_race_keras.py --markdown benchmarks/RESULTS.md --append
@@ -60,6 +65,15 @@ from _harness import (  # benchmarks/ is on sys.path when a script runs
     race_tune,
     start_race,
 )
+from _variants import (
+    Encoded,
+    Variant,
+    base_logit,
+    encode_forms,
+    grouped_run,
+    race_variants,
+    variants_report,
+)
 
 from binomlab.encoding import Encoder
 
@@ -71,6 +85,7 @@ KERAS_RAW_QUICK = Setting(batch_size=1024, lr=1e-2, epochs=4)
 KERAS_GROUPED_QUICK = Setting(batch_size=1024, lr=3e-2, epochs=12)
 TUNE_KERAS_RAW = [(b, lr) for b in (256, 1024, 4096, 16384) for lr in (1e-3, 3e-3, 1e-2, 3e-2)]
 TUNE_KERAS_GROUPED = [(b, lr) for b in (64, 256, 1024, 4096) for lr in (1e-3, 3e-3, 1e-2, 3e-2)]
+CODES_TARGET = 3.0  # the races with integer codes and embeddings, best variant each side
 
 
 def _val_groups(data: FlightsData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,6 +166,85 @@ def run_keras_weighted(data: FlightsData, setting: Setting, seed: int) -> Curve:
     return curve
 
 
+def raw_variant(forms: dict[str, Encoded]) -> Any:
+    """The races with integer codes, raw side: ``model.fit(X_rows, y_rows, shuffle=True)``
+    with binary_crossentropy on the raw rows in the variant's form, training the model bl.fit
+    builds for the variant (``build_model`` with the index form's layout and the seed, output
+    bias at the base rate, a sigmoid on its logit; Adam's epsilon and
+    ``steps_per_execution`` the backend's), shuffled afresh every epoch; validation as
+    :func:`_keras_stamps`, off the clock."""
+
+    def run(data: FlightsData, variant: Variant, setting: Setting, seed: int) -> Curve:
+        import keras
+
+        from binomlab_keras.backend import default_steps_per_execution
+        from binomlab_keras.model import build_model, set_output_bias
+        from binomlab_keras.session import ADAM_EPSILON
+
+        encoded = forms[variant.form]
+        curve = Curve(seed, steps_per_epoch=-(-data.train_rows // setting.batch_size))
+        k, n = (data.val.frame[c].to_numpy().astype(np.float64) for c in "kn")
+        start = build_model(variant.spec, encoded.width, seed=seed, layout=encoded.layout)
+        set_output_bias(start, base_logit(data))
+        weights = start.get_weights()
+        clock = Clock()
+        logit_model = build_model(variant.spec, encoded.width, seed=seed, layout=encoded.layout)
+        logit_model.set_weights(weights)
+        model = keras.Model(
+            logit_model.inputs, keras.layers.Activation("sigmoid")(logit_model.outputs[0])
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=setting.lr, epsilon=ADAM_EPSILON),
+            loss="binary_crossentropy",
+            steps_per_execution=default_steps_per_execution(),
+        )
+        fresh_shuffles()
+        model.fit(
+            encoded.X_rows,
+            data.y_train,
+            batch_size=setting.batch_size,
+            epochs=setting.epochs,
+            shuffle=True,
+            verbose=0,
+            callbacks=[_keras_stamps(curve, clock, logit_model, (encoded.X_val, k, n))],
+        )
+        return curve
+
+    return run
+
+
+def codes_race(args: argparse.Namespace, data: FlightsData) -> tuple[str, list[str]]:
+    """Both sides in the three input variants (see ``_variants.py``), best variant each."""
+    print("\n== Part 4b: Keras, the race with integer codes and embeddings ==", flush=True)
+    raw, grouped = (
+        (KERAS_RAW_QUICK, KERAS_GROUPED_QUICK) if args.quick else (KERAS_RAW, KERAS_GROUPED)
+    )
+    sides = {
+        "raw": (raw_variant(encode_forms(data)), raw),
+        "grouped": (grouped_run("keras"), grouped),
+    }
+    race = race_variants(data, sides, list(range(args.seeds)))
+    lines, targets = variants_report(
+        race,
+        framework="Keras",
+        target=CODES_TARGET,
+        raw_name="raw rows: model.fit, binary_crossentropy",
+        grouped_name="grouped: bl.fit (keras)",
+    )
+    about = [
+        "#### 4b. Keras, time to a good model with integer codes and embeddings",
+        "",
+        "- the same flights, split, seeds and settings as above (raw rows: batch "
+        f"{raw.batch_size:,}, lr {raw.lr:g}; groups: batch {grouped.batch_size:,}, lr "
+        f"{grouped.lr:g}); both sides in three variants of the MLP (64, 32): the one-hot "
+        "matrix, integer codes into a lookup first layer, and embed='auto'; the raw side "
+        "model.fit's bl.fit's own model for the variant (build_model, a sigmoid on its logit); "
+        "each side scored by its best variant",
+        "",
+    ]
+    return "\n".join([*about, *lines, ""]), targets
+
+
 CONTENDERS = {
     "raw": Contender(
         "raw rows model.fit",
@@ -223,7 +317,7 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
         "included); the plain models from building and compiling the model (tracing included, "
         "validation not timed; the weighted run also encodes the groups inside the clock)",
     ]
-    return race_report(
+    section, targets = race_report(
         data,
         race,
         title="4. Keras, time to a good model",
@@ -232,6 +326,8 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
         extra=extra,
         check=check,
     )
+    codes_section, codes_targets = codes_race(args, data)
+    return section + "\n" + codes_section, targets + codes_targets
 
 
 def main(argv: list[str] | None = None) -> int:

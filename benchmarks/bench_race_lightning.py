@@ -24,12 +24,17 @@ shuffling, shared by the contenders) and the speed-up is the ratio of the median
 target. Target: speed-up t_raw / t_grouped ≥ 0.5 × rows / groups. A third, diagnostic run
 trains on the groups with the raw-row loop's plain PyTorch code (no Lightning).
 
+Part 1b races both sides again in three variants of the MLP, the one-hot matrix, integer
+codes (a lookup first layer) and ``embed="auto"``, the raw side training bl.fit's own network
+of each variant in the plain loop (``_variants.py``); each side is scored by its best variant.
+Target: speed-up ≥ 5×.
+
 Runs with one torch intra-op thread (``--train-threads``, 0 for torch's default; see
 ``_harness.py`` for why). Every run also records the process CPU time.
 
 Usage::
 
-    python benchmarks/bench_race_lightning.py             # 5 seeds, about 1 minute
+    python benchmarks/bench_race_lightning.py             # 5 seeds, about 3 minutes
     python benchmarks/bench_race_lightning.py --quick     # 1 seed, short runs
     python benchmarks/bench_race_lightning.py --tune      # the grid (3 seeds), ~6 minutes
     python benchmarks/bench_race_lightning.py --markdown benchmarks/RESULTS.md --append
@@ -62,9 +67,18 @@ from _harness import (  # benchmarks/ is on sys.path when a script runs
     race_tune,
     start_race,
 )
+from _variants import (
+    Encoded,
+    Variant,
+    base_logit,
+    encode_forms,
+    grouped_run,
+    race_variants,
+    variants_report,
+)
 
 from binomlab.encoding import Encoder
-from binomlab_lightning import binomial_nll_with_logits
+from binomlab_lightning import binomial_nll_with_logits, build_network
 
 # Picked with --tune (see benchmarks/README.md): for each contender the setting of the grid
 # that reached the target soonest.
@@ -75,6 +89,7 @@ GROUPED_QUICK = Setting(batch_size=1024, lr=2e-2, epochs=12)
 TUNE_RAW = [(b, lr) for b in (1024, 2048, 4096, 8192) for lr in (3e-3, 1e-2, 2e-2, 4e-2)]
 TUNE_RAW_EPOCHS = 8  # the raw rows reach the target in 2-5 epochs with the grid's best settings
 TUNE_GROUPED = [(b, lr) for b in (256, 512, 1024, 2048) for lr in (3e-3, 1e-2, 2e-2, 4e-2)]
+CODES_TARGET = 5.0  # the races with integer codes and embeddings, best variant each side
 
 
 @torch.no_grad()
@@ -166,6 +181,71 @@ def run_grouped_torch(data: FlightsData, setting: Setting, seed: int) -> Curve:
     return curve
 
 
+def raw_variant(forms: dict[str, Encoded]) -> Callable[..., Curve]:
+    """The races with integer codes, raw side: the plain loop of :func:`run_raw` on the raw
+    rows in the variant's form, training the network bl.fit builds for the variant
+    (``build_network`` with the index form's layout, torch seeded, output bias at the base
+    rate); validation NLL on the validation groups (equal to the rows' mean BCE), not
+    timed."""
+
+    def run(data: FlightsData, variant: Variant, setting: Setting, seed: int) -> Curve:
+        encoded = forms[variant.form]
+        curve = Curve(seed, steps_per_epoch=-(-data.train_rows // setting.batch_size))
+        X_val = torch.from_numpy(encoded.X_val)
+        k_val, n_val = (
+            torch.from_numpy(data.val.frame[c].to_numpy().astype(np.float32)) for c in "kn"
+        )
+        clock = Clock()
+        X, y = torch.from_numpy(encoded.X_rows), torch.from_numpy(data.y_train)
+        torch.manual_seed(seed)
+        net = build_network(variant.spec, encoded.width, layout=encoded.layout)
+        with torch.no_grad():
+            net.output_layer.bias.fill_(base_logit(data))
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        _train(
+            curve,
+            clock,
+            net,
+            setting,
+            len(X),
+            lambda batch: loss_fn(net(X[batch]), y[batch]),
+            lambda: _binomial_nll(net, X_val, k_val, n_val),
+        )
+        return curve
+
+    return run
+
+
+def codes_race(args: argparse.Namespace, data: FlightsData) -> tuple[str, list[str]]:
+    """Both sides in the three input variants (see ``_variants.py``), best variant each."""
+    print("\n== Part 1b: the race with integer codes and embeddings ==", flush=True)
+    raw, grouped = (RAW_QUICK, GROUPED_QUICK) if args.quick else (RAW, GROUPED)
+    sides = {
+        "raw": (raw_variant(encode_forms(data)), raw),
+        "grouped": (grouped_run("lightning"), grouped),
+    }
+    race = race_variants(data, sides, list(range(args.seeds)))
+    lines, targets = variants_report(
+        race,
+        framework="Lightning",
+        target=CODES_TARGET,
+        raw_name="raw rows: torch loop, BCEWithLogitsLoss",
+        grouped_name="grouped: bl.fit (lightning)",
+    )
+    about = [
+        "#### 1b. Time to a good model with integer codes and embeddings",
+        "",
+        "- the same flights, split, seeds and settings as above (raw rows: batch "
+        f"{raw.batch_size:,}, lr {raw.lr:g}; groups: batch {grouped.batch_size:,}, lr "
+        f"{grouped.lr:g}); both sides in three variants of the MLP {HIDDEN}: the one-hot "
+        "matrix, integer codes into a lookup first layer, and embed='auto'; the raw side trains "
+        "bl.fit's own network for the variant in the plain torch loop; each side scored by its "
+        "best variant",
+        "",
+    ]
+    return "\n".join([*about, *lines, ""]), targets
+
+
 CONTENDERS = {
     "raw": Contender(
         "raw rows", "raw rows: torch loop, BCEWithLogitsLoss", RAW, RAW_QUICK, run_raw
@@ -241,7 +321,7 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
         "not timed); bl.fit from the call (its encoding, Lightning set-up and validation "
         "included)",
     ]
-    return race_report(
+    section, targets = race_report(
         data,
         race,
         title="1. Time to a good model",
@@ -250,6 +330,8 @@ def bench(args: argparse.Namespace) -> tuple[str, list[str]]:
         extra=extra,
         check=check,
     )
+    codes_section, codes_targets = codes_race(args, data)
+    return section + "\n" + codes_section, targets + codes_targets
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,6 +75,7 @@ ORDER = [
     *TRAINING,
     "race_lightgbm",  # boosted trees on the groups against the raw rows and the MLPs
     "index_inputs",
+    "memory",  # 50M rows: bl.group then one epoch with embeddings, peak RSS
     "glm",
     "inference",
     "lab_open",

@@ -205,12 +205,21 @@ class Grouped:
         if self._fingerprint is None:
             import hashlib
 
-            text = self._frame.select(pl.all().cast(pl.String))
-            text = text.sort(text.columns, nulls_last=False)
             digest = hashlib.sha256()
             header = {"features": list(self._features), "bins": self._bins}
             digest.update(json.dumps(header, sort_keys=True, default=str).encode())
-            digest.update(text.write_csv(null_value="\\N").encode())
+            # The CSV of the rows as strings, sorted by those strings (nulls first), hashed a
+            # slice at a time: the bytes of one whole CSV, without holding every value as a
+            # string, nor the CSV, at once (millions of groups took GiBs).
+            frame = self._frame
+            order = frame.select(
+                pl.arg_sort_by([_string_rank(frame[c]) for c in frame.columns], nulls_last=False)
+            ).to_series()
+            for start in range(0, max(frame.height, 1), _FINGERPRINT_ROWS):
+                rows = frame.select(pl.all().gather(order.slice(start, _FINGERPRINT_ROWS)))
+                text = rows.select(pl.all().cast(pl.String))
+                csv = text.write_csv(include_header=start == 0, null_value="\\N")
+                digest.update(csv.encode())
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
@@ -454,3 +463,14 @@ def _parse_meta(path: str | os.PathLike[str], raw: str) -> dict[str, Any]:
         msg = f"{os.fspath(path)!r} has corrupted {_PARQUET_KEY!r} metadata: {raw[:200]!r}"
         raise BinomlabError(msg)
     return meta
+
+
+_FINGERPRINT_ROWS = 1 << 18
+"""Rows hashed at a time by :attr:`Grouped.fingerprint`."""
+
+
+def _string_rank(column: pl.Series) -> pl.Series:
+    """A UInt32 key of ``column`` that sorts as ``column.cast(pl.String)`` does (the rank
+    of each value's string among the distinct strings; null stays null)."""
+    text = column.cast(pl.String)
+    return text.cast(pl.Enum(text.unique().drop_nulls().sort())).to_physical()
