@@ -40,6 +40,7 @@ from binomlab.export import load
 from binomlab.grouped import Grouped
 from binomlab.grouping import from_counts, group
 from binomlab.metrics import evaluate
+from binomlab.specs import parse_spec
 from binomlab.training import fit
 
 __all__ = [
@@ -360,10 +361,14 @@ def check_callback_stop(engine: Backend) -> None:
 def check_batch_progress(engine: Backend) -> None:
     """``batch_callbacks`` follow the optimizer steps of adam/adamw: ``(epoch, batch,
     batches)`` with ``batches = ⌈groups / batch_size⌉``, batch rising to it in every epoch (a
-    backend may report every few steps, e.g. Keras's ``steps_per_execution``); False stops
+    backend may report every few steps, e.g. Keras's ``steps_per_execution``); for boosted
+    trees the rounds of each epoch's block, all the spec's trees over the epochs. False stops
     training mid-epoch, keeping the best finished epoch's weights."""
     train, val = _split()
     opts = _mini_batch(engine)
+    if _trees_only(engine):
+        _check_round_progress(engine, opts)
+        return
     if "batch_size" not in opts:  # full-batch optimisers only: nothing to report
         calls: list[tuple[int, int, int]] = []
         fit(train, backend=engine, batch_callbacks=lambda *c: calls.append(c), **opts)
@@ -380,6 +385,34 @@ def check_batch_progress(engine: Backend) -> None:
         rising = batch_numbers == sorted(set(batch_numbers))
         _check(rising, "batch progress", f"epoch {epoch}: batches {batch_numbers}")
         _check(seen[-1] == (steps, steps), "batch progress", f"epoch {epoch} ends at {seen[-1]}")
+
+    def stop_in_epoch_2(epoch: int, batch: int, batches: int) -> bool:
+        return epoch < 2
+
+    stopped = fit(train, backend=engine, batch_callbacks=[stop_in_epoch_2], **opts)
+    name = "batch progress stop"
+    _check(stopped.history.height == 1, name, f"{stopped.history.height} epochs recorded")
+    _check(stopped.stop_reason == "callback", name, f"reason {stopped.stop_reason!r}")
+    _best_weights(stopped, val, name)
+
+
+def _check_round_progress(engine: Backend, opts: dict[str, Any]) -> None:
+    """:func:`check_batch_progress` for boosted trees: a call per round, ``batch`` rising to
+    ``batches`` in every epoch, as many rounds as the spec's trees."""
+    train, val = _split()
+    calls: list[tuple[int, int, int]] = []
+    fitted = fit(train, backend=engine, batch_callbacks=lambda *c: calls.append(c), **opts)
+    rounds = 0
+    for epoch in range(1, fitted.epochs_ + 1):
+        seen = [(batch, batches) for e, batch, batches in calls if e == epoch]
+        _check(bool(seen), "batch progress", f"no call in epoch {epoch}: {calls}")
+        numbers = [batch for batch, _ in seen]
+        rising = numbers == list(range(1, len(seen) + 1))
+        _check(rising, "batch progress", f"epoch {epoch}: rounds {numbers}")
+        _check(seen[-1][0] == seen[-1][1], "batch progress", f"epoch {epoch} ends at {seen[-1]}")
+        rounds += len(seen)
+    trees = parse_spec(opts["model"]).trees
+    _check(rounds == trees, "batch progress", f"{rounds} rounds reported for {trees} trees")
 
     def stop_in_epoch_2(epoch: int, batch: int, batches: int) -> bool:
         return epoch < 2

@@ -40,7 +40,9 @@ STAT_REL = 1e-8  # log-likelihood, AIC, BIC
 GOF_REL = 1e-7  # deviance, Pearson χ², dispersion
 
 SLOW_BACKENDS = {"lightning", "keras"}  # importing the framework costs ~10 s each
-AVAILABLE = bl.backends.available(check=True)
+AVAILABLE = [  # the backends that fit the GLM (a boosting backend does not build "logistic")
+    name for name in bl.backends.available(check=True) if "logistic" in bl.backends.get(name).specs
+]
 
 
 def _param(*values: str, backend: str) -> Any:

@@ -1118,8 +1118,14 @@ class TrainPanel(Panel):
             self._current = run
             self.state.history = run.rows
         self._sync_toggles()
-        # mini-batch runs move the bar by optimizer steps, full-batch ones by iterations
-        self._steps = -(-len(train) // options["batch_size"]) if "batch_size" in options else 1
+        # mini-batch runs move the bar by optimizer steps, boosting by rounds (the longest
+        # block of an epoch), full-batch ones by iterations
+        if "batch_size" in options:
+            self._steps = -(-len(train) // options["batch_size"])
+        elif isinstance(options["model"], GBDT):
+            self._steps = -(-options["model"].trees // options["epochs"])
+        else:
+            self._steps = 1
         self.progress.max = options["epochs"] * self._steps
         self.progress.value = 0
         self.progress.description = f"{unit} 0"

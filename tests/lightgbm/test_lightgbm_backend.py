@@ -128,6 +128,26 @@ def test_rounds_per_epoch_and_the_best_iteration_kept(split) -> None:
     assert bl.evaluate(val, fitted)["nll"] == pytest.approx(fitted.kept_epoch()["val_nll"])
 
 
+def test_batch_callbacks_follow_the_rounds_and_stop_inside_a_block(split) -> None:
+    """``batch_callbacks`` see every boosting round of a block as ``(epoch, round, rounds)``;
+    False stops training there, keeping the best finished epoch's trees."""
+    train, val = split
+    calls: list[tuple[int, int, int]] = []
+    fitted = bl.fit(train, model="gbdt:10,4", backend="lightgbm", val=val, epochs=4,
+                    batch_callbacks=lambda *c: calls.append(c))  # fmt: skip
+    assert calls == [(e, r, n) for e, n in enumerate([3, 3, 2, 2], 1) for r in range(1, n + 1)]
+    assert fitted.network.trees == sum([3, 3, 2, 2][: fitted.best_epoch_])
+
+    def stop_in_epoch_2(epoch: int, batch: int, batches: int) -> bool:
+        return not (epoch == 2 and batch == 2)
+
+    stopped = bl.fit(train, model="gbdt:10,4", backend="lightgbm", val=val, epochs=4,
+                     batch_callbacks=[stop_in_epoch_2])  # fmt: skip
+    assert stopped.stop_reason == "callback" and stopped.epochs_ == 1
+    assert stopped.network.trees == 3  # the first block's: the two trees of epoch 2 dropped
+    assert bl.evaluate(val, stopped)["nll"] == pytest.approx(stopped.kept_epoch()["val_nll"])
+
+
 def test_spec_and_backend_errors_name_who_can(split) -> None:
     train, _ = split
     with pytest.raises(BinomlabError, match=r"lightgbm backend builds the specs \('gbdt',\).*"

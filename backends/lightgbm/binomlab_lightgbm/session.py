@@ -149,14 +149,23 @@ class LightGBMSession(Session):
             self.booster.rollback_one_iter()
         self.network.forget()
 
-    def run_epochs(self, epochs: int, end_epoch: Callable[[], bool]) -> None:
+    def run_epochs(
+        self,
+        epochs: int,
+        end_epoch: Callable[[], bool],
+        end_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
         """Boost :func:`round_blocks` rounds per epoch, calling ``end_epoch()`` after each
-        block; when no tree can split any more (LightGBM's ``update`` says it is finished),
-        the epoch ends there and training with it."""
+        block and ``end_batch(round, rounds)`` after each round of it (progress inside a long
+        block; the core stops training there when its batch callback says so); when no tree
+        can split any more (LightGBM's ``update`` says it is finished), the epoch ends there
+        and training with it."""
         for rounds in round_blocks(self.spec.trees, epochs):
             finished = False
-            for _ in range(rounds):
+            for done in range(1, rounds + 1):
                 finished = self.booster.update()
+                if end_batch is not None:
+                    end_batch(done, rounds)
                 if finished:
                     break
             self.network.forget()
