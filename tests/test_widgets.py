@@ -155,7 +155,12 @@ def test_train_click_adds_a_model_and_a_leaderboard_row(split, glm, backend) -> 
     assert model.config.seed == 3
     history = model.history
     # the progress bar and the curve followed every epoch (and the bar every optimizer step)
-    steps = 1 if model.config.deterministic else -(-len(train) // model.config.batch_size)
+    if isinstance(model.spec, bl.GBDT):  # boosting: the bar moves by rounds
+        steps = -(-model.spec.trees // 6)
+    elif model.config.deterministic:
+        steps = 1
+    else:
+        steps = -(-len(train) // model.config.batch_size)
     assert panel.progress.max == 6 * steps
     unit = "iteration" if model.config.deterministic else "epoch"
     assert panel.progress.description == f"{unit} {model.epochs_}"
@@ -282,9 +287,13 @@ def test_stop_button_ends_training_and_keeps_the_best_weights(split, backend) ->
     model = panel.last_model
     assert model is not None, panel.last_error
     assert model.stop_reason == "callback"
-    assert model.epochs_ == 3  # epoch 2 had already answered "continue"; epoch 3 stopped
-    assert len(panel.curve) == 3
-    assert panel.progress.value == 3 < panel.progress.max == 200
+    if panel.model.value == "gbdt":
+        # 2 rounds an epoch: Stop takes effect at epoch 3's first round, which is not kept
+        assert model.epochs_ == 2 and len(panel.curve) == 2
+        assert panel.progress.max == 400 and panel.progress.value < 6
+    else:  # one step an epoch: epoch 2 had already answered "continue"; epoch 3 stopped
+        assert model.epochs_ == 3 and len(panel.curve) == 3
+        assert panel.progress.value == 3 < panel.progress.max == 200
     assert panel.progress.bar_style == "warning"
     best = model.history["val_nll"].min()
     assert bl.evaluate(val, model)["nll"] == pytest.approx(best, rel=1e-5)
@@ -650,6 +659,21 @@ def test_export_panel_writes_a_model_bl_load_serves(split, glm, tmp_path) -> Non
     panel.folder.value = "  "  # not the working directory by accident
     panel.export_button.click()
     assert "Expected a folder to export into" in str(panel.last_error)
+
+
+def test_a_native_only_export_does_not_say_bl_load_serves_it(glm, tmp_path) -> None:
+    """bl.load serves model.onnx: after a "native only" export the message must not tell
+    the user to serve it with bl.load (which refuses that folder)."""
+    panel = ExportPanel({"glm": glm})
+    panel.folder.value = str(tmp_path)
+    panel.formats.value = ("native",)
+    panel.export_button.click()
+    assert panel.last_error is None, panel.last_error
+    assert "model.onnx" not in {p.name for p in panel.last_path.iterdir()}
+    with pytest.raises(bl.BinomlabError, match="holds no ONNX model"):
+        bl.load(panel.last_path)
+    assert "bl.load(" not in panel.result.value
+    assert "export with ONNX to serve it" in panel.result.value
 
 
 @pytest.mark.skipif(not PLUGINS, reason="needs a backend plugin with a native format")

@@ -485,3 +485,41 @@ def test_log_to_mlflow_without_a_usable_store_says_how_to_set_one(split, glm, tm
         assert "could not open its tracking store" in str(info.value)
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_counts_of_models_and_rows_read_as_words(split, glm, lbfgs, tmp_path) -> None:
+    """Counts read as words ("1 model", "2 models", "Wrote 1 row"): no "model(s)" or
+    "row(s)" in the caption, the download's message or the report."""
+    train, val = split
+    lab = Lab(train, val, models={"glm": glm})
+    panel = lab.compare_panel
+    assert panel.caption.value.startswith("1 model on the validation data")
+    panel.board_file.value = str(tmp_path / "board.csv")
+    panel.csv_button.click()
+    assert panel.last_error is None, panel.last_error
+    assert panel.download_result.value.startswith("Wrote 1 row to")
+    text = lab.report(tmp_path / "one.html").read_text()
+    assert "1 model, evaluated on the validation data" in text
+    lab.state.add_model("lbfgs", lbfgs)
+    assert panel.caption.value.startswith("2 models on the validation data")
+    text = lab.report(tmp_path / "two.html").read_text()
+    assert "2 models, evaluated on" in text
+    assert "(s)" not in panel.caption.value + panel.download_result.value + text
+
+
+@pytest.mark.skipif("lightgbm" not in BACKENDS, reason="needs binomlab-lightgbm")
+def test_boosted_trees_show_their_learning_rate_and_no_batch_size(split, glm) -> None:
+    """Boosting's learning rate is the spec's shrinkage (what the Train form's field sets);
+    it has no batches, so the config's batch size (the number of groups) is not shown."""
+    train, val = split
+    trees = bl.fit(train, model=bl.GBDT(trees=20, leaves=4, learning_rate=0.05),
+                   backend="lightgbm", val=val, epochs=4)  # fmt: skip
+    assert trees.config.lr is None and trees.config.batch_size == len(train)
+    panel = ComparePanel(val, models={"trees": trees, "glm": glm})
+    row = panel.table.filter(pl.col("model") == "trees").row(0, named=True)
+    assert row["optimizer"] == "boosting"
+    assert row["lr"] == 0.05 and row["batch_size"] is None
+    shown = panel.shown.filter(pl.col("model") == "trees").row(0, named=True)
+    assert shown["lr"] == "0.05" and shown["batch size"] is None
+    glm_row = panel.table.filter(pl.col("model") == "glm").row(0, named=True)
+    assert glm_row["lr"] is None and glm_row["batch_size"] == glm.config.batch_size

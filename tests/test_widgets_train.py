@@ -585,3 +585,52 @@ def test_embeddings_from_the_train_form(split) -> None:
     panel.epochs.value = 2
     name = _train(panel, timeout=300)
     assert lab.models[name].spec.embed == "auto" and "embed=auto" in name
+
+
+@pytest.mark.skipif("lightgbm" not in bl.backends.available(), reason="binomlab-lightgbm")
+def test_boosting_disables_weight_decay_which_it_does_not_take(split) -> None:
+    """bl.fit's boosting takes no weight decay (the trees' L2 is the spec's): the field is
+    disabled for boosted trees, not left open to a value the run would silently drop, and
+    enabled again for a network."""
+    train, val = split
+    panel = TrainPanel(train, val)
+    panel.backend.value = "lightgbm"
+    panel.model.value = "gbdt"
+    assert panel.effective_optimizer() == "boosting"
+    assert panel.weight_decay.disabled
+    assert "weight_decay" not in panel.fit_options()
+    panel.backend.value = "reference"
+    panel.model.value = "logistic"
+    assert not panel.weight_decay.disabled
+
+
+@pytest.mark.skipif("lightgbm" not in bl.backends.available(), reason="binomlab-lightgbm")
+def test_boosting_progress_counts_rounds_not_batches(split, monkeypatch) -> None:
+    """Boosted trees grow ⌈trees / epochs⌉ rounds an epoch: the bar moves by rounds and the
+    status line counts boosting rounds (it has no batches)."""
+    monkeypatch.setattr(train_panel, "REDRAW_SECONDS", 0.0)  # draw every step
+    train, val = split
+    panel = TrainPanel(train, val, backend_names=["lightgbm"])
+    panel.model.value = "gbdt"
+    panel.trees.value, panel.leaves.value = 40, 4
+    panel.epochs.value = 4  # 10 rounds an epoch
+    reached, release = threading.Event(), threading.Event()
+
+    def hold_at(epoch, batch, batches):
+        if (epoch, batch) == (2, 3):
+            reached.set()
+            release.wait(30)
+
+    panel.batch_callbacks.append(hold_at)
+    panel.train_button.click()
+    assert reached.wait(120)
+    try:
+        assert panel.progress.max == 40
+        assert panel.progress.value == 13  # epoch 1's 10 rounds and 3 of epoch 2's
+        assert "epoch 2, boosting round 3 of 10" in panel.status.value
+        assert "batch" not in panel.status.value
+    finally:
+        release.set()
+    assert panel.wait(60)
+    assert panel.last_error is None, panel.last_error
+    assert panel.last_model.epochs_ == 4

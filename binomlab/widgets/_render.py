@@ -25,6 +25,7 @@ __all__ = [
     "error_html",
     "frame_html",
     "interval_text",
+    "legend_below",
     "number_text",
     "p_text",
     "se_text",
@@ -158,6 +159,31 @@ def error_html(err: BaseException) -> str:
         '<div class="binomlab-error" style="color:#8b0000;background:#fdecea;padding:6px 10px;'
         f'border-left:4px solid #d32f2f;white-space:pre-wrap">{text}</div>'
     )
+
+
+LEGEND_INSIDE = 4
+"""The most entries a legend keeps inside its axes; a longer one (many models) would cover
+the curves, so :func:`legend_below` moves it under the figure."""
+
+
+def legend_below(figure: Figure, axes: Any, *, inside: int = LEGEND_INSIDE) -> None:
+    """Move the legend of ``axes`` under ``figure`` (one entry a line, the same entries)
+    when it has more than ``inside`` entries: inside the axes it would hide the curves. The
+    figure grows by the legend's height.
+
+    ``figure`` must use the constrained layout, which makes room for the legend under it.
+    """
+    if axes.get_legend() is None:
+        return
+    handles, labels = axes.get_legend_handles_labels()
+    if len(labels) <= inside:
+        return
+    axes.get_legend().remove()
+    figure.legend(handles, labels, loc="outside lower center", fontsize="small", frameon=False)
+    # the figure grows by the legend's lines (about 0.2 in each), so the axes keep their size
+    lines = sum(label.count("\n") + 1 for label in labels)
+    width, height = figure.get_size_inches()
+    figure.set_size_inches(width, height + 0.2 * lines + 0.1)
 
 
 def show_figure(output: ipywidgets.Output, figure: Figure, *, dpi: int = 100) -> None:

@@ -25,6 +25,7 @@ from binomlab.widgets._render import (
     decimals_for,
     frame_html,
     interval_text,
+    legend_below,
     number_text,
     p_text,
     se_text,
@@ -32,7 +33,7 @@ from binomlab.widgets._render import (
 )
 from binomlab.widgets.checklist import ModelChecklist
 from binomlab.widgets.panel import Panel
-from binomlab.widgets.state import BAND_RESAMPLES, LEVEL, SEED, LabState
+from binomlab.widgets.state import BAND_RESAMPLES, LEVEL, MAX_OVERLAID, SEED, LabState
 
 __all__ = ["BiasView", "CalibrationPanel", "RocView", "format_bias", "worst_groups"]
 
@@ -139,7 +140,9 @@ class CalibrationPanel(Panel):
         ``axes`` is its (first) diagram.
     arrangement
         ``ToggleButtons``: every model on one diagram (``"overlay"``) or one diagram per
-        model (``"small"``, small multiples, three to a row).
+        model (``"small"``, small multiples, three to a row). Until the user picks one, it
+        follows the number of models selected: overlay up to
+        :data:`~binomlab.widgets.state.MAX_OVERLAID`, one per model beyond.
     grid
         The diagrams drawn, one per model with ``"small"`` (else the one :attr:`axes`).
     group_table
@@ -169,6 +172,7 @@ class CalibrationPanel(Panel):
         self.group_table: pl.DataFrame | None = None
         self.grid: list[Any] = []
         self._syncing = False
+        self._arranged = False  # True once the user has picked overlay or one per model
         self._corp_cache: dict[tuple[Any, ...], tuple[Any, pl.DataFrame]] = {}
         order = sorted(PLOT_STRATEGIES, key=lambda s: s != "corp")
         self.strategy = widgets.Dropdown(
@@ -252,9 +256,24 @@ class CalibrationPanel(Panel):
         self._sync_only()
         self.redraw()
 
-    def _on_control(self, _change: Any) -> None:
+    def _on_control(self, change: Any) -> None:
         if not self._syncing:
+            if change["owner"] is self.arrangement:
+                self._arranged = True  # the user's choice, kept from now on
             self.redraw()
+
+    def _arrange(self, count: int) -> None:
+        """Until the user picks an arrangement: overlay up to :data:`MAX_OVERLAID` models,
+        one diagram each beyond (so many curves and bands do not hide each other)."""
+        if self._arranged:
+            return
+        wanted = "small" if count > MAX_OVERLAID else "overlay"
+        if self.arrangement.value != wanted:
+            self._syncing = True
+            try:
+                self.arrangement.value = wanted
+            finally:
+                self._syncing = False
 
     def _on_only(self, change: Any) -> None:
         if not self._syncing and change["new"]:
@@ -389,6 +408,7 @@ class CalibrationPanel(Panel):
                 options = {"strategy": strategy, "bins": bins, **extra}
             dispersions = {n: float(t["dispersion"][0]) for n, t in tables.items()} if widen else {}
             title = self._title(strategy, bins, band, dispersions)
+            self._arrange(len(models))
             drawing = {"level": LEVEL, "histogram": self.histogram.value,
                        "limits": self.limits.value, **options}  # fmt: skip
             if self.arrangement.value == "small" and len(models) > 1:
@@ -396,10 +416,11 @@ class CalibrationPanel(Panel):
                 figure.suptitle(title)
                 axes = grid[0]
             else:
-                figure = Figure(figsize=(5.5, 5.5))
+                figure = Figure(figsize=(5.5, 5.5), layout="constrained")
                 axes = figure.subplots()
                 plot_calibration(data, models, tables=tables, ax=axes, **drawing)
                 axes.set_title(title)
+                legend_below(figure, axes)
                 grid = [axes]
             self.grid = grid
             show_figure(self.plot, figure)
@@ -667,10 +688,11 @@ class BiasView(Panel):
                 raise BinomlabError(msg)
             table = bias(data, models, feature, level=LEVEL, bins=BIAS_BINS)
             levels = table.filter(pl.col("model") == table["model"][0]).height
-            figure = Figure(figsize=(max(5.0, 0.6 * levels + 2.0), 4.0))
+            figure = Figure(figsize=(max(5.0, 0.6 * levels + 2.0), 4.0), layout="constrained")
             axes = figure.subplots()
             plot_bias(data, models, feature, level=LEVEL, bins=BIAS_BINS, ax=axes)
             axes.set_title(f"bias by {feature}, {LEVEL:.0%} t intervals")
+            legend_below(figure, axes)
             show_figure(self.plot, figure)
         except Exception as err:
             self._fail(err)
@@ -734,10 +756,11 @@ class RocView(Panel):
         try:
             data = self.state.eval_data
             tables = {name: roc_curve(data, model) for name, model in models.items()}
-            figure = Figure(figsize=(5.0, 5.0))
+            figure = Figure(figsize=(5.0, 5.0), layout="constrained")
             axes = figure.subplots()
             plot_roc(data, models, ax=axes)
             axes.set_title("ROC, AUC with DeLong's 95% interval")
+            legend_below(figure, axes)
             show_figure(self.plot, figure)
         except Exception as err:
             self._show_error(err)

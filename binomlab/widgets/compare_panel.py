@@ -30,6 +30,7 @@ from binomlab.widgets._render import (
     write_beside,
 )
 from binomlab.widgets.checklist import ModelChecklist
+from binomlab.widgets.curves import plural
 from binomlab.widgets.panel import Panel
 from binomlab.widgets.state import COMPARE_RESAMPLES, LEVEL, RUN_SCHEMA, LabState
 
@@ -443,7 +444,7 @@ class ComparePanel(Panel):
             else f" Best (lowest NLL, highlighted): <b>{html.escape(self.best)}</b>."
         )
         self.caption.value = (
-            f"{table.height} model(s) on the {part} data ({data.trials:,} trials, "
+            f"{plural(table.height, 'model')} on the {part} data ({data.trials:,} trials, "
             f"{len(data):,} groups); metrics per trial.{best}"
         )
         self._show_board()
@@ -547,7 +548,7 @@ class ComparePanel(Panel):
         mime = "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         self.download_result.value = (
-            f"Wrote {self.table.height} row(s) to <code>{html.escape(str(path))}</code> "
+            f"Wrote {plural(self.table.height, 'row')} to <code>{html.escape(str(path))}</code> "
             f'(<a download="{html.escape(path.name)}" href="data:{mime};base64,{data}">'
             "save a copy from the browser</a>)."
         )

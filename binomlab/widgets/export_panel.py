@@ -166,7 +166,12 @@ class ExportPanel(Panel):
             return
         self.last_path = Path(path).resolve()
         files = ", ".join(sorted(p.name for p in self.last_path.iterdir()))
-        self.result.value = (
-            f"Wrote <code>{html.escape(str(self.last_path))}</code> ({html.escape(files)}). "
-            f"Serve it with <code>bl.load({html.escape(repr(str(self.last_path)))})</code>."
-        )
+        wrote = f"Wrote <code>{html.escape(str(self.last_path))}</code> ({html.escape(files)}). "
+        if "onnx" in self.formats.value:
+            serve = f"Serve it with <code>bl.load({html.escape(repr(str(self.last_path)))})</code>."
+        else:  # bl.load serves model.onnx: a native-only export is not one it can load
+            serve = (
+                "Native format only: <code>bl.load</code> serves the ONNX model, so export "
+                "with ONNX to serve it."
+            )
+        self.result.value = wrote + serve

@@ -36,9 +36,17 @@ from binomlab.widgets.compare_panel import (
     format_leaderboard,
     leaderboard_html,
 )
+from binomlab.widgets.curves import plural
 from binomlab.widgets.data_panel import data_summary, feature_table
 from binomlab.widgets.panel import Panel
-from binomlab.widgets.state import BAND_RESAMPLES, COMPARE_RESAMPLES, LEVEL, SEED, LabState
+from binomlab.widgets.state import (
+    BAND_RESAMPLES,
+    COMPARE_RESAMPLES,
+    LEVEL,
+    MAX_OVERLAID,
+    SEED,
+    LabState,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,8 +59,6 @@ __all__ = [
     "write_report",
 ]
 
-MAX_OVERLAID = 4
-"""Up to this many models share one CORP diagram in the report; more get one each."""
 _COLUMNS = 3
 """Small multiples per row (curves, and CORP diagrams beyond :data:`MAX_OVERLAID`)."""
 
@@ -210,7 +216,7 @@ def report_html(state: LabState, *, title: str = "binomlab report") -> str:
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">Written {html.escape(now)} by binomlab {html.escape(_version())}. '
-        f"{len(models)} model(s), evaluated on the {part} data ({data.trials:,} trials in "
+        f"{plural(len(models), 'model')}, evaluated on the {part} data ({data.trials:,} trials in "
         f"{len(data):,} groups). Best (lowest NLL): <b>{html.escape(best)}</b>.</p>",
         _section(
             "Data",

@@ -37,6 +37,7 @@ __all__ = [
     "BAND_RESAMPLES",
     "COMPARE_RESAMPLES",
     "LEVEL",
+    "MAX_OVERLAID",
     "NAME_SEPARATOR",
     "RUN_SCHEMA",
     "SEED",
@@ -54,6 +55,9 @@ BAND_RESAMPLES = 300
 costs an isotonic fit over the distinct predictions, and the tab redraws on every change."""
 SEED = 0
 """The seed of every resampling the Lab does, so a redraw shows the same numbers."""
+MAX_OVERLAID = 4
+"""Up to this many models share one CORP diagram (the Lab's default, and the report); more
+get one each (small multiples)."""
 NAME_SEPARATOR = " · "
 """Between the parts of a run's name: ``mlp:64,32 · lightning · lr=0.001``."""
 
@@ -300,9 +304,22 @@ def _bins_text(edges: Any) -> str:
     return f"{len(edges) - 1} bins"
 
 
+def _shrinkage(model: Any) -> float | None:
+    """The learning rate of a boosted-trees model's spec, or None."""
+    spec = getattr(model, "spec", None)
+    if isinstance(spec, str):
+        try:
+            spec = parse_spec(spec)
+        except BinomlabError:
+            return None
+    rate = getattr(spec, "learning_rate", None)
+    return float(rate) if isinstance(rate, int | float) else None
+
+
 def run_options(model: Any) -> dict[str, Any]:
     """The :data:`RUN_SCHEMA` columns of one model: its resolved config (``Fitted.config``,
-    or a loaded model's manifest), best epoch and stop reason; None where it cannot say."""
+    or a loaded model's manifest), best epoch and stop reason; None where it cannot say. For
+    boosting, ``lr`` is the spec's ``learning_rate`` and ``batch_size`` None (no batches)."""
     row: dict[str, Any] = dict.fromkeys(RUN_SCHEMA)
     config = _config_of(model)
     if config is not None:
@@ -316,6 +333,10 @@ def run_options(model: Any) -> dict[str, Any]:
             "early_stopping": config.early_stopping,
             "loss": config.loss,
         }
+        if config.optimizer in TREE_OPTIMIZERS:
+            # boosting: the learning rate is the trees' shrinkage (the Train form's field),
+            # and there are no batches (the config's batch size is the groups' count)
+            row["lr"], row["batch_size"] = _shrinkage(model), None
     training = getattr(model, "manifest", None)
     training = training.get("training", {}) if isinstance(training, Mapping) else {}
     best = getattr(model, "best_epoch_", training.get("best_epoch"))

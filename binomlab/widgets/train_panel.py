@@ -292,7 +292,8 @@ class TrainPanel(Panel):
         (which stop earlier once converged); ``lr`` and ``batch_size`` are disabled for the
         full-batch optimisers.
     weight_decay, early_stopping, patience, seed
-        ``weight_decay`` is the L2 penalty (0: maximum likelihood); ``early_stopping`` (a
+        ``weight_decay`` is the L2 penalty (0: maximum likelihood; disabled for boosting, whose
+        L2 is the spec's); ``early_stopping`` (a
         checkbox) stops Adam/AdamW after ``patience`` epochs without improvement (disabled for
         Newton and L-BFGS, which run to the optimum). The numbers are not clamped: a value
         ``bl.fit`` would refuse is shown as an error beside its field (see :meth:`problems`).
@@ -360,7 +361,8 @@ class TrainPanel(Panel):
         self.batch_callbacks: list[Callable[[int, int, int], bool | None]] = []
         self._stop = threading.Event()
         self._drawn = 0.0
-        self._steps = 1  # optimizer steps per epoch of the run in progress
+        self._steps = 1  # optimizer steps (boosting rounds) per epoch of the run in progress
+        self._step_word = "batch"  # what the status line calls a step: "boosting round" for trees
         self._batch_drawn = 0.0  # when the bar last moved inside an epoch
         self._training_text = ""
         self._mode = ""
@@ -1009,6 +1011,8 @@ class TrainPanel(Panel):
         full_batch = mode in DETERMINISTIC
         self.lr.disabled = full_batch
         self.batch_size.disabled = full_batch or mode in TREE_OPTIMIZERS
+        # boosting takes no weight decay (the trees' L2 is the spec's): bl.fit never sees it
+        self.weight_decay.disabled = mode in TREE_OPTIMIZERS
         self.early_stopping.disabled = full_batch
         self.patience.disabled = full_batch or not self.early_stopping.value
         self.epochs.description = "max iterations" if full_batch else "epochs"
@@ -1120,10 +1124,12 @@ class TrainPanel(Panel):
         self._sync_toggles()
         # mini-batch runs move the bar by optimizer steps, boosting by rounds (the longest
         # block of an epoch), full-batch ones by iterations
+        self._step_word = "batch"
         if "batch_size" in options:
             self._steps = -(-len(train) // options["batch_size"])
         elif isinstance(options["model"], GBDT):
             self._steps = -(-options["model"].trees // options["epochs"])
+            self._step_word = "boosting round"
         else:
             self._steps = 1
         self.progress.max = options["epochs"] * self._steps
@@ -1231,15 +1237,16 @@ class TrainPanel(Panel):
         return not self._stop.is_set()
 
     def _on_batch(self, epoch: int, batch: int, batches: int) -> bool:
-        """Progress inside an epoch (adam/adamw), at most every :data:`REDRAW_SECONDS`:
-        the bar moves by the steps done and the status line counts them; Stop stops here."""
+        """Progress inside an epoch (adam/adamw batches, boosting rounds), at most every
+        :data:`REDRAW_SECONDS`: the bar moves by the steps done and the status line counts
+        them; Stop stops here."""
         now = time.monotonic()
         if now - self._batch_drawn >= REDRAW_SECONDS:
             self._batch_drawn = now
             done = len(self.state.history)  # the epochs finished
             self.progress.value = min(done * batches + batch, self.progress.max)
             self.status.value = html.escape(
-                f"{self._training_text}: epoch {epoch}, batch {batch:,} of {batches:,}"
+                f"{self._training_text}: epoch {epoch}, {self._step_word} {batch:,} of {batches:,}"
             )
         return not self._stop.is_set()
 
