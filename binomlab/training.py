@@ -708,8 +708,14 @@ def _in_sample(
     data: TrainData,
 ) -> tuple[glm.InSample, pl.DataFrame | None, str | None]:
     """The fit's statistics on its training groups, and the GLM coefficient table (or why
-    there is none)."""
-    proba = sigmoid(np.asarray(network.predict_logits(data.X), np.float64).reshape(len(data)))
+    there is none). The training groups' logits are the core's loop's of the kept epoch
+    (``network.train_logits``, taken off the network here) where it left them."""
+    logits = getattr(network, "train_logits", None)
+    if logits is not None:
+        del network.train_logits  # not kept alive by the Fitted: [groups] floats
+    if logits is None or np.size(logits) != len(data):
+        logits = network.predict_logits(data.X)
+    proba = sigmoid(np.asarray(logits, np.float64).reshape(len(data)))
     rank = None
     if isinstance(spec, Logistic):  # the design has full rank once aliased columns are gone
         rank = 1 + encoder.n_outputs + (config.loss == "beta-binomial" and config.phi == "scalar")

@@ -324,3 +324,37 @@ def test_lbfgs_short_of_its_tolerance_is_stalled_and_warned() -> None:
     assert fitted.stop_reason == "stalled"
     default = bl.fit(g, backend="reference", optimizer="lbfgs")
     assert default.stop_reason == "converged"  # the default is reachable
+
+
+IN_LOOP = [  # (backend, model, options) of runs the core's epoch loop drives
+    pytest.param("lightning", "mlp:8", {"lr": 0.05, "batch_size": 16}, marks=pytest.mark.slow),
+    pytest.param("lightgbm", "gbdt:100,8,learning_rate=0.5", {"epochs": 50}),
+]
+
+
+@pytest.mark.parametrize(("backend", "model", "options"), IN_LOOP, ids=["lightning", "lightgbm"])
+def test_in_sample_statistics_are_the_kept_epochs(backend, model, options) -> None:
+    """The in-sample log-likelihood, deviance and Pearson χ² of a fit stopped early come from
+    the kept (best) epoch's predictions, which the loop hands over rather than predicting the
+    groups again; the network does not keep them. Oracle: scipy's binomial pmf and the
+    definitions on the fitted model's own predictions."""
+    from scipy.stats import binom
+
+    if backend not in bl.backends.available(check=True):
+        pytest.skip(f"needs the {backend} backend")
+    train, val = _esoph().split(0.3, seed=0)
+    fitted = bl.fit(
+        train, model=model, backend=backend, val=val, early_stopping=2, seed=0, **options
+    )
+    assert fitted.best_epoch_ < fitted.epochs_, "the test needs a run that went past its best"
+    assert not hasattr(fitted.network, "train_logits")
+    p = fitted.predict_proba(train)
+    n, k = (train.frame[c].to_numpy().astype(float) for c in "nk")
+    stats = fitted.in_sample_
+    assert stats.log_likelihood == pytest.approx(binom.logpmf(k, n, p).sum(), rel=1e-6)
+    mu = n * p
+    pearson = np.sum((k - mu) ** 2 / (mu * (1 - p)))
+    assert stats.pearson_chi2 == pytest.approx(pearson, rel=1e-6)
+    saturated = binom.logpmf(k, n, k / n).sum()
+    deviance = 2 * (saturated - binom.logpmf(k, n, p).sum())
+    assert stats.deviance == pytest.approx(deviance, rel=1e-6)

@@ -21,7 +21,9 @@ After every epoch of a backend's optimizer steps (:meth:`Session.run_epochs` cal
   Backends whose :meth:`Session.run_epochs` takes no ``end_batch`` are trained without it.
 
 The best epoch's weights are put back in every case, so the network returned is the one whose
-numbers the history reports.
+numbers the history reports; its ``train_logits`` are that epoch's logits on the training
+groups, which :func:`binomlab.fit` takes for the in-sample statistics instead of predicting
+every group once more.
 """
 
 from __future__ import annotations
@@ -66,10 +68,13 @@ starts its output bias — has NLL ``H`` per trial (0.69 at most); an epoch endi
 rate that trains does."""
 
 
-def exact_nll(network: Network, data: TrainData, loss: str) -> float:
+def exact_nll(
+    network: Network, data: TrainData, loss: str, logits: np.ndarray | None = None
+) -> float:
     """Per-trial NLL of ``data`` under ``network`` as it stands (inference mode), float64:
-    binomial, or beta-binomial with the network's φ (scalar or per row)."""
-    z = network.predict_logits(data.X)
+    binomial, or beta-binomial with the network's φ (scalar or per row). ``logits`` are
+    ``network.predict_logits(data.X)`` when the caller has them already."""
+    z = network.predict_logits(data.X) if logits is None else logits
     if loss == "binomial":
         return grouped_nll(z, data.k, data.n)
     return beta_binomial_nll(z, data.k, data.n, phi_from_log(network.predict_log_phi(data.X)))
@@ -136,6 +141,8 @@ class EpochRules:
         self.stale = 0
         self.stop_reason = "completed"
         self.batch_callback: BatchCallback | None = None
+        self.logits: np.ndarray | None = None  # the training groups', at the last epoch's end
+        self.best_logits: np.ndarray | None = None  # the same at the best epoch's
 
     def end_batch(self, batch: int, batches: int) -> None:
         """Report an optimizer step to ``batch_callback``; raise :class:`_StopNow` when it
@@ -148,7 +155,8 @@ class EpochRules:
     def metrics(self) -> dict[str, float]:
         """``train_nll`` (and ``val_nll``) of the weights as they stand."""
         network, loss = self.session.network, self.config.loss
-        metrics = {"train_nll": exact_nll(network, self.train, loss)}
+        self.logits = network.predict_logits(self.train.X)
+        metrics = {"train_nll": exact_nll(network, self.train, loss, self.logits)}
         if self.val is not None:
             metrics["val_nll"] = exact_nll(network, self.val, loss)
         return metrics
@@ -170,6 +178,7 @@ class EpochRules:
         if monitored < self.best_value:
             self.best_value, self.best_epoch, self.stale = monitored, self.epoch, 0
             self.best_weights = weights if weights is not None else self.session.get_weights()
+            self.best_logits = self.logits
         else:
             self.stale += 1
         if self.callback(self.epoch, metrics) is False:
@@ -220,6 +229,11 @@ def run(
     if rules.best_weights is not None:
         session.set_weights(rules.best_weights)
     network = session.network
+    if rules.best_weights is not None:
+        # the kept weights' logits on the training groups, for the fit's in-sample statistics
+        # (binomlab.training takes them off the network: predicting them again would cost as
+        # much as an epoch's exact train_nll)
+        network.train_logits = rules.best_logits
     network.stop_reason = rules.stop_reason
     network.best_epoch = rules.best_epoch
     return network
