@@ -205,23 +205,27 @@ class IndexLayout:
 
 
 def check_network_inputs(kind: str, embed: Any, input_dim: int, layout: IndexLayout | None) -> None:
-    """The rule every backend's network builder applies to its inputs: a layout feeds an
-    MLP (``kind == "mlp"``) of ``layout.n_inputs == input_dim`` columns, and embeddings
-    (``embed`` not None) need one.
+    """The rule every backend's network builder applies to its inputs: a layout feeds the
+    first layer of ``layout.n_inputs == input_dim`` columns — an MLP's first hidden layer
+    (``kind == "mlp"``, a layout without holes) or the logistic spec's one layer
+    (``kind == "logistic"``, where the treatment design's reference levels are holes) — and
+    embeddings (``embed`` not None) need one.
 
     Raises
     ------
     ValueError
-        Either rule broken (a plugin reading its native files turns it into a
+        Any rule broken (a plugin reading its native files turns it into a
         ``ModelFileError``).
     """
-    if layout is not None and (kind != "mlp" or layout.n_inputs != int(input_dim)):
+    if layout is not None and (
+        kind not in ("mlp", "logistic") or layout.n_inputs != int(input_dim)
+    ):
         msg = (
-            f"An index layout feeds an MLP's first layer of {int(input_dim)} inputs. "
-            f"Received: {layout}"
+            f"An index layout feeds the first layer of an MLP or a logistic spec, of "
+            f"{int(input_dim)} inputs here; received {kind!r} and {layout}"
         )
         raise ValueError(msg)
-    if layout is not None and layout.holes:
+    if layout is not None and layout.holes and kind != "logistic":
         msg = (
             "This index layout has levels without a weight row (the treatment design's "
             "reference levels): it feeds a linear model, not an MLP's first layer."

@@ -311,9 +311,16 @@ def test_the_network_input_rule_is_the_cores() -> None:
     layout = Encoder.fit(_synthetic(), design="one-hot", form="index").layout
     check_network_inputs("mlp", None, layout.n_inputs, layout)
     check_network_inputs("logistic", None, 7, None)
-    with pytest.raises(ValueError, match="feeds an MLP's first layer of 3 inputs"):
+    with pytest.raises(ValueError, match="of 3 inputs here"):
         check_network_inputs("mlp", None, 3, layout)
-    with pytest.raises(ValueError, match="feeds an MLP"):
-        check_network_inputs("logistic", None, layout.n_inputs, layout)
+    with pytest.raises(ValueError, match="of 3 inputs here"):
+        check_network_inputs("logistic", None, 3, layout)
+    with pytest.raises(ValueError, match="received 'gbdt'"):
+        check_network_inputs("gbdt", None, layout.n_inputs, layout)
+    treatment = Encoder.fit(_synthetic(), design="treatment", form="index").layout
+    assert treatment.holes
+    check_network_inputs("logistic", None, treatment.n_inputs, treatment)
+    with pytest.raises(ValueError, match="feeds a linear model, not an MLP"):
+        check_network_inputs("mlp", None, treatment.n_inputs, treatment)
     with pytest.raises(ValueError, match="needs the index form's layout"):
         check_network_inputs("mlp", "auto", 8, None)

@@ -84,5 +84,5 @@ def test_embeddings_are_decayed_and_sized_by_the_spec() -> None:
 def test_an_embedding_spec_needs_a_layout() -> None:
     with pytest.raises(ValueError, match="needs the index form's layout"):
         build_model(MLP(hidden=(4,), embed=2), 8)
-    with pytest.raises(ValueError, match="index layout feeds an MLP"):
+    with pytest.raises(ValueError, match="feeds the first layer of an MLP or a logistic"):
         build_model(MLP(hidden=(4,)), 8, layout=LAYOUT)

@@ -85,7 +85,7 @@ class KerasBackend(Backend):
     options: ClassVar[tuple[str, ...]] = OPTIONS
     losses: ClassVar[tuple[str, ...]] = LOSSES
     phi_models: ClassVar[tuple[str, ...]] = PHI_MODELS
-    index_inputs: ClassVar[tuple[str, ...]] = ("mlp",)
+    index_inputs: ClassVar[tuple[str, ...]] = ("mlp", "logistic")
 
     def versions(self) -> dict[str, str]:
         """``keras``, ``keras_backend`` (its name) and the version of that framework."""

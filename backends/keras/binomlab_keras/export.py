@@ -6,9 +6,11 @@ The ONNX graph is written directly from the weights of the ``Dense`` layers with
 ``x·Sigmoid(x)`` for silu, ``x/2·(1 + Erf(x/√2))`` for the exact gelu), dropout being the
 identity at inference. It is exact, needs no converter and does not depend on which Keras
 backend trained the model. A model of the index form (:class:`~binomlab_keras.model.IndexDense`,
+also the logistic's ``logit`` layer and its φ head :class:`~binomlab_keras.model.IndexLogPhiDense`;
 :class:`~binomlab_keras.model.LevelEmbeddings`) looks its codes up with ``Gather``, summed by
-``ReduceSum`` (Keras's own ``model.export(format="onnx")`` goes through tf2onnx
-on TensorFlow, which cannot convert the ``Erfc`` of Keras's exact gelu.)
+``ReduceSum``; a code ``-1`` of the treatment design takes a zero row appended to the kernel.
+(Keras's own ``model.export(format="onnx")`` goes through tf2onnx on TensorFlow, which cannot
+convert the ``Erfc`` of Keras's exact gelu.)
 
 The native format is Keras's ``model.keras`` zip (JSON config plus weights), loaded with
 ``safe_mode=True``: nothing is unpickled. A model trained on the beta-binomial loss also
@@ -33,6 +35,7 @@ from binomlab.specs import ModelSpec
 from binomlab_keras.loss import LogPhiDense
 from binomlab_keras.model import (
     IndexDense,
+    IndexLogPhiDense,
     LevelEmbeddings,
     spec_from_model,
     split_pair,
@@ -97,13 +100,21 @@ class _Graph:
 
     def index_dense(self, x: str, layer: IndexDense) -> str:
         """``Σ_f kernel[code_f] + numbers @ kernel[number_rows] + bias``."""
-        layout, name = layer.layout, layer.name
-        kernel = np.asarray(layer.kernel.numpy())
-        z = self.constant(f"{name}_b", layer.bias.numpy())
+        return self.lookup(x, layer.kernel.numpy(), layer.bias.numpy(), layer.layout, layer.name)
+
+    def lookup(self, x: str, kernel: Any, bias: Any, layout: Any, name: str) -> str:
+        """``Σ_f kernel[code_f] + numbers @ kernel[number_rows] + bias``; with
+        ``layout.holes`` the kernel gets a zero row last, which ``Gather`` takes for the
+        code ``-1`` (ONNX counts negative indices from the end)."""
+        kernel = np.asarray(kernel)
+        z = self.constant(f"{name}_b", bias)
         if layout.codes:
+            table = kernel
+            if layout.holes:
+                table = np.vstack([kernel, np.zeros((1, kernel.shape[1]), kernel.dtype)])
             rows = self.node(
                 "Gather",
-                [self.constant(f"{name}_w", kernel), self.codes(x, layout, name)],
+                [self.constant(f"{name}_w", table), self.codes(x, layout, name)],
                 f"{name}_rows",
                 axis=0,
             )
@@ -184,7 +195,12 @@ def export_onnx(model: keras.Model, path: str | Path, *, head: LogPhiDense | Non
             x = graph.activation(keras.activations.serialize(layer.activation), x, layer.name)
     axes = graph.constant("squeeze_axes", [1], np.int64)
     columns = {"logit": x}
-    if head is not None:  # θ = h·v + c on the input of the logit layer
+    if isinstance(head, IndexLogPhiDense):  # θ = Σ_f v[code_f] + c on the codes
+        theta = graph.lookup(
+            hidden, head.log_phi_kernel.numpy(), head.log_phi.numpy(), head.layout, "log_phi"
+        )
+        columns["log_phi"] = theta
+    elif head is not None:  # θ = h·v + c on the input of the logit layer
         hv = graph.node(
             "MatMul", [hidden, graph.constant("log_phi_v", head.log_phi_kernel.numpy())], "hv"
         )

@@ -10,7 +10,9 @@ With an :class:`~binomlab.layout.IndexLayout` the model takes the index form (co
 one-hot columns): its first hidden layer is an :class:`IndexDense`, the ``Dense`` of
 ``layout.width`` inputs fed by a lookup; or, for ``MLP(embed=...)``, a
 :class:`LevelEmbeddings` layer (one learned table per feature with levels) feeds ``Dense``
-hidden layers.
+hidden layers. The logistic spec's one layer (``logit``) is then an :class:`IndexDense` too,
+on the treatment design's layout (a reference level's code ``-1`` has no kernel row), and its
+``log φ`` head (``phi="network"``) an :class:`IndexLogPhiDense`.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import numpy as np
 from keras import ops
 
 from binomlab.errors import ModelFileError
-from binomlab.layout import IndexLayout, check_network_inputs, embedding_dims
+from binomlab.layout import NO_ROW, IndexLayout, check_network_inputs, embedding_dims
 from binomlab.specs import MLP, Logistic, ModelSpec
 from binomlab_keras.loss import LogPhiDense
 
 __all__ = [
     "ACTIVATIONS",
     "IndexDense",
+    "IndexLogPhiDense",
     "LevelEmbeddings",
     "build_model",
     "forward",
@@ -65,13 +68,50 @@ def _dense_gradient(variable: Any, dtype: Any) -> Any:
     return identity(value)
 
 
+def _lookup(inputs: Any, kernel: Any, layout: IndexLayout) -> Any:
+    """``Σ_f kernel[code_f] + numbers @ kernel[number_rows]`` → ``[batch, units]`` (no bias)
+    for ``inputs [batch, layout.n_inputs]`` and ``kernel [layout.width, units]`` in
+    ``inputs``' dtype. With ``layout.holes`` a code ``NO_ROW`` selects a zero row appended
+    to the kernel (not a weight: no gradient goes to it)."""
+    parts = []
+    if layout.codes:
+        codes = ops.cast(ops.take(inputs, list(layout.codes), axis=1), "int32")
+        table = kernel
+        if layout.holes:
+            table = ops.concatenate([kernel, ops.zeros((1, kernel.shape[1]), inputs.dtype)], 0)
+            codes = ops.cast(ops.where(codes == NO_ROW, layout.width, codes), "int32")
+        parts.append(ops.sum(ops.take(table, codes, axis=0), axis=1))
+    if layout.numbers:
+        numbers = ops.take(inputs, list(layout.numbers), axis=1)
+        parts.append(ops.matmul(numbers, ops.take(kernel, list(layout.number_rows), axis=0)))
+    return sum(parts[1:], parts[0])
+
+
+def _torch_lookup(h: Any, kernel: Any, layout: IndexLayout) -> Any:
+    """:func:`_lookup` on a float64 torch tensor ``h``, products by ``torch.matmul``."""
+    import torch
+
+    parts = []
+    if layout.codes:
+        codes = h[:, list(layout.codes)].long()
+        table = kernel
+        if layout.holes:
+            table = torch.cat([kernel, kernel.new_zeros((1, kernel.shape[1]))], dim=0)
+            codes = torch.where(codes == NO_ROW, layout.width, codes)
+        parts.append(table[codes].sum(dim=1))
+    if layout.numbers:
+        parts.append(torch.matmul(h[:, list(layout.numbers)], kernel[list(layout.number_rows)]))
+    return sum(parts[1:], parts[0])
+
+
 @keras.saving.register_keras_serializable(package="binomlab")
 class IndexDense(keras.layers.Dense):
     """A ``Dense`` of ``layout.width`` inputs fed by the index form (:mod:`binomlab.layout`):
     ``x [batch, layout.n_inputs]`` → ``activation(Σ_f kernel[code_f] + numbers @
     kernel[number_rows] + bias)``, exactly the one-hot matrix times the kernel, without the
     matrix. Its weights (names, shapes, initialisation) are those of the ``Dense``, so a seed
-    draws the same network as on the one-hot path.
+    draws the same network as on the one-hot path. With ``layout.holes`` (the logistic's
+    treatment design) a code ``-1`` adds nothing and ``layout.width`` may be 0.
 
     Parameters
     ----------
@@ -94,18 +134,44 @@ class IndexDense(keras.layers.Dense):
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         kernel = _dense_gradient(self.kernel, inputs.dtype)
-        out = ops.cast(self.bias, inputs.dtype)
-        layout = self.layout
-        if layout.codes:
-            codes = ops.cast(ops.take(inputs, list(layout.codes), axis=1), "int32")
-            out = out + ops.sum(ops.take(kernel, codes, axis=0), axis=1)
-        if layout.numbers:
-            numbers = ops.take(inputs, list(layout.numbers), axis=1)
-            out = out + ops.matmul(numbers, ops.take(kernel, list(layout.number_rows), axis=0))
+        out = _lookup(inputs, kernel, self.layout) + ops.cast(self.bias, inputs.dtype)
         return out if self.activation is None else self.activation(out)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*tuple(input_shape)[:-1], self.units)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "layout": self.layout.to_dict()}
+
+
+@keras.saving.register_keras_serializable(package="binomlab")
+class IndexLogPhiDense(LogPhiDense):
+    """The :class:`~binomlab_keras.loss.LogPhiDense` head on index-form features (the
+    logistic spec's codes): ``θ = Σ_f v[code_f] + numbers @ v[number_rows] + c``, exactly
+    ``one_hot @ v + c``; ``v`` is ``[layout.width, 1]``.
+
+    Parameters
+    ----------
+    layout
+        The :class:`~binomlab.layout.IndexLayout` (or its dict) of the ``[h, logits]``
+        input's ``h``, the codes.
+    **kwargs
+        As for :class:`~binomlab_keras.loss.LogPhiDense`.
+    """
+
+    def __init__(self, *, layout: IndexLayout | dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.layout = layout if isinstance(layout, IndexLayout) else IndexLayout.from_dict(layout)
+
+    def build(self, input_shape: list[tuple]) -> None:
+        super().build([(*tuple(input_shape[0])[:-1], self.layout.width), input_shape[1]])
+
+    def call(self, inputs: list[Any]) -> Any:
+        codes, logits = inputs
+        z = ops.reshape(logits, (-1, 1))
+        kernel = _dense_gradient(self.log_phi_kernel, codes.dtype)
+        theta = _lookup(codes, kernel, self.layout) + ops.cast(self.log_phi, codes.dtype)
+        return ops.concatenate([z, ops.cast(theta, z.dtype)], axis=-1)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "layout": self.layout.to_dict()}
@@ -190,7 +256,7 @@ def _dense(
     dtype: str,
     layout: IndexLayout | None = None,
 ) -> keras.layers.Dense:
-    bound = 1.0 / math.sqrt(fan_in)
+    bound = 1.0 / math.sqrt(max(fan_in, 1))  # fan_in 0: a logistic of reference levels only
     extra: dict[str, Any] = {} if layout is None else {"layout": layout}
     return (keras.layers.Dense if layout is None else IndexDense)(
         units,
@@ -227,9 +293,11 @@ def build_model(
     dtype
         ``"float32"`` or ``"float64"`` for every layer and the input.
     layout
-        The index form's layout (an MLP's inputs, ``input_dim == layout.n_inputs``): the
-        first hidden layer is an :class:`IndexDense` of ``layout.width`` weight rows, or with
-        ``spec.embed`` a :class:`LevelEmbeddings` layer comes first. None: one-hot inputs.
+        The index form's layout (``input_dim == layout.n_inputs``): an MLP's first hidden
+        layer is an :class:`IndexDense` of ``layout.width`` weight rows, or with
+        ``spec.embed`` a :class:`LevelEmbeddings` layer comes first; the logistic spec's
+        ``logit`` layer is the :class:`IndexDense` (its layout may have holes). None:
+        one-hot inputs.
 
     Returns
     -------
@@ -241,13 +309,14 @@ def build_model(
     Raises
     ------
     ValueError
-        A layout with a logistic spec or of another input width; an embedding spec without
-        a layout.
+        A layout of another input width, an MLP's layout with holes; an embedding spec
+        without a layout.
     """
     seed = int(seed) * 1_000
     inputs = keras.Input(shape=(int(input_dim),), dtype=dtype, name="x")
     x, width = inputs, int(input_dim)
     embed = getattr(spec, "embed", None)
+    linear = layout if spec.kind == "logistic" else None  # the logit layer looks up codes
     check_network_inputs(spec.kind, embed, width, layout)
     if embed is not None:
         embeddings = LevelEmbeddings(
@@ -271,7 +340,10 @@ def build_model(
                     spec.dropout, seed=seed + 10 * i + 5, name=f"dropout_{i}", dtype=dtype
                 )(x)
             width = units
-    outputs = _dense(1, width, activation=None, name=OUTPUT, seed=seed + 1, dtype=dtype)(x)
+    fan_in = width if linear is None else linear.width
+    outputs = _dense(
+        1, fan_in, activation=None, name=OUTPUT, seed=seed + 1, dtype=dtype, layout=linear
+    )(x)
     return keras.Model(inputs, outputs, name=f"binomlab_{spec.kind}")
 
 
@@ -284,11 +356,20 @@ def forward(model: keras.Model, x: Any) -> Any:
     """
     if keras.backend.backend() != "torch" or model.inputs[0].dtype != "float64":
         return model(x, training=False)
-    import torch
-
     *hidden, last = stack_layers(model)
     h = _torch_hidden(hidden, keras.ops.convert_to_tensor(x, dtype="float64"))
-    return torch.matmul(h, last.kernel.value) + last.bias.value
+    return _torch_dense(last, h)
+
+
+def _torch_dense(layer: keras.layers.Dense, h: Any) -> Any:
+    """A ``Dense`` (or :class:`IndexDense`: a lookup) without its activation, on a float64
+    torch tensor."""
+    import torch
+
+    kernel = layer.kernel.value
+    if isinstance(layer, IndexDense):
+        return _torch_lookup(h, kernel, layer.layout) + layer.bias.value
+    return torch.matmul(h, kernel) + layer.bias.value
 
 
 def stack_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -301,31 +382,25 @@ def stack_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 def _torch_hidden(layers: list[keras.layers.Layer], h: Any) -> Any:
     """The hidden layers on a float64 torch tensor, products by ``torch.matmul``."""
-    import torch
-
     for layer in layers:
         if isinstance(layer, LevelEmbeddings):
             h = layer.call(h)  # lookups and a concatenation: no product
             continue
-        kernel = layer.kernel.value
-        if isinstance(layer, IndexDense):
-            layout, z = layer.layout, layer.bias.value
-            if layout.codes:
-                z = z + kernel[h[:, list(layout.codes)].long()].sum(dim=1)
-            if layout.numbers:
-                z = z + torch.matmul(h[:, list(layout.numbers)], kernel[list(layout.number_rows)])
-        else:
-            z = torch.matmul(h, kernel) + layer.bias.value
-        h = layer.activation(z)
+        h = layer.activation(_torch_dense(layer, h))
     return h
 
 
 def with_phi_head(model: keras.Model) -> keras.Model:
     """``model`` with a :class:`~binomlab_keras.loss.LogPhiDense` on the input of its logit
-    layer (the last hidden layer, or the features for the logistic spec): ``X [batch, d] ->
+    layer (the last hidden layer, or the features for the logistic spec; an
+    :class:`IndexLogPhiDense` when those are the index form's codes): ``X [batch, d] ->
     [z, log φ] [batch, 2]``, sharing ``model``'s layers."""
     logit = model.get_layer(OUTPUT)
-    head = LogPhiDense(dtype=model.inputs[0].dtype)
+    dtype = model.inputs[0].dtype
+    if isinstance(logit, IndexDense):
+        head: LogPhiDense = IndexLogPhiDense(layout=logit.layout, dtype=dtype)
+    else:
+        head = LogPhiDense(dtype=dtype)
     return keras.Model(model.input, head([logit.input, logit.output]), name=model.name + "_phi")
 
 
@@ -345,8 +420,12 @@ def forward_pair(pair: keras.Model, x: Any) -> Any:
     *hidden, last = stack_layers(pair)
     head = next(layer for layer in pair.layers if isinstance(layer, LogPhiDense))
     h = _torch_hidden(hidden, keras.ops.convert_to_tensor(x, dtype="float64"))
-    z = torch.matmul(h, last.kernel.value) + last.bias.value
-    theta = torch.matmul(h, head.log_phi_kernel.value) + head.log_phi.value
+    z = _torch_dense(last, h)
+    if isinstance(head, IndexLogPhiDense):
+        theta = _torch_lookup(h, head.log_phi_kernel.value, head.layout)
+    else:
+        theta = torch.matmul(h, head.log_phi_kernel.value)
+    theta = theta + head.log_phi.value
     return torch.cat([z, theta], dim=-1)
 
 

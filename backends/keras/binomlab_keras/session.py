@@ -42,6 +42,7 @@ from binomlab_keras.loss import (
     binomial_nll,
 )
 from binomlab_keras.model import (
+    IndexDense,
     LevelEmbeddings,
     build_model,
     forward,
@@ -276,19 +277,37 @@ def _jax_gradients(session: KerasSession) -> Callable:
             local = codes - jnp.asarray(layout.firsts, jnp.int32)
             tables = [values[position[id(t)]] for t in layer.tables]
             return jnp.concatenate([t[local[:, j]] for j, t in enumerate(tables)] + [numbers], -1)
-        kernel = values[position[id(layer.kernel)]]
-        z = values[position[id(layer.bias)]] + kernel[codes].sum(axis=1)
-        if layout.numbers:
-            z = z + numbers @ kernel[np.asarray(layout.number_rows)]
+        z = values[position[id(layer.bias)]] + lookup(values[position[id(layer.kernel)]], x, codes)
         return layer.activation(z)
 
+    def lookup(kernel: Any, x: Any, codes: Any) -> Any:
+        """``Σ_f kernel[code_f] + numbers @ kernel[number_rows]``; with holes the code -1
+        takes a zero row appended to the kernel."""
+        table = kernel
+        if layout.holes:
+            table = jnp.concatenate([kernel, jnp.zeros((1, kernel.shape[1]), kernel.dtype)])
+        z = table[codes].sum(axis=1)  # -1 indexes the last row: the zero row
+        if layout.numbers:
+            z = z + x[:, np.asarray(layout.numbers, np.int64)] @ kernel[rows]
+        return z
+
+    rows = np.asarray(() if layout is None else layout.number_rows, np.int64)
+    linear = isinstance(last, IndexDense)  # the logistic's logit layer on codes
+
     def objective(values: list[Any], x: Any, codes: Any, y: Any) -> Any:
-        h, rest = (x, hidden) if layout is None else (first(values, x, codes), hidden[1:])
+        if layout is None or linear:
+            h, rest = x, hidden
+        else:
+            h, rest = first(values, x, codes), hidden[1:]
         for layer in rest:
             h = layer.activation(
                 h @ values[position[id(layer.kernel)]] + values[position[id(layer.bias)]]
             )
-        z = h @ values[position[id(last.kernel)]] + values[position[id(last.bias)]]
+        if linear:
+            z = lookup(values[position[id(last.kernel)]], x, codes)
+        else:
+            z = h @ values[position[id(last.kernel)]]
+        z = z + values[position[id(last.bias)]]
         if not theta_at:
             nll = binomial_nll(y, z)
         elif len(theta_at) == 1:
@@ -296,7 +315,8 @@ def _jax_gradients(session: KerasSession) -> Callable:
                 y, jnp.concatenate([z, jnp.broadcast_to(values[theta_at[0]], z.shape)], axis=-1)
             )
         else:
-            theta = h @ values[theta_at[0]] + values[theta_at[1]]
+            v = values[theta_at[0]]
+            theta = (lookup(v, x, codes) if linear else h @ v) + values[theta_at[1]]
             nll = beta_binomial_nll(y, jnp.concatenate([z, theta], axis=-1))
         return jnp.sum(nll) / jnp.sum(y[:, 1])
 

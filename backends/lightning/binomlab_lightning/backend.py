@@ -67,7 +67,7 @@ class LightningBackend(Backend):
     options: ClassVar[tuple[str, ...]] = OPTIONS
     losses: ClassVar[tuple[str, ...]] = LOSSES
     phi_models: ClassVar[tuple[str, ...]] = PHI_MODELS
-    index_inputs: ClassVar[tuple[str, ...]] = ("mlp",)
+    index_inputs: ClassVar[tuple[str, ...]] = ("mlp", "logistic")
 
     def versions(self) -> dict[str, str]:
         import lightning

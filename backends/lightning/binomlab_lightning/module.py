@@ -2,7 +2,9 @@
 
 :class:`BinomialNet` maps float ``X [batch, d]`` to logits ``[batch]``: one ``Linear(d, 1)``
 for the logistic spec, a ``Linear``/activation/``Dropout`` stack ending in ``Linear(·, 1)`` for
-the MLP spec. :class:`BinomialModule` trains it on the grouped binomial NLL — or on the
+the MLP spec. On the index form (integer codes, :mod:`binomlab.layout`) the MLP's first layer,
+and the logistic's one layer, is an :class:`IndexLinear`: a lookup of weight rows.
+:class:`BinomialModule` trains it on the grouped binomial NLL — or on the
 beta-binomial NLL, with a learned concentration ``φ`` held by the module, not the network, so
 that the network (and its ONNX export) still maps features to the logit of the mean; or, with
 ``phi="network"``, with ``log φ`` a second head of the network (``BinomialNet.phi_head``) —
@@ -20,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from binomlab.backends.protocol import DEFAULT_BATCH_SIZE, LOSSES, OPTIMIZERS, PHI_MODELS
-from binomlab.layout import IndexLayout, check_network_inputs, embedding_dims
+from binomlab.layout import NO_ROW, IndexLayout, check_network_inputs, embedding_dims
 from binomlab.specs import ModelSpec, spec_from_dict
 from binomlab_lightning.data import Batch, GroupBatches, GroupTensors
 from binomlab_lightning.loss import (
@@ -55,7 +57,8 @@ class BinomialNet(nn.Module):
     """``X [batch, d] -> logits [batch]`` through ``self.layers`` (an ``nn.Sequential``).
 
     With a ``phi_head`` (``Linear(width, 1)`` on the input of the output layer: the last
-    hidden activations, or the features for the logistic spec), :meth:`forward_with_log_phi`
+    hidden activations, or the features for the logistic spec, an :class:`IndexLinear` on
+    the index form), :meth:`forward_with_log_phi`
     also gives ``θ = log φ [batch]``; :meth:`forward` still gives the logits alone.
     """
 
@@ -112,7 +115,12 @@ class IndexLinear(nn.Linear):
     ``x [batch, layout.n_inputs]`` → ``Σ_f W[:, code_f] + numbers @ W[:, number_rows]ᵀ + b``,
     exactly the one-hot matrix times the weight, without the matrix. The parameters (their
     names, shapes and initialisation) are those of the ``nn.Linear``, so a seed draws the
-    same network as on the one-hot path."""
+    same network as on the one-hot path.
+
+    With ``layout.holes`` (the logistic spec's treatment design) a code ``NO_ROW`` (``-1``:
+    a reference or aliased level) adds nothing: it selects a zero row appended to the weight
+    in ``forward``, which is not a parameter. ``layout.width`` may then be 0 (every level a
+    reference: the output is the bias)."""
 
     def __init__(self, layout: IndexLayout, out_features: int) -> None:
         super().__init__(layout.width, out_features)
@@ -128,12 +136,18 @@ class IndexLinear(nn.Linear):
         out = self.bias
         if self.codes.numel():
             codes = x.index_select(1, self.codes).long()
+            weight = self.weight
+            if self.layout.holes:
+                # NO_ROW (-1) selects a zero row appended to the table: not a parameter, so
+                # the gradient reaches the real rows only (through the concatenation)
+                weight = torch.cat([weight, weight.new_zeros(weight.shape[0], 1)], dim=1)
+                codes = torch.where(codes == NO_ROW, self.layout.width, codes)
             if torch.onnx.is_in_onnx_export():  # Gather + ReduceSum in the graph
-                out = out + table[codes].sum(dim=1)
+                out = out + weight.t()[codes].sum(dim=1)
             elif x.device.type == "cpu":  # measured fastest on CPU (benchmarks/README.md)
-                out = out + _LookupSum.apply(self.weight, codes)
+                out = out + _LookupSum.apply(weight, codes)
             else:
-                out = out + nn.functional.embedding_bag(codes, table, mode="sum")
+                out = out + nn.functional.embedding_bag(codes, weight.t(), mode="sum")
         if self.numbers.numel():
             out = out + x.index_select(1, self.numbers) @ table.index_select(0, self.number_rows)
         return out
@@ -180,11 +194,21 @@ def build_network(
 
     ``phi_output=True`` adds the ``log φ`` head, starting at the constant ``log(100)``
     (weights 0, bias :data:`~binomlab_lightning.loss.INITIAL_LOG_PHI`). With a ``layout``
-    (the index form, an MLP's inputs) the first layer is an :class:`IndexLinear` of
-    ``layout.width`` weight rows, taking ``input_dim == layout.n_inputs`` columns."""
+    (the index form) the network takes ``input_dim == layout.n_inputs`` columns: an MLP's
+    first layer is an :class:`IndexLinear` of ``layout.width`` weight rows; the logistic
+    spec's single output layer is that lookup (``IndexLinear(layout, 1)``, the layout may
+    have holes), and so is its ``log φ`` head.
+
+    Raises
+    ------
+    ValueError
+        A layout of another input width, an MLP's layout with holes, or embeddings without
+        a layout (:func:`~binomlab.layout.check_network_inputs`).
+    """
     layers: list[nn.Module] = []
     width = int(input_dim)
     embed = getattr(spec, "embed", None)
+    linear = layout if spec.kind == "logistic" else None  # the output layer looks up codes
     check_network_inputs(spec.kind, embed, width, layout)
     if embed is not None:
         embeddings = Embeddings(layout, embedding_dims(spec.embeddings, layout))
@@ -197,10 +221,10 @@ def build_network(
             if spec.dropout > 0:
                 layers.append(nn.Dropout(spec.dropout))
             width = hidden
-    layers.append(nn.Linear(width, 1))
+    layers.append(nn.Linear(width, 1) if linear is None else IndexLinear(linear, 1))
     head = None
-    if phi_output:
-        head = nn.Linear(width, 1)
+    if phi_output:  # on the output layer's input: the codes, for the logistic's lookup
+        head = nn.Linear(width, 1) if linear is None else IndexLinear(linear, 1)
         with torch.no_grad():
             head.weight.zero_()
             head.bias.fill_(INITIAL_LOG_PHI)
