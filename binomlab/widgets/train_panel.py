@@ -293,9 +293,9 @@ class TrainPanel(Panel):
         full-batch optimisers.
     weight_decay, early_stopping, patience, seed
         ``weight_decay`` is the L2 penalty (0: maximum likelihood; disabled for boosting, whose
-        L2 is the spec's); ``early_stopping`` (a
-        checkbox) stops Adam/AdamW after ``patience`` epochs without improvement (disabled for
-        Newton and L-BFGS, which run to the optimum). The numbers are not clamped: a value
+        L2 is the spec's); ``early_stopping`` (a checkbox) stops Adam/AdamW or boosting after
+        ``patience`` epochs without improvement (disabled for Newton and L-BFGS, which run to
+        the optimum). The numbers are not clamped: a value
         ``bl.fit`` would refuse is shown as an error beside its field (see :meth:`problems`).
     feature_boxes, feature_labels, encodings, bin_counts
         ``{feature: widget}``: the checkbox that keeps a feature of ``state.train`` in the
@@ -467,8 +467,8 @@ class TrainPanel(Panel):
         self.early_stopping = widgets.Checkbox(
             value=False,
             description="early stopping",
-            tooltip="adam/adamw: stop when the validation NLL has not improved for "
-            "'patience' epochs (the training objective without validation data)",
+            tooltip="adam/adamw and boosting: stop when the validation NLL has not improved "
+            "for 'patience' epochs (the training objective without validation data)",
             style=style,
             layout=wide,
         )
