@@ -68,6 +68,20 @@ def _best_dots(panel: TrainPanel) -> dict[str, int]:
     }
 
 
+def _hold_at_batch(panel, epoch: int, batch: int) -> tuple[threading.Event, threading.Event]:
+    """Add a batch callback that holds ``panel``'s run at ``(epoch, batch)``: the first event
+    is set when it is reached, the run goes on when the second is set (30 s at most)."""
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(e: int, b: int, batches: int) -> None:
+        if (e, b) == (epoch, batch):
+            reached.set()
+            release.wait(30)
+
+    panel.batch_callbacks.append(hold)
+    return reached, release
+
+
 # -- the curves --------------------------------------------------------------------------------
 
 
@@ -531,14 +545,7 @@ def test_a_run_stopped_inside_its_first_epoch_adds_no_model(split) -> None:
     panel.model.value = "mlp"
     panel.hidden.value = "4"
     panel.batch_size.value = 1
-    reached, release = threading.Event(), threading.Event()
-
-    def hold_at_batch_3(epoch, batch, batches):
-        if (epoch, batch) == (1, 3):
-            reached.set()
-            release.wait(30)
-
-    panel.batch_callbacks.append(hold_at_batch_3)
+    reached, release = _hold_at_batch(panel, 1, 3)
     panel.train_button.click()
     assert reached.wait(120)
     panel.stop_button.click()
@@ -614,14 +621,7 @@ def test_boosting_progress_counts_rounds_not_batches(split, monkeypatch) -> None
     panel.model.value = "gbdt"
     panel.trees.value, panel.leaves.value = 40, 4
     panel.epochs.value = 4  # 10 rounds an epoch
-    reached, release = threading.Event(), threading.Event()
-
-    def hold_at(epoch, batch, batches):
-        if (epoch, batch) == (2, 3):
-            reached.set()
-            release.wait(30)
-
-    panel.batch_callbacks.append(hold_at)
+    reached, release = _hold_at_batch(panel, 2, 3)
     panel.train_button.click()
     assert reached.wait(120)
     try:
