@@ -9,7 +9,7 @@ the expanded rows — the sample standard deviation of ``p − y`` (``ddof=1``) 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import polars as pl
 from scipy import stats
 
 from binomlab._checks import check_fraction, check_int, check_names
+from binomlab._colors import checked_colors
 from binomlab._proba import counts, named_model, resolve_proba
 from binomlab.errors import BinomlabError, ColumnNotFoundError
 from binomlab.grouped import require_grouped
@@ -225,6 +226,7 @@ def plot_bias(
     level: float = 0.95,
     bins: int = 10,
     ax: Axes | None = None,
+    colors: Sequence[str] | None = None,
 ) -> Axes:
     """Draw the bias of each model per level of ``feature``, with its interval.
 
@@ -236,6 +238,9 @@ def plot_bias(
         One feature of `data`.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when omitted.
+    colors : sequence of str, optional
+        One matplotlib colour per model (default: :func:`binomlab._colors.model_colors`, a
+        distinct colour each, as in the other plots).
 
     Returns
     -------
@@ -245,7 +250,8 @@ def plot_bias(
 
     Raises
     ------
-    As :func:`bias`.
+    BinomlabError
+        Not one colour per model, and as :func:`bias`.
     """
     import matplotlib.pyplot as plt
 
@@ -254,6 +260,7 @@ def plot_bias(
         raise BinomlabError(msg)
     table = bias(data, models, feature, level=level, bins=bins)
     names = list(dict.fromkeys(table["model"].to_list()))
+    colors = checked_colors(colors, len(names))
     first = table.filter(pl.col("model") == names[0])
     labels = ["<null>" if v is None else v for v in first["level"].to_list()]
     made = ax is None
@@ -261,12 +268,12 @@ def plot_bias(
         _, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(labels) + 2.0), 4.0))
     x = np.arange(len(labels), dtype=np.float64)
     width = 0.8 / len(names)
-    for i, name in enumerate(names):
+    for i, (name, color) in enumerate(zip(names, colors, strict=True)):
         rows = table.filter(pl.col("model") == name)
         mean = rows["bias_mean"].to_numpy()
         error = np.vstack([mean - rows["lower"].to_numpy(), rows["upper"].to_numpy() - mean])
         shift = (i - (len(names) - 1) / 2.0) * width
-        ax.errorbar(x + shift, mean, yerr=error, fmt="o", capsize=3, label=name)
+        ax.errorbar(x + shift, mean, yerr=error, fmt="o", capsize=3, color=color, label=name)
     ax.axhline(0.0, color="0.5", linewidth=1, linestyle="--")
     trials = first["trials"].to_list()
     ax.set_xticks(x, [f"{label}\n{t:,}" for label, t in zip(labels, trials, strict=True)])

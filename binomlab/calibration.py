@@ -16,7 +16,7 @@ import polars as pl
 from scipy.stats import norm
 
 from binomlab._checks import check_bool, check_fraction, is_bool
-from binomlab._colors import model_colors
+from binomlab._colors import checked_colors
 from binomlab._proba import check_bins, counts, named_model, resolve_proba, uniform_bins
 from binomlab.errors import BinomlabError, InvalidCountsError
 from binomlab.grouped import require_grouped
@@ -286,12 +286,7 @@ def plot_calibration(
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5.5))
     ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="0.45", label="perfectly calibrated")
-    if colors is None:
-        colors = model_colors(len(named))
-    elif len(colors) != len(named):
-        msg = f"Expected one colour per model ({len(named)}). Received: {len(colors)} colours"
-        raise BinomlabError(msg)
-    colors = list(colors)
+    colors = checked_colors(colors, len(named))
     drawn: list[np.ndarray] = [p for p in probas.values()]
     if tables is not None and set(map(str, tables)) != set(probas):
         msg = (

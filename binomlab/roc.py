@@ -9,13 +9,13 @@ expanded 0/1 rows — the points :func:`sklearn.metrics.roc_curve` returns with
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from binomlab._colors import model_colors
+from binomlab._colors import checked_colors
 from binomlab._proba import counts, named_model, resolve_proba
 from binomlab.errors import BinomlabError
 from binomlab.grouped import require_grouped
@@ -83,7 +83,13 @@ def roc_curve(data: GroupedSource, proba_or_fitted: Any) -> pl.DataFrame:
     )
 
 
-def plot_roc(data: GroupedSource, models: Any, *, ax: Axes | None = None) -> Axes:
+def plot_roc(
+    data: GroupedSource,
+    models: Any,
+    *,
+    ax: Axes | None = None,
+    colors: Sequence[str] | None = None,
+) -> Axes:
     """Draw the ROC curve of one or more models, each labelled with its AUC and DeLong's
     95% interval.
 
@@ -95,6 +101,9 @@ def plot_roc(data: GroupedSource, models: Any, *, ax: Axes | None = None) -> Axe
         A single model is labelled ``"model"``.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when omitted.
+    colors : sequence of str, optional
+        One matplotlib colour per model (default: :func:`binomlab._colors.model_colors`, a
+        distinct colour each), e.g. to keep a model's colour across plots.
 
     Returns
     -------
@@ -104,7 +113,7 @@ def plot_roc(data: GroupedSource, models: Any, *, ax: Axes | None = None) -> Axe
     Raises
     ------
     BinomlabError
-        An empty dict of models, and as :func:`roc_curve`.
+        An empty dict of models, not one colour per model, and as :func:`roc_curve`.
     """
     import matplotlib.pyplot as plt
     from scipy.stats import norm
@@ -114,6 +123,7 @@ def plot_roc(data: GroupedSource, models: Any, *, ax: Axes | None = None) -> Axe
     if not named:
         msg = "Expected at least one model to plot. Received: models={}"
         raise BinomlabError(msg)
+    colors = checked_colors(colors, len(named))
     made = ax is None
     if ax is None:
         _, ax = plt.subplots(figsize=(5.0, 5.0))
@@ -121,7 +131,7 @@ def plot_roc(data: GroupedSource, models: Any, *, ax: Axes | None = None) -> Axe
     trials, successes = counts(data)
     n, k = trials.astype(np.float64), successes.astype(np.float64)
     z = norm.ppf(0.975)
-    for (name, model), color in zip(named.items(), model_colors(len(named)), strict=True):
+    for (name, model), color in zip(named.items(), colors, strict=True):
         with named_model(name):
             proba = resolve_proba(data, model)
             table = roc_curve(data, proba)

@@ -50,7 +50,8 @@ def colour_only(split) -> bl.Fitted:
 def _rows(board_html: str) -> list[str]:
     """The first cell (the model's name) of each body row of a board's HTML."""
     body = board_html.split("<tbody>")[1]
-    return [m for m in re.findall(r"<tr><td[^>]*>([^<]*)</td>", body)]
+    swatch = r"(?:<span[^>]*></span>)?"  # the model's colour square, drawn by CSS
+    return [m for m in re.findall(rf"<tr><td[^>]*>{swatch}([^<]*)</td>", body)]
 
 
 # -- run names ---------------------------------------------------------------------------------

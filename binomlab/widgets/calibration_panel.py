@@ -13,7 +13,6 @@ import ipywidgets as widgets
 import numpy as np
 import polars as pl
 
-from binomlab._colors import model_colors
 from binomlab.bias import BIAS_SCHEMA, bias, plot_bias
 from binomlab.calibration import PLOT_STRATEGIES, calibration, plot_calibration
 from binomlab.errors import BinomlabError
@@ -409,16 +408,17 @@ class CalibrationPanel(Panel):
             dispersions = {n: float(t["dispersion"][0]) for n, t in tables.items()} if widen else {}
             title = self._title(strategy, bins, band, dispersions)
             self._arrange(len(models))
+            colours = self.state.colours_of(models)  # each model's own, in every view
             drawing = {"level": LEVEL, "histogram": self.histogram.value,
                        "limits": self.limits.value, **options}  # fmt: skip
             if self.arrangement.value == "small" and len(models) > 1:
-                figure, grid = self._small_multiples(data, models, tables, drawing)
+                figure, grid = self._small_multiples(data, models, tables, drawing, colours)
                 figure.suptitle(title)
                 axes = grid[0]
             else:
                 figure = Figure(figsize=(5.5, 5.5), layout="constrained")
                 axes = figure.subplots()
-                plot_calibration(data, models, tables=tables, ax=axes, **drawing)
+                plot_calibration(data, models, tables=tables, ax=axes, colors=colours, **drawing)
                 axes.set_title(title)
                 legend_below(figure, axes)
                 grid = [axes]
@@ -455,6 +455,7 @@ class CalibrationPanel(Panel):
         models: dict[str, Any],
         tables: dict[str, pl.DataFrame],
         drawing: dict[str, Any],
+        colours: list[str],
     ) -> tuple[Any, list[Any]]:
         """A diagram per model, three to a row, each titled with the model's name (wrapped)
         and drawn in the model's own colour, as in the overlay; no legend in the cells."""
@@ -464,7 +465,6 @@ class CalibrationPanel(Panel):
         rows = math.ceil(len(models) / columns)
         figure = Figure(figsize=(4.4 * columns, 4.6 * rows + 0.4), layout="constrained")
         cells = list(figure.subplots(rows, columns, squeeze=False).ravel())
-        colours = model_colors(len(models))
         for i, ((name, model), ax) in enumerate(zip(models.items(), cells, strict=False)):
             plot_calibration(data, {name: model}, tables={name: tables[name]}, ax=ax,
                              colors=[colours[i]], legend=False, **drawing)  # fmt: skip
@@ -690,7 +690,8 @@ class BiasView(Panel):
             levels = table.filter(pl.col("model") == table["model"][0]).height
             figure = Figure(figsize=(max(5.0, 0.6 * levels + 2.0), 4.0), layout="constrained")
             axes = figure.subplots()
-            plot_bias(data, models, feature, level=LEVEL, bins=BIAS_BINS, ax=axes)
+            plot_bias(data, models, feature, level=LEVEL, bins=BIAS_BINS, ax=axes,
+                      colors=self.state.colours_of(models))  # fmt: skip
             axes.set_title(f"bias by {feature}, {LEVEL:.0%} t intervals")
             legend_below(figure, axes)
             show_figure(self.plot, figure)
@@ -758,7 +759,7 @@ class RocView(Panel):
             tables = {name: roc_curve(data, model) for name, model in models.items()}
             figure = Figure(figsize=(5.0, 5.0), layout="constrained")
             axes = figure.subplots()
-            plot_roc(data, models, ax=axes)
+            plot_roc(data, models, ax=axes, colors=self.state.colours_of(models))
             axes.set_title("ROC, AUC with DeLong's 95% interval")
             legend_below(figure, axes)
             show_figure(self.plot, figure)

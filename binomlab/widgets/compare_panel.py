@@ -61,7 +61,9 @@ _BEST_STYLE = (
     "background:rgba(25,118,210,.12);"
     "background:color-mix(in srgb,var(--jp-brand-color1,#1976d2) 15%,transparent)}"
     ".binomlab-leaderboard-table td.binomlab-best:first-child{"
-    "box-shadow:inset 3px 0 0 var(--jp-brand-color1,#1976d2)}</style>"
+    "box-shadow:inset 3px 0 0 var(--jp-brand-color1,#1976d2)}"
+    # a model's colour square, drawn by CSS so the cell's text stays the model's name
+    '.binomlab-swatch::before{content:"\\25A0";margin-right:.35em}</style>'
 )
 # optional columns: shown when some row departs from the value every default run has
 _OPTIONAL = {
@@ -205,17 +207,35 @@ def sort_leaderboard(table: pl.DataFrame, column: str, *, descending: bool = Fal
     return table.sort(column, descending=descending, nulls_last=True, maintain_order=True)
 
 
-def leaderboard_html(shown: pl.DataFrame, *, best: str | None = None) -> str:
+def leaderboard_html(
+    shown: pl.DataFrame, *, best: str | None = None, colours: Mapping[str, str] | None = None
+) -> str:
     """:func:`format_leaderboard`'s frame as the board's table, the cells of the row of model
-    ``best`` in the class :data:`BEST_CLASS` (bold, tinted, marked at the left)."""
+    ``best`` in the class :data:`BEST_CLASS` (bold, tinted, marked at the left), and each
+    model's name after a square in its colour from ``colours`` (``{name: colour}``, the
+    colour of its curves and diagrams)."""
     table = frame_html(shown, css_class="binomlab-leaderboard-table")
-    if best is not None and "model" in shown.columns and best in shown["model"].to_list():
-        index = shown["model"].to_list().index(best)
-        head, _, body = table.partition("<tbody>")
-        rows = body.split("</tr>")
+    if "model" not in shown.columns:
+        return _BEST_STYLE + table
+    names = shown["model"].to_list()
+    head, _, body = table.partition("<tbody>")
+    rows = body.split("</tr>")
+    if colours:
+        column = shown.columns.index("model")
+        for index, name in enumerate(names):
+            colour = colours.get(name)
+            if colour is None:
+                continue
+            cells = rows[index].split("<td>")  # cells[column + 1] starts the model's cell
+            cells[column + 1] = (
+                f'<span class="binomlab-swatch" style="color:{html.escape(colour)}" '
+                f'aria-hidden="true"></span>{cells[column + 1]}'
+            )
+            rows[index] = "<td>".join(cells)
+    if best is not None and best in names:
+        index = names.index(best)
         rows[index] = rows[index].replace("<td>", f'<td class="{BEST_CLASS}">')
-        table = f"{head}<tbody>{'</tr>'.join(rows)}"
-    return _BEST_STYLE + table
+    return _BEST_STYLE + f"{head}<tbody>{'</tr>'.join(rows)}"
 
 
 def write_leaderboard(
@@ -483,7 +503,7 @@ class ComparePanel(Panel):
             self.table, self.sort_by.value or "nll", descending=self.sort_order.value
         )
         self.shown = format_leaderboard(ordered)
-        self.board.value = leaderboard_html(self.shown, best=self.best)
+        self.board.value = leaderboard_html(self.shown, best=self.best, colours=self.state.colours)
 
     # -- runs: rename and delete -------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from typing import Any
 from binomlab.widgets._render import special_text
 
 __all__ = [
-    "PALETTE",
     "CurveAxes",
     "CurveRun",
     "curve_axes",
@@ -31,18 +30,6 @@ __all__ = [
     "plural",
 ]
 
-PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#bcbd22",
-    "#17becf",
-)
-"""Run colours (matplotlib's tab10 without its grey), reused in turn."""
 HEADROOM = 0.05
 """The x-axis ends this fraction (at least one epoch) past the longest run shown."""
 MAX_POINTS = 800

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import polars as pl
 
-from binomlab._colors import model_colors
 from binomlab.backends.protocol import TrainConfig
 from binomlab.calibration import plot_calibration
 from binomlab.decomposition import decompose
@@ -102,10 +101,10 @@ def _short(name: str, width: int = 48) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def _curves(models: Mapping[str, Any]) -> str:
-    """Every run's train (solid) and validation (dashed) NLL per epoch, one panel each, its
-    best epoch marked; a sentence for the models without a history."""
-    colours = dict(zip(models, model_colors(len(models)), strict=True))
+def _curves(models: Mapping[str, Any], colours: Mapping[str, str]) -> str:
+    """Every run's train (solid) and validation (dashed) NLL per epoch, one panel each in
+    its model's colour, its best epoch marked; a sentence for the models without a
+    history."""
     runs = {
         name: model
         for name, model in models.items()
@@ -144,9 +143,9 @@ def _curves(models: Mapping[str, Any]) -> str:
     return _png(figure) + note
 
 
-def _calibration(data: Any, models: Mapping[str, Any]) -> str:
-    """The CORP diagrams with their consistency bands: one diagram for up to
-    :data:`MAX_OVERLAID` models, else one each."""
+def _calibration(data: Any, models: Mapping[str, Any], colours: Mapping[str, str]) -> str:
+    """The CORP diagrams with their consistency bands, each model in its colour: one diagram
+    for up to :data:`MAX_OVERLAID` models, else one each."""
     from matplotlib.figure import Figure
 
     options = {
@@ -157,13 +156,14 @@ def _calibration(data: Any, models: Mapping[str, Any]) -> str:
     }
     if len(models) <= MAX_OVERLAID:
         figure = Figure(figsize=(6, 6), layout="constrained")
-        plot_calibration(data, dict(models), ax=figure.subplots(), **options)
+        drawn = [colours[name] for name in models]
+        plot_calibration(data, dict(models), ax=figure.subplots(), colors=drawn, **options)
         return _png(figure)
     figure, axes = _grid(len(models), size=4.4, aspect=1.05)  # square diagrams, a title
-    colours = model_colors(len(models))
-    for i, (ax, (name, model)) in enumerate(zip(axes, models.items(), strict=True)):
-        plot_calibration(data, {name: model}, ax=ax, colors=[colours[i]], legend=False, **options)
-        ax.set_title(_short(name), fontsize=9, color=colours[i])
+    for ax, (name, model) in zip(axes, models.items(), strict=True):
+        colour = colours[name]
+        plot_calibration(data, {name: model}, ax=ax, colors=[colour], legend=False, **options)
+        ax.set_title(_short(name), fontsize=9, color=colour)
     return _png(figure)
 
 
@@ -208,6 +208,7 @@ def report_html(state: LabState, *, title: str = "binomlab report") -> str:
     table = state.leaderboard()
     models = dict(state.models)
     ordered = {name: models[name] for name in table["model"]}
+    colours = dict(zip(ordered, state.colours_of(ordered), strict=True))  # as in the Lab
     train = state.train if state.train is not None else data
     parts = {"train": train} | ({"val": state.val} if state.val is not None else {})
     part = "validation" if state.val is not None else "training"
@@ -233,13 +234,13 @@ def report_html(state: LabState, *, title: str = "binomlab report") -> str:
             f"{COMPARE_RESAMPLES:,} resamples). Δ nll vs best (SE) and p: the paired "
             "comparison with the best model on the same trials. epochs: epochs (or "
             "iterations) run; best epoch: the one whose weights the model keeps.</p>"
-            + leaderboard_html(format_leaderboard(table), best=best),
+            + leaderboard_html(format_leaderboard(table), best=best, colours=colours),
         ),
         _section(
             "Training curves",
             '<p class="note">NLL per trial after every epoch (iteration for the full-batch '
             "optimisers): training solid, validation dashed; the dotted line is the epoch "
-            "whose weights the model keeps.</p>" + _curves(ordered),
+            "whose weights the model keeps.</p>" + _curves(ordered, colours),
         ),
         _section(
             "Calibration (CORP)",
@@ -247,7 +248,7 @@ def report_html(state: LabState, *, title: str = "binomlab report") -> str:
             "outcomes on each model's predictions, with its "
             f"{LEVEL:.0%} consistency band ({BAND_RESAMPLES:,} resamples): where the "
             "curve leaves the band, the miscalibration is more than chance; the trial "
-            "histogram shows where the predictions lie.</p>" + _calibration(data, ordered),
+            "histogram shows where the predictions lie.</p>" + _calibration(data, ordered, colours),
         ),
         _section(
             "Score decomposition",

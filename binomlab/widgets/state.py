@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from binomlab import backends
+from binomlab._colors import MODEL_COLORS
 from binomlab.backends.protocol import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
@@ -367,6 +368,11 @@ class LabState:
     selected
         Names of the models selected for the calibration diagram (and the leaderboard's
         checkboxes), in model order.
+    colours
+        ``{name: colour}``: each model's colour, the same in every panel, plot and the
+        report. A model gets the first of :data:`binomlab._colors.MODEL_COLORS` no other
+        model holds (or its training curve's, see :meth:`reserve_colour`) and keeps it
+        through renames and whatever else is selected or deleted.
     history
         Rows ``{"epoch", "train_nll", "val_nll"}`` of the current (or last) training run.
     runs
@@ -395,6 +401,8 @@ class LabState:
         self.val = val
         self.models: dict[str, Any] = {}
         self.selected: list[str] = []
+        self.colours: dict[str, str] = {}
+        self._reserved: list[str] = []  # the colours of training runs not yet models
         self.history: list[dict[str, Any]] = []
         self.runs: list[dict[str, Any]] = []
         self.thread: threading.Thread | None = None
@@ -449,15 +457,53 @@ class LabState:
             taken = list(self.models)
         return run_name(source, taken, data=self.train if data is None else data)
 
-    def add_model(self, name: str, model: Any, *, select: bool = True) -> str:
-        """Add ``model`` under ``name`` (made unique) and return the name it got."""
+    def add_model(
+        self, name: str, model: Any, *, select: bool = True, colour: str | None = None
+    ) -> str:
+        """Add ``model`` under ``name`` (made unique) and return the name it got.
+
+        ``colour`` is the one its training curve was drawn in (from :meth:`reserve_colour`);
+        without it the model gets the first free one."""
         with self._lock:
             name = self.unique_name(str(name))
             self.models[name] = model
+            if colour is not None and colour in self._reserved:
+                self._reserved.remove(colour)
+            self.colours[name] = colour if colour is not None else self._free_colour()
             if select:
                 self.selected.append(name)
         self._notify("models")
         return name
+
+    def _free_colour(self) -> str:
+        taken = {*self.colours.values(), *self._reserved}
+        free = [c for c in MODEL_COLORS if c not in taken]
+        return free[0] if free else MODEL_COLORS[len(taken) % len(MODEL_COLORS)]
+
+    def reserve_colour(self) -> str:
+        """The colour a training run's curve is drawn in: the first free one, held until
+        the run becomes a model (``add_model(..., colour=)``) or :meth:`release_colour`."""
+        with self._lock:
+            colour = self._free_colour()
+            self._reserved.append(colour)
+            return colour
+
+    def release_colour(self, colour: str) -> None:
+        """Give back a colour from :meth:`reserve_colour` whose run added no model."""
+        with self._lock:
+            if colour in self._reserved:
+                self._reserved.remove(colour)
+
+    def colours_of(self, names: Iterable[str]) -> list[str]:
+        """The colour of each named model, in the order given.
+
+        Raises
+        ------
+        BinomlabError
+            A name is not a model's.
+        """
+        with self._lock:
+            return [self.colours[self._known(name)] for name in names]
 
     def _known(self, name: Any) -> str:
         if not isinstance(name, str) or name not in self.models:
@@ -494,6 +540,7 @@ class LabState:
                 )
                 raise BinomlabError(msg)
             self.models = {(name if n == old else n): m for n, m in self.models.items()}
+            self.colours[name] = self.colours.pop(old)
             self.selected = [name if n == old else n for n in self.selected]
             for run in self.runs:
                 if run.get("name") == old:
@@ -512,6 +559,7 @@ class LabState:
         with self._lock:
             self._known(name)
             del self.models[name]
+            del self.colours[name]  # free for the next model
             self.selected = [n for n in self.selected if n != name]
             self.runs = [run for run in self.runs if run.get("name") != name]
         self._notify("models")

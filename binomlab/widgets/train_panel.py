@@ -31,7 +31,7 @@ from binomlab.grouped import Grouped
 from binomlab.grouping import from_counts
 from binomlab.specs import ACTIVATIONS, GBDT, MLP, Logistic, ModelSpec, parse_spec
 from binomlab.training import Fitted, fit, resolve
-from binomlab.widgets.curves import PALETTE, CurveRun, curve_axes, curves_html, nll_text, plural
+from binomlab.widgets.curves import CurveRun, curve_axes, curves_html, nll_text, plural
 from binomlab.widgets.panel import Panel
 from binomlab.widgets.state import LabState
 
@@ -371,7 +371,6 @@ class TrainPanel(Panel):
         self._runs: list[CurveRun] = []
         self._toggles: dict[int, widgets.Checkbox] = {}
         self._current: CurveRun | None = None
-        self._started = 0
         self._lock = threading.RLock()
         # ((train, val, rules), (new train, new val, edges)) of the last regrouping, reused
         # while the state's data and the rules are the same
@@ -1113,11 +1112,10 @@ class TrainPanel(Panel):
         with self._lock:
             run = CurveRun(
                 name=self._curve_name(self.state.unique_name(base)),
-                colour=PALETTE[self._started % len(PALETTE)],
+                colour=self.state.reserve_colour(),  # the model's colour when it is added
                 unit=unit,
                 loss=options.get("loss", "binomial"),
             )
-            self._started += 1
             self._runs.append(run)
             self._current = run
             self.state.history = run.rows
@@ -1292,9 +1290,10 @@ class TrainPanel(Panel):
             self._draw(fitted.epochs_)
             self.last_model = fitted
             # the leaderboard and the other panels update before the bar says "done"
-            self.last_name = run["name"] = self.state.add_model(name, fitted)
+            self.last_name = run["name"] = self.state.add_model(name, fitted, colour=curve.colour)
         except BaseException as err:
             run["error"] = f"{type(err).__name__}: {err}"
+            self.state.release_colour(curve.colour)  # no model; the failed curve keeps it
             with self._lock:
                 curve.outcome = "failed"
                 if curve.model is None:
@@ -1330,6 +1329,7 @@ class TrainPanel(Panel):
         as a model (its weights are partway through an epoch), and its curve goes."""
         with self._lock:
             self._runs = [r for r in self._runs if r is not curve]
+        self.state.release_colour(curve.colour)
         self._sync_toggles()
         self._redraw()
         self.progress.value = 0
