@@ -43,7 +43,8 @@ def shrink(
     max_bytes: int = MAX_BYTES,
 ) -> bytes:
     """``image`` as PNG bytes, at most ``max_width`` wide (aspect kept, Lanczos) and cut to its
-    top ``max_height`` pixels, with a palette of 256 colours and fewer, then narrower, until it
+    top ``max_height`` pixels, with an octree palette of 256 colours and fewer (median cut
+    merged the small colour swatches into greys), then narrower, until it
     is under ``max_bytes``."""
     image = image.convert("RGB")
     width = min(max_width, image.width)
@@ -52,7 +53,7 @@ def shrink(
         scaled = image.resize((width, height), Image.Resampling.LANCZOS)
         scaled = scaled.crop((0, 0, width, min(height, max_height)))
         for colours in (256, 128, 64, 32):
-            quantised = scaled.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=0)
+            quantised = scaled.quantize(colours, method=Image.Quantize.FASTOCTREE, dither=0)
             buffer = io.BytesIO()
             quantised.save(buffer, format="PNG", optimize=True)
             if buffer.tell() < max_bytes:
