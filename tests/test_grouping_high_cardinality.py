@@ -355,3 +355,105 @@ def test_hash_path_output_is_sorted_by_strings_nulls_first() -> None:
     )  # pandas puts the null group last
     pandas_order = pd.concat([pandas_order[pandas_order.id1.isna()], pandas_order.dropna()])
     assert got.frame["n"].to_list() == pandas_order[0].tolist()
+
+
+# --- the hash path of many groups: strings by code ----------------------------------------------
+
+
+@contextmanager
+def hash_calls():
+    """Record the string features each hash group-by of bl.group coded."""
+    seen: list[tuple[str, ...]] = []
+    original = groupby._hash_counts
+
+    def spy(*args, coded=(), **kwargs):
+        seen.append(tuple(coded))
+        return original(*args, coded=coded, **kwargs)
+
+    groupby._hash_counts = spy
+    try:
+        yield seen
+    finally:
+        groupby._hash_counts = original
+
+
+@pytest.fixture
+def small_dense_limit(monkeypatch, coded_always):
+    """A dense key of at most 4,096 keys: the tests' thousands of groups are hashed."""
+    monkeypatch.setattr(dense_keys, "MAX_BINS", 1 << 12)
+    monkeypatch.setattr(dense_keys, "SMALL_BINS", 1 << 12)
+
+
+def test_many_string_groups_beyond_the_dense_key_are_hashed_by_code(
+    tmp_path, small_dense_limit
+) -> None:
+    rng = np.random.default_rng(21)
+    rows = 40_000
+    df = pl.DataFrame(
+        {
+            "site": id_strings(rng, 400, rows, nulls=0.03),
+            "hour": pl.Series(rng.integers(0, 24, rows), dtype=pl.Int8),
+            "app": pl.Series(rng.choice(["", "ä", "B", "b", "日本", "z"], rows)),
+            "y": rng.random(rows) < 0.25,
+        }
+    )
+    features = ["site", "hour", "app"]
+    expected = polars_counts(df, features, "y")
+    assert_frame_equal(expected, duckdb_counts(df, features, "y"))
+    df.write_parquet(tmp_path / "rows.parquet", row_group_size=9_000)
+    df.write_csv(tmp_path / "rows.csv")
+    sources = {
+        "frame": df,
+        "pandas": df.to_pandas(),
+        "parquet": tmp_path / "rows.parquet",
+        "csv": str(tmp_path / "rows.csv"),
+    }
+    for name, source in sources.items():
+        with hash_calls() as seen:
+            got = bl.group(source, features, "y")
+        assert seen == [("site", "app")], name
+        assert got.frame.schema["site"] == pl.String and got.frame.schema["app"] == pl.String
+        assert_frame_equal(got.frame, expected, check_dtypes=name != "csv")
+    # a float feature makes every path a hash group-by of strings, coded or not: the same
+    with_float = df.with_columns(hour=pl.col("hour").cast(pl.Float64) / 2)
+    with hash_calls() as seen:
+        got = bl.group(with_float, features, "y")
+    assert seen == [()]
+    assert_frame_equal(got.frame, polars_counts(with_float, features, "y"))
+
+
+def test_strings_hashed_by_code_keep_the_label_rules(small_dense_limit) -> None:
+    rng = np.random.default_rng(22)
+    rows = 20_000
+    df = pl.DataFrame(
+        {
+            "a": id_strings(rng, 300, rows),
+            "b": id_strings(rng, 300, rows, nulls=0.1),
+            "y": pl.Series(rng.choice(["yes", "no"], rows)),
+        }
+    )
+    with hash_calls() as seen:
+        got = bl.group(df, ["a", "b"], "y", positive="yes")
+    assert seen == [("a", "b")]
+    expected = polars_counts(df.with_columns(y=pl.col("y") == "yes"), ["a", "b"], "y")
+    assert_frame_equal(got.frame, expected)
+    with pytest.raises(bl.InvalidLabelError, match="positive"):
+        bl.group(df, ["a", "b"], "y")
+    label = (df["y"] == "yes").cast(pl.Int8).scatter([5, 77], None)
+    nulls = df.with_columns(y=label)
+    with pytest.raises(bl.InvalidLabelError, match="null"):
+        bl.group(nulls, ["a", "b"], "y")
+    dropped = bl.group(nulls, ["a", "b"], "y", drop_null_labels=True)
+    kept = nulls.filter(pl.col("y").is_not_null())
+    assert_frame_equal(dropped.frame, polars_counts(kept, ["a", "b"], "y"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(groups_strategy, st.permutations(["s", "u", "x"]))
+def test_sort_groups_orders_categoricals_as_a_plain_sort(data: dict, order: list[str]) -> None:
+    frame = pl.DataFrame(data, schema={"s": pl.String, "u": pl.String, "x": pl.Float64})
+    frame = frame.unique(maintain_order=True).with_columns(
+        pl.col("s").cast(pl.Categorical(pl.Categories.random())), n=pl.lit(1, pl.Int64)
+    )
+    features = list(order)
+    assert_frame_equal(groupby.sort_groups(frame, features), frame.sort(features, nulls_last=False))
