@@ -138,22 +138,6 @@ def test_a_training_curve_and_its_model_share_one_colour(split, models) -> None:
     assert [r.colour for r in panel.curve_runs] == [MODEL_COLORS[0], MODEL_COLORS[1]]
 
 
-def test_a_failed_run_gives_its_colour_back(split) -> None:
-    train, val = split
-    lab = Lab(train, val)
-    panel = lab.train_panel
-    panel.backend.value = "reference"
-
-    def broken(epoch, metrics):
-        raise RuntimeError("boom")
-
-    panel.callbacks.append(broken)
-    panel.train_button.click()
-    assert panel.wait(120)
-    assert isinstance(panel.last_error, RuntimeError)
-    assert lab.state.reserve_colour() == MODEL_COLORS[0]
-
-
 def test_colours_are_checked_one_per_model() -> None:
     assert checked_colors(None, 3) == list(MODEL_COLORS[:3])
     assert model_colors(20)[18:] == list(MODEL_COLORS[:2])
