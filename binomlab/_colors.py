@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from binomlab.errors import BinomlabError
 
@@ -46,12 +48,28 @@ def checked_colors(colors: Sequence[str] | None, count: int) -> list[str]:
     Raises
     ------
     BinomlabError
-        ``colors`` holds a different number of colours than there are models.
+        ``colors`` is not a list or tuple of colours (a single string, a dict, a number), holds
+        a different number of colours than there are models, or holds a value matplotlib
+        does not read as a colour (checked before anything is drawn).
     """
     if colors is None:
         return model_colors(count)
-    if isinstance(colors, str) or len(colors) != count:
-        given = "a single string" if isinstance(colors, str) else f"{len(colors)} colours"
-        msg = f"Expected one colour per model ({count}). Received: {given}"
+    if isinstance(colors, str | Mapping) or not isinstance(colors, Sequence | np.ndarray):
+        msg = (
+            f"Expected colors to be a list of colours, one per model ({count}). "
+            f"Received: {colors!r}"
+        )
         raise BinomlabError(msg)
+    if len(colors) != count:
+        msg = f"Expected one colour per model ({count}). Received: {len(colors)} colours"
+        raise BinomlabError(msg)
+    from matplotlib.colors import is_color_like
+
+    for i, colour in enumerate(colors):
+        if colour is None or not is_color_like(colour):
+            msg = (
+                f"Expected colors[{i}] to be a matplotlib colour ('#1f77b4', 'red', "
+                f"(0.1, 0.2, 0.5)). Received: {colour!r}"
+            )
+            raise BinomlabError(msg)
     return list(colors)

@@ -278,6 +278,7 @@ def plot_calibration(
             f"strategy='corp', overdispersed={overdispersed!r}"
         )
         raise BinomlabError(msg)
+    colors = checked_colors(colors, len(named))  # before anything is drawn
     probas = {}
     for name, model in named.items():
         with named_model(name):
@@ -286,7 +287,6 @@ def plot_calibration(
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5.5))
     ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="0.45", label="perfectly calibrated")
-    colors = checked_colors(colors, len(named))
     drawn: list[np.ndarray] = [p for p in probas.values()]
     if tables is not None and set(map(str, tables)) != set(probas):
         msg = (

@@ -316,9 +316,9 @@ def test_a_failing_fit_is_shown_in_the_app(split) -> None:
     assert isinstance(panel.last_error, RuntimeError)
     assert "RuntimeError: the callback broke" in panel.error.value
     assert "binomlab-error" in panel.error.value
-    # the run added no model: its curve's colour is free for the next one
+    # the failed curve stays on the plot, and keeps its colour from the next run's
     colour = lab.state.reserve_colour()
-    assert colour == panel.curve_runs[0].colour
+    assert colour != panel.curve_runs[0].colour
     lab.state.release_colour(colour)
     assert panel.progress.bar_style == "danger"
     assert lab.models == {}

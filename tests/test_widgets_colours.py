@@ -138,6 +138,46 @@ def test_a_training_curve_and_its_model_share_one_colour(split, models) -> None:
     assert [r.colour for r in panel.curve_runs] == [MODEL_COLORS[0], MODEL_COLORS[1]]
 
 
+def test_beyond_eighteen_models_the_colours_repeat_in_turn(split, models) -> None:
+    train, val = split
+    state = Lab(train, val).state
+    names = [state.add_model(f"m{i}", models["flat"]) for i in range(40)]
+    colours = state.colours_of(names)
+    assert colours == [MODEL_COLORS[i % 18] for i in range(40)]
+    state.remove_model("m5")  # the colour held least often now: the next model takes it
+    assert state.colours[state.add_model("again", models["flat"])] == MODEL_COLORS[5]
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (5, "a list of colours"),
+        (iter(["red", "blue"]), "a list of colours"),
+        ({"glm": "red", "flat": "blue"}, "a list of colours"),
+        (["red", "notacolour"], r"colors\[1\] to be a matplotlib colour"),
+        ([None, None], r"colors\[0\] to be a matplotlib colour"),
+        (["red"], r"one colour per model \(2\)"),
+    ],
+)
+def test_bad_colours_are_refused_before_anything_is_drawn(split, models, bad, match) -> None:
+    import matplotlib.pyplot as plt
+
+    val = split[1]
+    two = {"glm": models["glm"], "flat": models["flat"]}
+    try:
+        for draw in (
+            lambda ax: bl.plot_calibration(val, two, ax=ax, colors=bad),
+            lambda ax: bl.plot_roc(val, two, ax=ax, colors=bad),
+            lambda ax: bl.plot_bias(val, two, "colour", ax=ax, colors=bad),
+        ):
+            _, ax = plt.subplots()
+            with pytest.raises(bl.BinomlabError, match=match):
+                draw(ax)
+            assert len(ax.lines) == len(ax.containers) == 0  # the user's axes untouched
+    finally:
+        plt.close("all")
+
+
 def test_colours_are_checked_one_per_model() -> None:
     assert checked_colors(None, 3) == list(MODEL_COLORS[:3])
     assert model_colors(20)[18:] == list(MODEL_COLORS[:2])
@@ -145,8 +185,9 @@ def test_colours_are_checked_one_per_model() -> None:
     assert len(set(MODEL_COLORS)) == len(MODEL_COLORS)
     with pytest.raises(bl.BinomlabError, match=r"one colour per model \(2\). Received: 1"):
         checked_colors(["red"], 2)
-    with pytest.raises(bl.BinomlabError, match="a single string"):
+    with pytest.raises(bl.BinomlabError, match="a list of colours"):
         checked_colors("red", 1)
+    assert checked_colors(("red", (0.1, 0.2, 0.5)), 2) == ["red", (0.1, 0.2, 0.5)]
 
 
 def test_the_plot_functions_take_one_colour_per_model(split, models) -> None:

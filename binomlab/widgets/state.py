@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
@@ -476,13 +477,15 @@ class LabState:
         return name
 
     def _free_colour(self) -> str:
-        taken = {*self.colours.values(), *self._reserved}
-        free = [c for c in MODEL_COLORS if c not in taken]
-        return free[0] if free else MODEL_COLORS[len(taken) % len(MODEL_COLORS)]
+        """The first colour no model or run holds; with all of them held (more than 18), the
+        first of those held least often, so that colours repeat in turn."""
+        held = Counter([*self.colours.values(), *self._reserved])
+        return min(MODEL_COLORS, key=lambda colour: held[colour])  # first of the least held
 
     def reserve_colour(self) -> str:
         """The colour a training run's curve is drawn in: the first free one, held until
-        the run becomes a model (``add_model(..., colour=)``) or :meth:`release_colour`."""
+        the run becomes a model (``add_model(..., colour=)``) or :meth:`release_colour` (a
+        failed run's curve keeps it, so the next run's curve is told apart from it)."""
         with self._lock:
             colour = self._free_colour()
             self._reserved.append(colour)

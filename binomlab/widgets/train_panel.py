@@ -1293,7 +1293,6 @@ class TrainPanel(Panel):
             self.last_name = run["name"] = self.state.add_model(name, fitted, colour=curve.colour)
         except BaseException as err:
             run["error"] = f"{type(err).__name__}: {err}"
-            self.state.release_colour(curve.colour)  # no model; the failed curve keeps it
             with self._lock:
                 curve.outcome = "failed"
                 if curve.model is None:
