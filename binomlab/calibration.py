@@ -253,8 +253,8 @@ def plot_calibration(
     ------
     BinomlabError
         If `models` is an empty dict, an unknown `strategy`, `band` or `limits`, `tables`
-        without a table for every model, and as :func:`calibration` and
-        :func:`binomlab.reliability`.
+        without a table for every model, `colors` that are not one matplotlib colour per
+        model, and as :func:`calibration` and :func:`binomlab.reliability`.
     """
     import matplotlib.pyplot as plt
 
