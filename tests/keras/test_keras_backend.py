@@ -28,9 +28,11 @@ from binomlab.errors import BinomlabError  # noqa: E402
 from binomlab.specs import MLP, Logistic  # noqa: E402
 from binomlab.testing import Recorder  # noqa: E402
 from binomlab_keras import KerasBackend, build_model  # noqa: E402
+from binomlab_keras import session as keras_session  # noqa: E402
 from binomlab_keras.backend import STEPS_PER_EXECUTION  # noqa: E402
-from binomlab_keras.data import GroupArrays, GroupBatches  # noqa: E402
+from binomlab_keras.data import GroupArrays, GroupBatches, epoch_order  # noqa: E402
 from binomlab_keras.model import spec_from_model  # noqa: E402
+from binomlab_keras.session import fit_epochs  # noqa: E402
 
 
 def train(data, val=None, spec=None, *, callback=None, **config):
@@ -169,16 +171,17 @@ def test_batches_cover_every_group_once_per_epoch(data: TrainData) -> None:
     assert len(batches) == 4
 
     def epoch() -> np.ndarray:
-        x = np.concatenate([batches[i][0] for i in range(len(batches))])
-        batches.on_epoch_end()
-        return x
+        batches.on_epoch_begin()
+        return np.concatenate([batches[i][0] for i in range(len(batches))])
 
     first, second = epoch(), epoch()
     key = lambda X: np.sort(X[:, 0])  # noqa: E731
     np.testing.assert_array_equal(key(first), key(arrays.x))
     np.testing.assert_array_equal(key(second), key(arrays.x))
     assert not np.array_equal(first, second), "a new order every epoch"
-    # the order of an epoch depends on the seed and the epoch only
+    # epoch e serves epoch_order(seed, e): the seed and the epoch only
+    np.testing.assert_array_equal(first, arrays.x[epoch_order(3, 0, 200)])
+    np.testing.assert_array_equal(second, arrays.x[epoch_order(3, 1, 200)])
     again = GroupBatches(arrays, batch_size=64, seed=3)
     np.testing.assert_array_equal(again.permutation(1), batches.permutation(1))
     assert not np.array_equal(GroupBatches(arrays, batch_size=64, seed=4).permutation(1),
@@ -187,8 +190,10 @@ def test_batches_cover_every_group_once_per_epoch(data: TrainData) -> None:
     assert x.shape == (200 - 3 * 64, 4) and y.shape == (200 - 3 * 64, 2)
 
 
-def test_fit_reshuffles_every_epoch(data: TrainData, monkeypatch) -> None:
-    """model.fit draws every batch of every epoch, each epoch in its own order."""
+def test_model_fit_serves_each_epoch_its_order(data: TrainData, monkeypatch) -> None:
+    """On torch and JAX, model.fit draws every batch of epoch e from epoch_order(seed, e),
+    as the TensorFlow graph loop does (fit's own on_epoch_end before the first epoch and its
+    peek at the first batches do not shift the epochs)."""
     served = []
     original = GroupBatches.__getitem__
 
@@ -197,13 +202,82 @@ def test_fit_reshuffles_every_epoch(data: TrainData, monkeypatch) -> None:
         return original(self, index)
 
     monkeypatch.setattr(GroupBatches, "__getitem__", spy)
+    monkeypatch.setattr(keras_session, "run_graph_epochs", fit_epochs)  # the model.fit path
     train(data, epochs=4, batch_size=64)
     by_epoch: dict[int, list[int]] = {}
     for epoch, index in served:
         by_epoch.setdefault(epoch, []).append(index)
-    # (before training, Keras peeks at the first batches to learn the shapes)
-    complete = [epoch for epoch, indices in by_epoch.items() if indices == [0, 1, 2, 3]]
-    assert len(complete) == 4, by_epoch
+    # before training, Keras peeks at the first batches (epoch 0's) to learn the shapes
+    assert [by_epoch[e][-4:] for e in range(4)] == [[0, 1, 2, 3]] * 4, by_epoch
+    assert sorted(by_epoch) == [0, 1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def index_data() -> tuple[TrainData, TrainData]:
+    """Train and validation groups of synthetic rows in the index form (codes), as bl.fit
+    encodes them for an MLP."""
+    from binomlab.encoding import Encoder
+    from binomlab.testing import synthetic_rows
+    from binomlab.training import train_data
+
+    features = ["colour", "size", "flag"]
+    train_groups = bl.group(synthetic_rows(3_000, seed=0), features, "y")
+    val_groups = bl.group(synthetic_rows(1_000, seed=1), features, "y")
+    encoder = Encoder.fit(train_groups, design="one-hot", form="index")
+    return train_data(encoder, train_groups), train_data(encoder, val_groups)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's graph loop")
+@pytest.mark.parametrize(
+    ("spec", "config", "steps"),
+    [
+        (MLP(hidden=(8,)), {}, 1),
+        (MLP(hidden=(8,)), {}, 3),
+        (MLP(hidden=(8,)), {}, 32),
+        (MLP(hidden=(8, 4)), {"weight_decay": 0.1}, 3),  # Adam's L2 in the loss
+        (MLP(hidden=(8,), embed=2), {"optimizer": "adamw", "weight_decay": 0.5}, 3),
+        (Logistic(), {"loss": "beta-binomial"}, 3),
+        (MLP(hidden=(6,)), {"loss": "beta-binomial", "phi": "network"}, 3),
+    ],
+    ids=["mlp-1", "mlp-3", "mlp-32", "adam-l2", "adamw-embed", "logistic-bb", "phi-network"],
+)
+def test_graph_loop_takes_model_fits_steps(
+    data: TrainData, val: TrainData, index_data, monkeypatch, spec, config, steps: int
+) -> None:
+    """The TensorFlow graph loop trains exactly as Keras's own model.fit on the same batches
+    (the torch and JAX path): the same history, logits and φ, and the same progress by
+    batch, for every steps_per_execution (in batches of a quarter of the groups, plus a
+    smaller last one: executions of 1, 3 or 4 steps)."""
+    if isinstance(spec, MLP) and spec.embed is not None:
+        data, val = index_data
+    batch = -(-len(data.k) // 4) + 1  # 4 batches, the last smaller
+    base = {"epochs": 3, "batch_size": batch, "seed": 5, "options": {"steps_per_execution": steps}}
+    config = {"optimizer": "adam", **config}
+
+    def run() -> tuple[Recorder, list, object]:
+        record, progress = Recorder(), []
+        network = KerasBackend().fit(
+            data, val, spec, TrainConfig(**base, **config), record,
+            batch_callback=lambda e, b, n: progress.append((e, b, n)),
+        )  # fmt: skip
+        return record, progress, network
+
+    graph_record, graph_progress, graph = run()
+    monkeypatch.setattr(keras_session, "run_graph_epochs", fit_epochs)
+    fit_record, fit_progress, fitted = run()
+    assert graph_progress == fit_progress
+    assert graph_progress[-1] == (3, 4, 4) and len(graph_progress) == 3 * -(-4 // steps)
+    for column in ("train_nll", "val_nll"):
+        np.testing.assert_allclose(
+            graph_record.column(column), fit_record.column(column), rtol=1e-6
+        )
+    np.testing.assert_allclose(
+        graph.predict_logits(val.X), fitted.predict_logits(val.X), rtol=1e-5, atol=1e-6
+    )
+    if config.get("loss") == "beta-binomial":
+        np.testing.assert_allclose(
+            graph.predict_log_phi(val.X), fitted.predict_log_phi(val.X), rtol=1e-5, atol=1e-6
+        )
 
 
 # -- the fixed cost of a fit (benchmarks/README.md, "Keras training") ------------------------------
@@ -211,23 +285,24 @@ def test_fit_reshuffles_every_epoch(data: TrainData, monkeypatch) -> None:
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's tracing")
 def test_a_fit_traces_its_train_step_once(data: TrainData, val: TrainData, monkeypatch) -> None:
-    """Adam's variables exist before the first step, so its tf.function is traced once, not
-    twice (a traced function that creates variables is traced again without them); the
-    epochs' exact NLL goes through one traced forward pass for every number of rows."""
-    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
-
+    """Adam's variables exist before the first step, so the execution's tf.function is
+    traced once, not twice (a traced function that creates variables is traced again without
+    them), whatever the length of an execution; the epochs' exact NLL goes through one traced
+    forward pass for every number of rows."""
+    from binomlab_keras import graph_epochs
     from binomlab_keras.network import _traced
 
-    traces = []
-    original = TensorFlowTrainer.train_step
+    executions = []
+    original = graph_epochs._execution
 
-    def spy(self, batch):
-        traces.append(self)
-        return original(self, batch)
+    def spy(*args, **kwargs):
+        executions.append(original(*args, **kwargs))
+        return executions[-1]
 
-    monkeypatch.setattr(TensorFlowTrainer, "train_step", spy)
-    network = train(data, val, epochs=3, batch_size=64)
-    assert len(traces) == 1
+    monkeypatch.setattr(graph_epochs, "_execution", spy)
+    # 200 groups, batches of 64, 3 per call: executions of 192 and 8 groups
+    network = train(data, val, epochs=3, batch_size=64, options={"steps_per_execution": 3})
+    assert [f.experimental_get_tracing_count() for f in executions] == [1]
     forward = _traced(network.model)
     assert forward.experimental_get_tracing_count() == 1  # train (200 rows) and val (80 rows)
     for rows in (0, 1, 7, 200):

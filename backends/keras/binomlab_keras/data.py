@@ -1,11 +1,13 @@
-"""Encoded groups as the arrays Keras trains on, ``x`` and ``y_true = [k, n]`` per group, and
-the mini-batches of groups ``model.fit`` draws from them.
+"""Encoded groups as the arrays Keras trains on, ``x`` and ``y_true = [k, n]`` per group; the
+order of the groups in each epoch; and the mini-batches of groups ``model.fit`` draws from them
+on Keras's torch and JAX backends (TensorFlow trains in the graph:
+:mod:`binomlab_keras.graph_epochs`).
 
 :class:`~binomlab_keras.loss.BinomialNLL` divides each batch's NLL by that batch's trials.
-:class:`GroupBatches` reshuffles the groups at every epoch from the training seed: Keras's own
-``fit(x, y, shuffle=True)`` on TensorFlow replays one permutation in every epoch once a global
-seed is set (tf.data re-seeds each new iterator; tensorflow/tensorflow#29558), which trains
-measurably worse than a new order per epoch.
+Every epoch takes the groups in a new order drawn from the training seed
+(:func:`epoch_order`): Keras's own ``fit(x, y, shuffle=True)`` on TensorFlow replays one
+permutation in every epoch once a global seed is set (tf.data re-seeds each new iterator;
+tensorflow/tensorflow#29558), which trains measurably worse than a new order per epoch.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import numpy as np
 
 from binomlab.backends.protocol import TrainData
 
-__all__ = ["GroupArrays", "GroupBatches"]
+__all__ = ["GroupArrays", "GroupBatches", "epoch_order"]
+
+
+def epoch_order(seed: int, epoch: int, groups: int) -> np.ndarray:
+    """The order of ``groups`` groups in the 0-based ``epoch`` of a fit seeded ``seed``:
+    the permutation drawn by ``np.random.default_rng([seed, epoch])``, int64 ``[groups]``."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(int(groups))
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,15 @@ class GroupBatches(keras.utils.PyDataset):
     batch_size
         Groups per batch; the last batch may be smaller.
     seed
-        The order of epoch ``e`` is the permutation drawn by ``np.random.default_rng([seed,
-        e])``: it depends on the seed and the epoch only, whoever calls ``__getitem__``.
+        The order of epoch ``e`` (0-based) is :func:`epoch_order` ``(seed, e, groups)``: it
+        depends on the seed and the epoch only, whoever calls ``__getitem__``.
+
+    Notes
+    -----
+    The epoch advances in :meth:`on_epoch_begin`, which ``model.fit`` calls before every
+    epoch; ``fit`` also calls :meth:`on_epoch_end` once before the first epoch (and looks at
+    the first batches to learn their shapes), so counting ends would start training at
+    epoch 1's order.
     """
 
     def __init__(self, data: GroupArrays, *, batch_size: int, seed: int = 0) -> None:
@@ -65,12 +80,13 @@ class GroupBatches(keras.utils.PyDataset):
         self.data = data
         self.batch_size = max(1, min(int(batch_size), len(data)))
         self.seed = int(seed)
-        self.epoch = 0
+        self.epoch = 0  # the epoch whose order __getitem__ serves
+        self._begun = 0  # epochs begun
         self._order = self.permutation(0)
 
     def permutation(self, epoch: int) -> np.ndarray:
         """The order of the groups in epoch ``epoch`` (0-based)."""
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
+        return epoch_order(self.seed, epoch, len(self.data))
 
     def __len__(self) -> int:
         return -(-len(self.data) // self.batch_size)
@@ -79,6 +95,6 @@ class GroupBatches(keras.utils.PyDataset):
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         return self.data.x[rows], self.data.y[rows]
 
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
+    def on_epoch_begin(self) -> None:
+        self.epoch, self._begun = self._begun, self._begun + 1
         self._order = self.permutation(self.epoch)

@@ -2,9 +2,12 @@
 core's rules (:mod:`binomlab.backends.loop`, :mod:`binomlab.backends.lbfgs`), on whichever Keras
 backend is running (``KERAS_BACKEND``: TensorFlow by default, PyTorch or JAX).
 
-* Adam and AdamW train with ``model.fit`` on shuffled mini-batches of groups, the loss being
-  :class:`~binomlab_keras.loss.BinomialNLL` (each batch's NLL over its trials); a Keras
-  callback hands every epoch's end to the core.
+* Adam and AdamW train on mini-batches of groups in a new order every epoch, the loss being
+  :class:`~binomlab_keras.loss.BinomialNLL` (each batch's NLL over its trials): on TensorFlow
+  in the graph, one traced call per ``steps_per_execution`` batches
+  (:mod:`binomlab_keras.graph_epochs`); on torch and JAX with ``model.fit`` on
+  :class:`~binomlab_keras.data.GroupBatches`, a Keras callback handing every epoch's end to
+  the core.
 * L-BFGS: the core's SciPy driver, with the full-batch NLL and its gradient from the Keras
   backend's autodiff in float64 (TensorFlow, torch: a float64 model; JAX: a float64 forward
   pass under ``jax.enable_x64`` over the float32 model's layers, since JAX keeps float32
@@ -33,6 +36,7 @@ from binomlab._random_state import keep_random_state
 from binomlab.backends.protocol import Session, TrainConfig, TrainData
 from binomlab.specs import ModelSpec
 from binomlab_keras.data import GroupArrays, GroupBatches
+from binomlab_keras.graph_epochs import run_graph_epochs
 from binomlab_keras.loss import (
     BetaBinomialNLL,
     BinomialNLL,
@@ -54,7 +58,7 @@ from binomlab_keras.model import (
 )
 from binomlab_keras.network import KerasNetwork
 
-__all__ = ["ADAM_EPSILON", "KerasSession"]
+__all__ = ["ADAM_EPSILON", "KerasSession", "fit_epochs"]
 
 ADAM_EPSILON = 1e-8
 """PyTorch's Adam epsilon (Keras's default is 1e-7), so both backends take the same steps."""
@@ -149,21 +153,44 @@ class KerasSession(Session):
         # tf.function that creates variables is traced twice (once to lift them out), so
         # this saves one trace of the step per fit; the updates are the same
         optimizer.build(model.trainable_variables)
-        batches = GroupBatches(
-            GroupArrays.from_train_data(self.train, "float32"),
-            batch_size=config.batch_size,
-            seed=config.seed,
-        )
-        # a batch-level callback makes Keras hand every step's logs back to Python, so it is
-        # added only when the core asks for progress by batch
-        callbacks: list[keras.callbacks.Callback] = [EpochEnd(end_epoch)]
-        if end_batch is not None:
-            callbacks.append(BatchEnd(end_batch, len(batches)))
+        # TensorFlow trains in the graph; torch and JAX through model.fit
+        run = run_graph_epochs if keras.backend.backend() == "tensorflow" else fit_epochs
         try:
-            model.fit(batches, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
+            run(
+                model,
+                GroupArrays.from_train_data(self.train, "float32"),
+                batch_size=config.batch_size,
+                seed=config.seed,
+                epochs=epochs,
+                end_epoch=end_epoch,
+                end_batch=end_batch,
+            )
         finally:
             for kernel in penalised:
                 kernel.regularizer = None
+
+
+def fit_epochs(
+    model: keras.Model,
+    data: GroupArrays,
+    *,
+    batch_size: int,
+    seed: int,
+    epochs: int,
+    end_epoch: Callable[[], bool],
+    end_batch: Callable[[int, int], None] | None = None,
+) -> None:
+    """:func:`~binomlab_keras.graph_epochs.run_graph_epochs`'s epochs through ``model.fit``
+    on :class:`~binomlab_keras.data.GroupBatches` (the same batches in the same order), the
+    epoch ends and steps handed to the core by callbacks: the path of Keras's torch and JAX
+    backends."""
+    batches = GroupBatches(data, batch_size=batch_size, seed=seed)
+    # a batch-level callback makes Keras hand every step's logs back to Python, so it is
+    # added only when the core asks for progress by batch
+    callbacks: list[keras.callbacks.Callback] = [EpochEnd(end_epoch)]
+    if end_batch is not None:
+        callbacks.append(BatchEnd(end_batch, len(batches)))
+    model.fit(batches, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
 
 
 class EpochEnd(keras.callbacks.Callback):
