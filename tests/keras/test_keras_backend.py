@@ -238,8 +238,18 @@ def index_data() -> tuple[TrainData, TrainData]:
         (MLP(hidden=(8,), embed=2), {"optimizer": "adamw", "weight_decay": 0.5}, 3),
         (Logistic(), {"loss": "beta-binomial"}, 3),
         (MLP(hidden=(6,)), {"loss": "beta-binomial", "phi": "network"}, 3),
+        (MLP(hidden=(8, 4), dropout=0.3), {}, 3),  # the dropout masks: the same draws
     ],
-    ids=["mlp-1", "mlp-3", "mlp-32", "adam-l2", "adamw-embed", "logistic-bb", "phi-network"],
+    ids=[
+        "mlp-1",
+        "mlp-3",
+        "mlp-32",
+        "adam-l2",
+        "adamw-embed",
+        "logistic-bb",
+        "phi-network",
+        "dropout",
+    ],
 )
 def test_graph_loop_takes_model_fits_steps(
     data: TrainData, val: TrainData, index_data, monkeypatch, spec, config, steps: int
