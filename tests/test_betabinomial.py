@@ -33,7 +33,9 @@ def test_large_phi_tends_to_the_binomial() -> None:
     n = rng.integers(1, 30, 50).astype(float)
     k = rng.binomial(n.astype(int), 0.3).astype(float)
     z = rng.normal(-0.8, 0.5, 50)
+    # the gap to the binomial is O(n/φ): at φ = 1e12 it is below 1e-10 of the NLL
     assert beta_binomial_nll(z, k, n, 1e9) == pytest.approx(grouped_nll(z, k, n), rel=1e-6)
+    assert beta_binomial_nll(z, k, n, 1e12) == pytest.approx(grouped_nll(z, k, n), rel=1e-10)
     assert intra_class_correlation(None) == 0.0
     assert intra_class_correlation(9.0) == pytest.approx(0.1)
 
@@ -84,3 +86,29 @@ def test_fitted_and_loaded_models_give_intervals(tmp_path) -> None:
         served.predict_interval(rows, 100)[1], fitted.predict_interval(rows, 100)[1]
     )
     assert pl.Series(upper - lower).min() > 0
+
+
+@pytest.mark.parametrize("phi", [0.05, 3.0, 9.99, 10.0, 1e4, 1e8, 1e11, 1e12])
+def test_nll_equals_mpmath_at_any_concentration(phi) -> None:
+    """50-digit lgammas as the oracle: the plain float64 difference of lgamma(φ) ≈ φ·log φ
+    keeps only ~1e-3 nats per group at φ = 1e11, which is why the NLL is not written so."""
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(4)
+    n = np.concatenate([rng.integers(1, 40, 30), [1, 2, 5_000, 2_000_000]]).astype(float)
+    k = np.floor(rng.random(n.size) * (n + 1))
+    k[:3], k[3:6] = 0, n[3:6]
+    z = np.concatenate([rng.normal(-0.5, 2.0, n.size - 2), [-30.0, 25.0]])
+    with mpmath.workdps(50):
+        total = mpmath.mpf(0)
+        for zi, ki, ni in zip(z, k, n, strict=True):
+            mu = 1 / (1 + mpmath.exp(-mpmath.mpf(zi)))
+            a, b, f = mu * phi, (1 - mu) * phi, mpmath.mpf(phi)
+            total += (
+                mpmath.loggamma(ki + a) + mpmath.loggamma(ni - ki + b) - mpmath.loggamma(ni + f)
+                - mpmath.loggamma(a) - mpmath.loggamma(b) + mpmath.loggamma(f)
+            )  # fmt: skip
+        expected = float(-total / n.sum())
+    assert beta_binomial_nll(z, k, n, phi) == pytest.approx(expected, rel=1e-12)
+    # φ as one value or one per group (a φ network)
+    per_group = np.full(n.size, phi)
+    assert beta_binomial_nll(z, k, n, per_group) == pytest.approx(expected, rel=1e-12)
