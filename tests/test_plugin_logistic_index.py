@@ -64,11 +64,15 @@ def _fit(g: bl.Grouped, backend: str, **options) -> bl.Fitted:
         return bl.fit(g, backend=backend, **options)
 
 
+def _design(fitted: bl.Fitted, g: bl.Grouped) -> np.ndarray:
+    """The one-hot design ``[1, X]`` of ``g``'s groups, float64 ``[groups, 1 + columns]``."""
+    X = fitted.encoder.with_form("dense").transform(g, dtype=np.float64)
+    return sm.add_constant(X, has_constant="add")
+
+
 def _statsmodels(fitted: bl.Fitted, g: bl.Grouped):
-    X = sm.add_constant(
-        fitted.encoder.with_form("dense").transform(g, dtype=np.float64), has_constant="add"
-    )
     counts = g.frame.select("k", m=pl.col("n") - pl.col("k")).to_numpy()
+    X = _design(fitted, g)
     return sm.GLM(counts, X, family=sm.families.Binomial()).fit(tol=1e-12, maxiter=100)
 
 
@@ -126,10 +130,21 @@ def test_the_glm_on_codes_equals_statsmodels_on_flights(backend, optimizer) -> N
     index = _fit(g, backend, optimizer=optimizer)
     dense = _fit(g, backend, optimizer=optimizer, inputs="one-hot")
     assert index.encoder.form == "index"
-    _check_same_fit(index, dense, g, 1e-6 if optimizer == "newton" else 1e-4)
     res = _statsmodels(index, g)
-    tol = 1e-6 if optimizer == "newton" else 1e-3
-    np.testing.assert_allclose(index.summary()["estimate"].to_numpy(), res.params, atol=tol)
+    if optimizer == "newton":
+        _check_same_fit(index, dense, g, 1e-6)
+        np.testing.assert_allclose(index.summary()["estimate"].to_numpy(), res.params, atol=1e-6)
+        return
+    # L-BFGS stops once the per-trial gradient is below 1e-8; along a level seen in a handful
+    # of the 60,000 trials (standard error 1.4) that leaves ~1e-4 SE of the optimum, so the
+    # two fits and statsmodels are compared in standard errors, of estimates and of logits
+    se_logit = np.sqrt(np.einsum("ij,jk,ik->i", X := _design(index, g), res.cov_params(), X))
+    for fitted in (index, dense):
+        table = fitted.summary()
+        np.testing.assert_array_less(np.abs(table["estimate"] - res.params) / res.bse, 2e-3)
+        np.testing.assert_allclose(table["std_error"].to_numpy(), res.bse, rtol=1e-3)
+        z = fitted.predict_logits(g)
+        np.testing.assert_array_less(np.abs(z - res.predict(which="linear")) / se_logit, 2e-3)
 
 
 @pytest.mark.parametrize("backend", PLUGINS)
