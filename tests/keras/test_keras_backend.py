@@ -261,8 +261,19 @@ def test_graph_loop_takes_model_fits_steps(
     if isinstance(spec, MLP) and spec.embed is not None:
         data, val = index_data
     batch = -(-len(data.k) // 4) + 1  # 4 batches, the last smaller
-    base = {"epochs": 3, "batch_size": batch, "seed": 5, "options": {"steps_per_execution": steps}}
-    config = {"optimizer": "adam", **config}
+    progress = _graph_against_model_fit(
+        data, val, spec, {"optimizer": "adam", **config}, monkeypatch,
+        batch_size=batch, options={"steps_per_execution": steps},
+    )  # fmt: skip
+    assert progress[-1] == (3, 4, 4) and len(progress) == 3 * -(-4 // steps)
+
+
+def _graph_against_model_fit(
+    data: TrainData, val: TrainData, spec, config: dict, monkeypatch, **base
+) -> list[tuple[int, int, int]]:
+    """Train ``spec`` 3 epochs from seed 5 in the graph loop and in model.fit (the torch and
+    JAX path), assert the same history, logits (and φ) and progress; return the progress."""
+    base = {"epochs": 3, "seed": 5, **base}
 
     def run() -> tuple[Recorder, list, object]:
         record, progress = Recorder(), []
@@ -273,10 +284,10 @@ def test_graph_loop_takes_model_fits_steps(
         return record, progress, network
 
     graph_record, graph_progress, graph = run()
-    monkeypatch.setattr(keras_session, "run_graph_epochs", fit_epochs)
-    fit_record, fit_progress, fitted = run()
+    with monkeypatch.context() as patch:
+        patch.setattr(keras_session, "run_graph_epochs", fit_epochs)
+        fit_record, fit_progress, fitted = run()
     assert graph_progress == fit_progress
-    assert graph_progress[-1] == (3, 4, 4) and len(graph_progress) == 3 * -(-4 // steps)
     for column in ("train_nll", "val_nll"):
         np.testing.assert_allclose(
             graph_record.column(column), fit_record.column(column), rtol=1e-6
@@ -288,6 +299,50 @@ def test_graph_loop_takes_model_fits_steps(
         np.testing.assert_allclose(
             graph.predict_log_phi(val.X), fitted.predict_log_phi(val.X), rtol=1e-5, atol=1e-6
         )
+    return graph_progress
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's graph loop")
+@pytest.mark.parametrize("spec", [MLP(hidden=(8,)), MLP(hidden=(4,), embed=2), Logistic()])
+@pytest.mark.parametrize(
+    ("batch", "steps"),
+    [(39, 1), (39, 2), (13, 3), (3, 4)],
+    ids=["alone", "after-one", "after-an-execution", "after-one-of-four"],
+)
+def test_graph_loop_under_xla_with_a_batch_of_one_group(
+    index_data, monkeypatch, spec, batch: int, steps: int
+) -> None:
+    """With jit_compile, XLA compiles a program per batch shape, as model.fit does: an
+    execution ending in a batch of one group (groups = k·batch + 1) trains as model.fit's
+    does, on codes (the MLP's, its embeddings', Adam's logistic's), whether that batch is
+    alone in its execution or follows others — traced with a dynamic batch, XLA's dynamic
+    padder failed on it."""
+    data, val = index_data
+    assert len(data.k) % batch == 1  # 40 groups
+    config = {"optimizer": "adam", "lr": 0.05}
+    options = {"steps_per_execution": steps, "jit_compile": True}
+    _graph_against_model_fit(
+        data, val, spec, config, monkeypatch, batch_size=batch, options=options
+    )
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's graph loop")
+@pytest.mark.parametrize("spec", [MLP(hidden=(8,)), Logistic()])
+def test_graph_loop_under_a_mixed_precision_policy(
+    data: TrainData, val: TrainData, monkeypatch, spec
+) -> None:
+    """Under the global mixed_float16 policy Keras wraps Adam in a LossScaleOptimizer: the
+    graph loop scales the loss as Keras's train_step does, so its gradients are not 2¹⁵×
+    too small, and it trains as model.fit does."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        _graph_against_model_fit(
+            data, val, spec, {"optimizer": "adam", "lr": 0.05}, monkeypatch,
+            batch_size=48, options={"steps_per_execution": 2},
+        )  # fmt: skip
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 # -- the fixed cost of a fit (benchmarks/README.md, "Keras training") ------------------------------

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from binomlab_keras.data import GroupArrays, epoch_order
+from binomlab_keras.tf_function import per_model_function
 
 __all__ = ["run_graph_epochs"]
 
@@ -64,21 +65,31 @@ def run_graph_epochs(
     batch = max(1, min(int(batch_size), groups))
     batches = -(-groups // batch)
     per_call = max(1, int(model.steps_per_execution))
-    step = _execution(model, tf.constant(data.x), tf.constant(data.y), batch)
+    step = _execution(model, tf.constant(data.x), tf.constant(data.y))
+    full = groups // batch  # the batches of `batch` groups; a shorter one may end the epoch
     for epoch in range(epochs):
         order = epoch_order(seed, epoch, groups)
         for first in range(0, batches, per_call):
             last = min(first + per_call, batches)
-            step(order[first * batch : last * batch])
+            whole = min(last, full)
+            if whole > first:
+                step(order[first * batch : whole * batch].reshape(whole - first, batch))
+            if last > full:
+                step(order[full * batch :].reshape(1, -1))
             if end_batch is not None:
                 end_batch(last, batches)
         if end_epoch():
             return
 
 
-def _execution(model: keras.Model, x: Any, y: Any, batch: int) -> Callable[[np.ndarray], Any]:
-    """The traced function of one execution: ``rows [m]`` (int64 indices into ``x`` and
-    ``y``) → the optimizer steps on ``rows[0:batch]``, ``rows[batch:2·batch]``, …"""
+def _execution(model: keras.Model, x: Any, y: Any) -> Callable[[np.ndarray], Any]:
+    """The traced function of (part of) one execution: ``rows [steps, b]`` (int64 indices
+    into ``x`` and ``y``) → the optimizer steps on ``rows[0]``, ``rows[1]``, …
+
+    Without XLA it is traced once, for any shape. XLA compiles one program per shape (as
+    ``model.fit`` with ``jit_compile`` does, a program for the last, shorter batch): traced
+    with a dynamic batch, its dynamic padder fails on a batch of one group inside the loop.
+    """
     import tensorflow as tf
 
     optimizer = model.optimizer
@@ -89,22 +100,24 @@ def _execution(model: keras.Model, x: Any, y: Any, batch: int) -> Callable[[np.n
         with tf.GradientTape() as tape:
             y_pred = model(xb, training=True)
             loss = model.compute_loss(xb, yb, y_pred, None, training=True)
+            # under a mixed-precision policy the optimizer is a LossScaleOptimizer, which
+            # unscales the gradients it applies (Keras's train_step scales here too)
+            loss = optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
 
     def run(rows: Any) -> Any:
-        m = tf.shape(rows, out_type=tf.int64)[0]
+        steps = tf.shape(rows, out_type=tf.int64)[0]
 
-        def body(start: Any) -> tuple[Any]:
-            train_step(rows[start : tf.minimum(start + batch, m)])
-            return (start + batch,)
+        def body(i: Any) -> tuple[Any]:
+            train_step(rows[i])
+            return (i + 1,)
 
-        tf.while_loop(lambda start: start < m, body, (tf.constant(0, tf.int64),))
-        return m
+        tf.while_loop(lambda i: i < steps, body, (tf.constant(0, tf.int64),))
+        return steps
 
-    return tf.function(
-        run,
-        input_signature=[tf.TensorSpec([None], tf.int64)],
-        autograph=False,
-        jit_compile=bool(model.jit_compile),
+    if model.jit_compile:
+        return per_model_function(run, autograph=False, jit_compile=True, reduce_retracing=False)
+    return per_model_function(
+        run, input_signature=[tf.TensorSpec([None, None], tf.int64)], autograph=False
     )
