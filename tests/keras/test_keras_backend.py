@@ -377,6 +377,38 @@ def test_a_fit_traces_its_train_step_once(data: TrainData, val: TrainData, monke
     assert forward.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's tracing")
+def test_fits_in_one_process_do_not_warn_of_retracing(data: TrainData, val: TrainData) -> None:
+    """A fit traces its new model's step and forward pass once each; TensorFlow counts the
+    traces of every tf.function made from the same code, so the fifth fit in a notebook used
+    to warn of 'excessive retracing', though nothing retraced."""
+    import logging
+
+    import tensorflow as tf
+
+    seen: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    catch, logger = Catch(level=logging.WARNING), tf.get_logger()
+    logger.addHandler(catch)
+    try:
+        for seed in range(7):
+            train(
+                data,
+                val,
+                epochs=1,
+                batch_size=64,
+                seed=seed,
+                options={"jit_compile": seed % 2 == 1},
+            )
+    finally:
+        logger.removeHandler(catch)
+    assert not [m for m in seen if "retracing" in m], seen
+
+
 # -- under KERAS_BACKEND=torch and jax -------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from binomlab.specs import ModelSpec
 from binomlab_keras.export import export_onnx, read_native, save_native
 from binomlab_keras.loss import LogPhi
 from binomlab_keras.model import forward, forward_pair, split_pair
+from binomlab_keras.tf_function import per_model_function
 
 __all__ = ["CHUNK", "KerasNetwork", "chunks", "load_native", "logits", "logits_and_log_phi"]
 
@@ -84,7 +85,7 @@ def _traced(model: keras.Model) -> Callable[[np.ndarray], Any]:
 
         ref = weakref.ref(model)
         spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
-        traced = tf.function(
+        traced = per_model_function(
             lambda x: ref()(x, training=False), input_signature=[spec], autograph=False
         )
         _TRACED[model] = traced
