@@ -286,8 +286,13 @@ class Fitted(glm.GLMResults):
             nll = f", best_epoch={row['epoch']}, train_nll={row['train_nll']:.5f}"
             if row["val_nll"] is not None:
                 nll += f", val_nll={row['val_nll']:.5f}"
+        loss = ""
+        if self.loss != "binomial":  # the NLL shown is the beta-binomial's
+            loss = f", loss={self.loss!r}, " + (
+                f"phi={self.phi_:.4g}" if self.phi_ is not None else f"phi={self.phi_model!r}"
+            )
         return (
-            f"Fitted({self.spec}, backend={self.backend!r}, epochs={self.epochs_}{nll}, "
+            f"Fitted({self.spec}, backend={self.backend!r}{loss}, epochs={self.epochs_}{nll}, "
             f"stop_reason={self.stop_reason!r}, {self.seconds_:.2f}s)"
         )
 

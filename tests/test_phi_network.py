@@ -61,6 +61,7 @@ def test_logistic_recovers_rho_per_level(grouped: bl.Grouped, fitted) -> None:
     assert fitted.config.optimizer == "lbfgs" and fitted.stop_reason == "converged"
     assert fitted.phi_model == "network" and fitted.phi_ is None
     assert fitted.n_params_ == 4 + 4  # logit: 3 weights and a bias; log φ: the same
+    assert ", loss='beta-binomial', phi='network', epochs=" in repr(fitted)
     phi, s = fitted.predict_phi(grouped), _levels(grouped)
     for level, log_phi in LOG_PHI.items():
         assert np.std(np.log(phi[s == level])) < 0.15  # θ is (nearly) flat in x0, x1

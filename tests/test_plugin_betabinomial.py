@@ -43,6 +43,7 @@ def test_lbfgs_recovers_a_known_rho(backend: str, rho: float) -> None:
     exact = beta_binomial_nll(fitted.predict_logits(g), k, n, fitted.phi_)
     assert fitted.history["train_nll"][-1] == pytest.approx(exact, rel=1e-9)
     assert fitted.n_params_ == 4 + 1  # three weights, the bias and φ
+    assert f", loss='beta-binomial', phi={fitted.phi_:.4g}, epochs=" in repr(fitted)
 
 
 def test_adam_recovers_a_known_rho(backend: str) -> None:

@@ -121,6 +121,9 @@ def test_initialisation_is_pytorchs(data: TrainData) -> None:
         ({"jit_compile": "yes"}, "jit_compile='yes'"),
         ({"steps_per_execution": 0}, "steps_per_execution=0"),
         ({"steps_per_execution": True}, "steps_per_execution=True"),
+        ({"steps_per_execution": np.True_}, "steps_per_execution=np.True_"),
+        ({"steps_per_execution": 2.0}, "steps_per_execution=2.0"),
+        ({"jit_compile": 1}, "jit_compile=1"),
     ],
 )
 def test_bad_option_values(data: TrainData, options, match: str) -> None:
@@ -134,11 +137,13 @@ def test_options_reach_keras(data: TrainData) -> None:
     expected = 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION
     assert default.model.steps_per_execution == expected
     plain = default.predict_logits(data.X)
-    for steps in (1, 3):  # 200 groups: 7 batches per epoch, in calls of 1, 3 (3, 3, 1) or 32
+    # 200 groups: 7 batches per epoch, in calls of 1, 3 (3, 3, 1) or 32; NumPy's ints as ints
+    for steps in (1, np.int64(3)):
         grouped_steps = train(data, options={"steps_per_execution": steps}, **base)
         assert grouped_steps.model.steps_per_execution == steps
+        assert type(grouped_steps.model.steps_per_execution) is int
         np.testing.assert_allclose(grouped_steps.predict_logits(data.X), plain, atol=1e-5)
-    jitted = train(data, options={"jit_compile": True}, **base)
+    jitted = train(data, options={"jit_compile": np.True_}, **base)
     assert jitted.model.jit_compile is True or keras.backend.backend() != "tensorflow"
     np.testing.assert_allclose(jitted.predict_logits(data.X), plain, atol=1e-4)
 

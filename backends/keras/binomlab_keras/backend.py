@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from numbers import Integral
 from typing import Any, ClassVar
+
+import numpy as np
 
 from binomlab._random_state import keep_random_state
 from binomlab.backends.protocol import (
@@ -109,15 +112,17 @@ class KerasBackend(Backend):
         if jit not in (True, False, "auto") or (isinstance(jit, int) and not isinstance(jit, bool)):
             msg = f"Expected jit_compile to be True, False or 'auto'. Received: jit_compile={jit!r}"
             raise BinomlabError(msg)
+        if jit != "auto":
+            jit = bool(jit)  # np.bool_ too
         steps = options.get("steps_per_execution")
         steps = default_steps_per_execution() if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        if isinstance(steps, bool | np.bool_) or not isinstance(steps, Integral) or steps < 1:
             msg = (
                 "Expected steps_per_execution to be a positive integer. "
                 f"Received: steps_per_execution={steps!r}"
             )
             raise BinomlabError(msg)
-        return {"jit_compile": jit, "steps_per_execution": steps}
+        return {"jit_compile": jit, "steps_per_execution": int(steps)}
 
     def session(self, train: TrainData, spec: ModelSpec, config: TrainConfig) -> Session:
         import_keras()
