@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import inspect
+import json
 import math
 import os
 import re
@@ -139,6 +140,23 @@ def _levels(items: list[str] | None) -> dict[str, str] | None:
             msg = f"--reference expects COLUMN=LEVEL, got {item!r}"
             raise UsageError(msg)
         out[column] = level
+    return out
+
+
+def _backend_options(items: list[str] | None) -> dict[str, Any]:
+    """``["jit_compile=true", "steps_per_execution=8"]`` → ``{"jit_compile": True,
+    "steps_per_execution": 8}``: each value read as JSON (true, 8, 0.5, "x"), else as the
+    string it is; the backend checks names and values."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier():
+            msg = f"--option expects NAME=VALUE (e.g. steps_per_execution=8), got {item!r}"
+            raise UsageError(msg)
+        try:
+            out[name] = json.loads(text)
+        except ValueError:
+            out[name] = text
     return out
 
 
@@ -368,7 +386,13 @@ def _fit_options(args: argparse.Namespace, val: Any) -> dict[str, Any]:
         "min_frequency": args.min_frequency,
         "unseen": args.unseen,
     }
-    return {k: v for k, v in options.items() if v is not None}
+    backend_options = _backend_options(args.option)
+    clash = sorted(set(backend_options) & set(options))
+    if clash:
+        flag = "--" + clash[0].replace("_", "-")
+        msg = f"--option {clash[0]}=... is bl.fit's own option: pass it as {flag}"
+        raise UsageError(msg)
+    return {**{k: v for k, v in options.items() if v is not None}, **backend_options}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -566,6 +590,13 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--tolerance", type=float, help="newton/lbfgs gradient tolerance")
     train.add_argument("--early-stopping", type=int, metavar="PATIENCE")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a backend's own option, repeatable (keras: jit_compile=true, "
+        "steps_per_execution=8; see bl.backends.get(NAME).options)",
+    )
 
 
 def _add_encoding_options(train: argparse.ArgumentParser) -> None:

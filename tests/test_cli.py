@@ -225,6 +225,14 @@ ERRORS = {
     "choice typo": (["train", "{grouped}", "--loss", "binomal", "-o", "{dir}/m"],
                     "binomlab train", "(did you mean 'binomial'?)"),
     "command typo": (["trian"], "binomlab", "(did you mean 'train'?)"),
+    # a backend's own options: NAME=VALUE, checked by the backend before training
+    "option form": (["train", "{grouped}", "--option", "jit_compile", "-o", "{dir}/m"],
+                    "binomlab train", "--option expects NAME=VALUE"),
+    "option not taken": (["train", "{grouped}", "--backend", "reference", "--option",
+                          "jit_compile=true", "-o", "{dir}/m"], "binomlab train",
+                         "does not take the option(s) ['jit_compile']"),
+    "option has a flag": (["train", "{grouped}", "--option", "batch_size=8", "-o", "{dir}/m"],
+                          "binomlab train", "pass it as --batch-size"),
 }  # fmt: skip
 
 
@@ -339,3 +347,17 @@ def test_train_beta_binomial_flags_on_lightning(files, tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     config = manifest_config(tmp_path / "m")
     assert (config["loss"], config["phi"], config["epochs"]) == ("beta-binomial", "network", 30)
+
+
+def test_train_passes_a_backends_own_options(files, tmp_path) -> None:
+    pytest.importorskip("binomlab_keras")
+    out = run("train", files["grouped"], "--backend", "keras", "--model", "mlp:4", "--epochs",
+              "2", "--option", "steps_per_execution=3", "--option", "jit_compile=true", "-q",
+              "-o", str(tmp_path / "m"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    options = manifest_config(tmp_path / "m")["options"]
+    assert options == {"steps_per_execution": 3, "jit_compile": True}
+    # a value of the wrong kind is the backend's one-line error
+    out = run("train", files["grouped"], "--backend", "keras", "--model", "mlp:4", "--option",
+              "steps_per_execution=three", "-o", str(tmp_path / "m2"))  # fmt: skip
+    assert_one_line_error(out, "binomlab train", "steps_per_execution='three'")
