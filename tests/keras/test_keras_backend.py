@@ -124,6 +124,8 @@ def test_initialisation_is_pytorchs(data: TrainData) -> None:
         ({"steps_per_execution": np.True_}, "steps_per_execution=np.True_"),
         ({"steps_per_execution": 2.0}, "steps_per_execution=2.0"),
         ({"jit_compile": 1}, "jit_compile=1"),
+        ({"jit_compile": 1.0}, "jit_compile=1.0"),
+        ({"jit_compile": "True"}, "jit_compile='True'"),
     ],
 )
 def test_bad_option_values(data: TrainData, options, match: str) -> None:

@@ -109,7 +109,7 @@ class KerasBackend(Backend):
         """
         options = super().resolve_options(config)
         jit = options.get("jit_compile", False)
-        if jit not in (True, False, "auto") or (isinstance(jit, int) and not isinstance(jit, bool)):
+        if not (isinstance(jit, bool | np.bool_) or (isinstance(jit, str) and jit == "auto")):
             msg = f"Expected jit_compile to be True, False or 'auto'. Received: jit_compile={jit!r}"
             raise BinomlabError(msg)
         if jit != "auto":
