@@ -72,7 +72,11 @@ def _lookup(inputs: Any, kernel: Any, layout: IndexLayout) -> Any:
     """``Σ_f kernel[code_f] + numbers @ kernel[number_rows]`` → ``[batch, units]`` (no bias)
     for ``inputs [batch, layout.n_inputs]`` and ``kernel [layout.width, units]`` in
     ``inputs``' dtype. With ``layout.holes`` a code ``NO_ROW`` selects a zero row appended
-    to the kernel (not a weight: no gradient goes to it)."""
+    to the kernel (not a weight: no gradient goes to it). A kernel of no rows (every feature
+    at its reference level, e.g. a single group) adds zeros by a product XLA can compile: its
+    gradient through the lookup is a scatter into no rows, which XLA refuses."""
+    if kernel.shape[0] == 0:
+        return ops.matmul(ops.zeros((ops.shape(inputs)[0], 0), inputs.dtype), kernel)
     parts = []
     if layout.codes:
         codes = ops.cast(ops.take(inputs, list(layout.codes), axis=1), "int32")
