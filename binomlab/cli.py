@@ -9,6 +9,7 @@ line. Ctrl-C exits with 130. Each warning is one line, ``binomlab <command>: war
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import inspect
 import json
@@ -143,21 +144,60 @@ def _levels(items: list[str] | None) -> dict[str, str] | None:
     return out
 
 
+_FLAGGED = (
+    "model", "backend", "val", "epochs", "batch_size", "lr", "weight_decay", "optimizer",
+    "seed", "early_stopping", "tolerance", "loss", "phi", "reference", "min_frequency",
+    "unseen",
+)  # fmt: skip
+"""``bl.fit``'s arguments that ``binomlab train`` has a flag for (``_fit_options``)."""
+
+
 def _backend_options(items: list[str] | None) -> dict[str, Any]:
     """``["jit_compile=true", "steps_per_execution=8"]`` → ``{"jit_compile": True,
-    "steps_per_execution": 8}``: each value read as JSON (true, 8, 0.5, "x"), else as the
-    string it is; the backend checks names and values."""
+    "steps_per_execution": 8}``: each value read as JSON (true, 8, 0.5, "x") or a Python
+    literal (True, None), else as the string it is; the backend checks names and values.
+
+    Raises
+    ------
+    UsageError
+        An item not ``NAME=VALUE``, a name given twice, or one of ``bl.fit``'s own arguments.
+    """
+    from binomlab.training import fit
+
+    own = set(inspect.signature(fit).parameters)
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for item in items or ():
         name, sep, text = item.partition("=")
         if not sep or not name.isidentifier():
             msg = f"--option expects NAME=VALUE (e.g. steps_per_execution=8), got {item!r}"
             raise UsageError(msg)
-        try:
-            out[name] = json.loads(text)
-        except ValueError:
-            out[name] = text
+        if name in given:
+            msg = f"--option {name} is given twice ({given[name]!r} and {text!r}): give it once"
+            raise UsageError(msg)
+        if name in own:
+            flag = "--" + name.replace("_", "-")
+            hint = (
+                f"pass it as {flag}"
+                if name in _FLAGGED
+                else ("it is the DATA argument" if name == "train" else "train has no flag for it")
+            )
+            msg = f"--option {name}=... is bl.fit's own argument, not a backend's option: {hint}"
+            raise UsageError(msg)
+        given[name], out[name] = text, _option_value(text)
     return out
+
+
+def _option_value(text: str) -> Any:
+    """``text`` as JSON, else as a Python literal, else as itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
 
 
 def _bins_from(path: str) -> dict[str, tuple[float, ...]]:
@@ -387,11 +427,6 @@ def _fit_options(args: argparse.Namespace, val: Any) -> dict[str, Any]:
         "unseen": args.unseen,
     }
     backend_options = _backend_options(args.option)
-    clash = sorted(set(backend_options) & set(options))
-    if clash:
-        flag = "--" + clash[0].replace("_", "-")
-        msg = f"--option {clash[0]}=... is bl.fit's own option: pass it as {flag}"
-        raise UsageError(msg)
     return {**{k: v for k, v in options.items() if v is not None}, **backend_options}
 
 

@@ -233,6 +233,10 @@ ERRORS = {
                          "does not take the option(s) ['jit_compile']"),
     "option has a flag": (["train", "{grouped}", "--option", "batch_size=8", "-o", "{dir}/m"],
                           "binomlab train", "pass it as --batch-size"),
+    "option is bl.fit's": (["train", "{grouped}", "--option", "inputs=one-hot", "-o",
+                            "{dir}/m"], "binomlab train", "is bl.fit's own argument"),
+    "option twice": (["train", "{grouped}", "--option", "a=1", "--option", "a=2", "-o",
+                      "{dir}/m"], "binomlab train", "--option a is given twice ('1' and '2')"),
 }  # fmt: skip
 
 
@@ -357,6 +361,11 @@ def test_train_passes_a_backends_own_options(files, tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     options = manifest_config(tmp_path / "m")["options"]
     assert options == {"steps_per_execution": 3, "jit_compile": True}
+    # Python's spelling of a literal is read too
+    out = run("train", files["grouped"], "--backend", "keras", "--model", "mlp:4", "--epochs",
+              "1", "--option", "jit_compile=True", "-q", "-o", str(tmp_path / "py"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert manifest_config(tmp_path / "py")["options"]["jit_compile"] is True
     # a value of the wrong kind is the backend's one-line error
     out = run("train", files["grouped"], "--backend", "keras", "--model", "mlp:4", "--option",
               "steps_per_execution=three", "-o", str(tmp_path / "m2"))  # fmt: skip
