@@ -112,3 +112,23 @@ def test_nll_equals_mpmath_at_any_concentration(phi) -> None:
     # φ as one value or one per group (a φ network)
     per_group = np.full(n.size, phi)
     assert beta_binomial_nll(z, k, n, per_group) == pytest.approx(expected, rel=1e-12)
+
+
+def test_log_rising_at_the_switch_to_stirling() -> None:
+    """Either side of x = 10, against 50-digit lgammas, for counts from 1 to 10⁷."""
+    mpmath = pytest.importorskip("mpmath")
+    from binomlab.betabinomial import log_rising
+
+    x = np.array([9.999999, 10.0, 10.000001, 12.5, 1e3, 1e9])
+    for m in (0.0, 1.0, 37.0, 1e7):
+        got = log_rising(np.log(x), np.full(x.size, m))
+        with mpmath.workdps(50):
+            exact = [float(mpmath.loggamma(mpmath.mpf(v) + m) - mpmath.loggamma(v)) for v in x]
+        np.testing.assert_allclose(got, exact, rtol=1e-14, atol=0 if m else 1e-300)
+
+
+@pytest.mark.parametrize("phi", [0.0, -1.0, np.inf, np.nan, np.array([2.0, 0.0])])
+def test_nll_refuses_a_phi_not_positive_and_finite(phi) -> None:
+    z, k, n = np.zeros(2), np.ones(2), np.full(2, 3.0)
+    with pytest.raises(bl.BinomlabError, match=r"Expected phi to be positive and finite"):
+        beta_binomial_nll(z, k, n, phi)
