@@ -68,7 +68,7 @@ def beta_binomial_nll(z: np.ndarray, k: np.ndarray, n: np.ndarray, phi: Any) -> 
 
 
 _STIRLING_FROM = 10.0
-"""Above it, :func:`log_rising` uses Stirling's series (its remainder below 1e-12)."""
+"""From it, :func:`log_rising` uses Stirling's series (see :func:`_binet`)."""
 
 
 _BINET = (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188, 691 / 360360, 1 / 156)

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -144,18 +144,11 @@ def _levels(items: list[str] | None) -> dict[str, str] | None:
     return out
 
 
-_FLAGGED = (
-    "model", "backend", "val", "epochs", "batch_size", "lr", "weight_decay", "optimizer",
-    "seed", "early_stopping", "tolerance", "loss", "phi", "reference", "min_frequency",
-    "unseen",
-)  # fmt: skip
-"""``bl.fit``'s arguments that ``binomlab train`` has a flag for (``_fit_options``)."""
-
-
-def _backend_options(items: list[str] | None) -> dict[str, Any]:
+def _backend_options(items: list[str] | None, flagged: Collection[str]) -> dict[str, Any]:
     """``["jit_compile=true", "steps_per_execution=8"]`` → ``{"jit_compile": True,
     "steps_per_execution": 8}``: each value read as JSON (true, 8, 0.5, "x") or a Python
     literal (True, None), else as the string it is; the backend checks names and values.
+    ``flagged`` are the ``bl.fit`` arguments that have a flag.
 
     Raises
     ------
@@ -179,7 +172,7 @@ def _backend_options(items: list[str] | None) -> dict[str, Any]:
             flag = "--" + name.replace("_", "-")
             hint = (
                 f"pass it as {flag}"
-                if name in _FLAGGED
+                if name in flagged
                 else ("it is the DATA argument" if name == "train" else "train has no flag for it")
             )
             msg = f"--option {name}=... is bl.fit's own argument, not a backend's option: {hint}"
@@ -426,7 +419,7 @@ def _fit_options(args: argparse.Namespace, val: Any) -> dict[str, Any]:
         "min_frequency": args.min_frequency,
         "unseen": args.unseen,
     }
-    backend_options = _backend_options(args.option)
+    backend_options = _backend_options(args.option, flagged=options)
     return {**{k: v for k, v in options.items() if v is not None}, **backend_options}
 
 
