@@ -166,6 +166,7 @@ class EpochRules:
         self.epoch += 1
         metrics = self.metrics()
         check_finite_and_bounded(self.epoch, metrics, self.limit)
+        self.session.log_epoch(self.epoch, metrics)
         weights = None
         if "val_nll" in metrics:
             monitored = metrics["val_nll"]

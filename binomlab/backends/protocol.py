@@ -559,6 +559,13 @@ class Session(ABC):
         msg = f"{type(self).__name__} trains no mini-batch optimiser."
         raise NotImplementedError(msg)
 
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Hand an adam/adamw or boosting epoch's ``metrics`` (``train_nll``, ``val_nll``:
+        the core's exact per-trial NLLs) to the framework's own loggers, if a user gave it
+        any: the core calls it at each epoch's end, once the epoch passed the divergence
+        check. This default logs nothing."""
+        return None
+
     def loss_and_grad(self, weights: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
         """Deterministic optimisers: set ``weights`` and return the full-batch training loss
         per trial (no penalty: the core adds it) and its gradient, both float64."""

@@ -6,6 +6,9 @@ The rules every plugin keeps are tested for Lightning in tests/test_plugin_backe
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -44,6 +47,58 @@ def test_trainer_options_lightning_refuses_are_binomlab_errors(data) -> None:
     ):
         with pytest.raises(BinomlabError, match=match):
             train(data, epochs=1, options={"accelerator": "cpu", **options})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("logger", {"a": 1}, "True, False, a Lightning Logger or a list of them"),
+        ("logger", "true", "True, False, a Lightning Logger"),
+        ("logger", [False], "a list of them"),
+        ("enable_checkpointing", "no", "True or False"),
+        ("enable_checkpointing", 1, "True or False"),
+        ("default_root_dir", 5, "a path or None"),
+        ("devices", 1.5, "an int, a str"),
+        ("devices", [0, "1"], "a list of device indices"),
+        ("precision", 16.0, "a str"),
+        ("accelerator", 3, "a str or a Lightning Accelerator"),
+        ("strategy", {"name": "ddp"}, "a str or a Lightning Strategy"),
+    ],
+)
+def test_trainer_options_of_a_type_the_trainer_does_not_take_are_refused(
+    data, name, value, expected
+) -> None:
+    # a string enable_checkpointing would be read as true, a dict logger fails inside fit
+    with pytest.raises(BinomlabError, match=rf"option {name} must be .*{re.escape(expected)}"):
+        train(data, epochs=1, options={name: value})
+
+
+def test_trainer_options_take_lightnings_objects_and_its_loggers_get_the_epochs(
+    data, val, tmp_path
+) -> None:
+    import polars as pl
+    from lightning.pytorch.accelerators import CPUAccelerator
+    from lightning.pytorch.loggers import CSVLogger
+
+    recorder = Recorder()
+    train(
+        data,
+        val,
+        epochs=3,
+        callback=recorder,
+        options={
+            "accelerator": CPUAccelerator(),
+            "logger": [CSVLogger(tmp_path, name="run")],
+            "default_root_dir": tmp_path,
+            "enable_checkpointing": False,
+        },
+    )
+    (path,) = tmp_path.rglob("metrics.csv")
+    logged = pl.read_csv(path).sort("step")
+    # the core's exact epoch NLLs, as the progress callback got them, one row per epoch
+    assert logged["step"].to_list() == [1, 2, 3]
+    for name in ("train_nll", "val_nll"):
+        np.testing.assert_allclose(logged[name].to_numpy(), recorder.column(name), rtol=1e-6)
 
 
 def test_lbfgs_refuses_trainer_options_it_would_not_use(data) -> None:

@@ -8,6 +8,7 @@ The training rules are the core's (:meth:`binomlab.backends.protocol.Backend.fit
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 from binomlab.backends.protocol import (
@@ -82,9 +83,14 @@ class LightningBackend(Backend):
         Raises
         ------
         BinomlabError
-            An unknown option, or a Trainer option given with ``optimizer="lbfgs"``.
+            An unknown option, an option of a type the Trainer does not take (e.g. a
+            ``logger`` that is neither a bool nor Lightning loggers, an
+            ``enable_checkpointing`` that is not a bool), or a Trainer option given with
+            ``optimizer="lbfgs"``.
         """
         given = super().resolve_options(config)
+        for name, value in given.items():
+            _check_type(name, value)
         if not config.deterministic:
             return {**_DEFAULTS, **given}
         accelerator = given.get("accelerator", "auto")
@@ -108,3 +114,49 @@ class LightningBackend(Backend):
         from binomlab_lightning.session import LightningSession
 
         return LightningSession(train, spec, config)
+
+
+def _check_type(name: str, value: Any) -> None:
+    """Refuse an option of a type the ``Trainer`` does not take, which it would accept
+    without a word (a string ``enable_checkpointing`` read as true) or fail on deep inside
+    ``fit`` (a ``logger`` that is a dict). Lightning checks the values of the right types.
+    Its classes are imported only for a value that is not a plain one."""
+    plain = isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    if name == "enable_checkpointing":
+        ok, expected = isinstance(value, bool), "True or False"
+    elif name == "default_root_dir":
+        ok, expected = value is None or isinstance(value, str | os.PathLike), "a path or None"
+    elif name == "logger":
+        expected = "True, False, a Lightning Logger or a list of them"
+        ok = isinstance(value, bool) or _all_instances(value, "lightning.pytorch.loggers", "Logger")
+    elif name == "devices":
+        expected = "an int, a str (e.g. 'auto', '0,1') or a list of device indices"
+        ok = plain or (
+            isinstance(value, list | tuple)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        )
+    elif name == "precision":
+        ok = plain or value is None
+        expected = "a str (e.g. '32-true', 'bf16-mixed'), an int (e.g. 64) or None"
+    else:  # accelerator, strategy: a name or Lightning's object
+        cls = {"accelerator": "Accelerator", "strategy": "Strategy"}[name]
+        module = "lightning.pytorch." + ("accelerators" if cls == "Accelerator" else "strategies")
+        expected = f"a str or a Lightning {cls}"
+        ok = isinstance(value, str) or _all_instances([value], module, cls)
+    if not ok:
+        msg = (
+            f"The lightning backend's option {name} must be {expected}. "
+            f"Received: {name}={value!r} ({type(value).__name__})"
+        )
+        raise BinomlabError(msg)
+
+
+def _all_instances(values: Any, module: str, cls: str) -> bool:
+    """Whether ``values`` is one instance of ``module.cls`` or a list or tuple of them
+    (imported here: the backend module itself imports no framework)."""
+    import importlib
+
+    base = getattr(importlib.import_module(module), cls)
+    if isinstance(values, base):
+        return True
+    return isinstance(values, list | tuple) and all(isinstance(v, base) for v in values)

@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import lightning as L
@@ -43,6 +43,7 @@ class LightningSession(Session):
     def __init__(self, train: TrainData, spec: ModelSpec, config: TrainConfig) -> None:
         self.train, self.spec, self.config = train, spec, config
         self._stack = contextlib.ExitStack()
+        self._trainer: L.Trainer | None = None  # while run_epochs runs
 
     def __enter__(self) -> LightningSession:
         stack, config = self._stack, self.config
@@ -132,6 +133,7 @@ class LightningSession(Session):
             msg = f"Lightning refused the Trainer options {dict(options)}: {err}"
             raise BinomlabError(msg) from err
         _check_launcher(trainer)
+        self._trainer = trainer
         try:
             trainer.fit(self.module)
         except SystemExit:
@@ -141,6 +143,16 @@ class LightningSession(Session):
             raise
         finally:
             self.module.end_batch = None
+            self._trainer = None
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """The core's epoch metrics to the Trainer's loggers (``logger=...``; none by
+        default), at step ``epoch``: Lightning's loggers write on rank zero only."""
+        trainer = self._trainer
+        if trainer is None:
+            return
+        for logger in trainer.loggers:
+            logger.log_metrics(dict(metrics), step=epoch)
 
 
 class EpochEnd(Callback):
