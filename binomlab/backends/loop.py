@@ -166,7 +166,9 @@ class EpochRules:
         self.epoch += 1
         metrics = self.metrics()
         check_finite_and_bounded(self.epoch, metrics, self.limit)
-        self.session.log_epoch(self.epoch, metrics)
+        log_epoch = getattr(self.session, "log_epoch", None)
+        if log_epoch is not None:  # a session not derived from Session may predate it
+            log_epoch(self.epoch, metrics)
         weights = None
         if "val_nll" in metrics:
             monitored = metrics["val_nll"]

@@ -563,7 +563,8 @@ class Session(ABC):
         """Hand an adam/adamw or boosting epoch's ``metrics`` (``train_nll``, ``val_nll``:
         the core's exact per-trial NLLs) to the framework's own loggers, if a user gave it
         any: the core calls it at each epoch's end, once the epoch passed the divergence
-        check. This default logs nothing."""
+        check. This default logs nothing, as does a session without the method (one
+        written, duck-typed, before it existed)."""
         return None
 
     def loss_and_grad(self, weights: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
