@@ -86,20 +86,18 @@ class BinomialNet(nn.Module):
 
 
 class _LookupSum(torch.autograd.Function):
-    """``Σ_j weight[:, codes[:, j]]ᵀ`` → ``[batch, out]``: one row gather of the transposed
-    weight per feature forward, one ``index_add_`` per feature backward (deterministic on
-    the CPU). On two CPU cores it beat ``embedding_bag`` (whose backward sorts the codes) by
-    about 1.7× at the flights' shapes."""
+    """``Σ_j weight[:, codes[:, j]]ᵀ`` → ``[batch, out]``: ``embedding_bag``'s sum forward
+    (one fused gather-and-add over the features), one ``index_add_`` per feature backward
+    (deterministic on the CPU). On two CPU cores, at the flights' shapes, a step forward and
+    backward costs about 1.8× less than ``embedding_bag``'s own backward (which sorts the
+    codes) and 1.3-2× less than a row gather per feature forward."""
 
     @staticmethod
     def forward(ctx: Any, weight: Tensor, codes: Tensor) -> Tensor:
-        table = weight.t().contiguous()  # [width, out]
         ctx.save_for_backward(codes)
         ctx.width = weight.shape[1]
-        out = table.index_select(0, codes[:, 0])
-        for j in range(1, codes.shape[1]):
-            out += table.index_select(0, codes[:, j])
-        return out
+        table = weight.t().contiguous()  # [width, out]: one row per level
+        return nn.functional.embedding_bag(codes, table, mode="sum")
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
